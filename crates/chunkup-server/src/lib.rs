@@ -1,0 +1,228 @@
+//! chunkup's reference upload server.
+//!
+//! It speaks the "ranged" resumable protocol over a file store (see
+//! `docs/SERVER.md`), injects faults on demand ([`FaultSpec`]) and can emulate
+//! a failover between two server processes sharing one store
+//! ([`ServerConfig::write_behind`] + [`RunningServer::crash`]).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use chunkup_server::{ServerConfig, start};
+//! let config = ServerConfig {
+//!     dir: "/tmp/chunkup-data".into(),
+//!     faults: "seed=7,reset=0.1".parse().expect("valid spec"),
+//!     ..ServerConfig::default()
+//! };
+//! let server = start("127.0.0.1:0".parse().expect("addr"), config).await?;
+//! println!("upload endpoint: {}", server.ranged_endpoint());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Method};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::cors::{Any, CorsLayer};
+
+mod admin;
+mod faults;
+pub mod proxy;
+mod ranged;
+mod serve;
+mod store;
+
+pub use faults::{FaultCounts, FaultKind, FaultSpec, FaultSpecError, ScriptedFault};
+
+/// Headers a browser client must be able to read (CORS exposed headers).
+pub const EXPOSED_HEADERS: [&str; 17] = [
+    "x-last-known-byte",
+    "location",
+    "range",
+    "content-range",
+    "retry-after",
+    "upload-offset",
+    "upload-length",
+    "upload-complete",
+    "upload-limit",
+    "tus-resumable",
+    "tus-version",
+    "tus-extension",
+    "tus-max-size",
+    "tus-checksum-algorithm",
+    "upload-expires",
+    "upload-metadata",
+    "upload-draft-interop-version",
+];
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Directory of the file store (created if missing). Two servers on the
+    /// same directory serve the same uploads.
+    pub dir: PathBuf,
+    /// Largest upload accepted, in bytes (default 64 GiB); larger -> 413.
+    pub max_size: u64,
+    /// Faults to inject (default: none).
+    pub faults: FaultSpec,
+    /// Failover emulation: per upload, keep up to this many of the newest
+    /// acknowledged bytes in memory instead of on disk (default 0 = write
+    /// everything through). Flushed on completion and graceful shutdown,
+    /// lost on [`RunningServer::crash`].
+    pub write_behind: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            dir: PathBuf::from("./chunkup-data"),
+            max_size: 64 << 30,
+            faults: FaultSpec::default(),
+            write_behind: 0,
+        }
+    }
+}
+
+/// State shared by all handlers.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: Arc<store::Store>,
+    pub(crate) faults: Arc<faults::FaultInjector>,
+}
+
+fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+        ])
+        .allow_headers(Any)
+        .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
+        .max_age(Duration::from_secs(3600));
+    Router::new()
+        .merge(ranged::routes())
+        .merge(admin::routes())
+        .with_state(state)
+        .layer(cors)
+}
+
+/// Starts a server on `addr` (use port 0 for any free port).
+pub async fn start(addr: SocketAddr, config: ServerConfig) -> std::io::Result<RunningServer> {
+    let store = Arc::new(store::Store::open(
+        config.dir,
+        config.max_size,
+        config.write_behind,
+    )?);
+    let faults = Arc::new(faults::FaultInjector::new(config.faults));
+    let state = AppState { store, faults };
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let listener_sock = socket2::SockRef::from(&listener).try_clone()?;
+    let (shutdown, rx) = watch::channel(false);
+    let task = tokio::spawn(serve::accept_loop(listener, router(state.clone()), rx));
+    tracing::info!(addr = %local, "chunkup server listening");
+    Ok(RunningServer {
+        addr: local,
+        state,
+        shutdown,
+        task,
+        listener_sock,
+    })
+}
+
+/// A running server. Dropping it stops it abruptly, like [`RunningServer::crash`].
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    /// A second handle on the listening socket, to close it at once on crash.
+    listener_sock: socket2::Socket,
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT` (loopback when listening on an unspecified address).
+    pub fn base_url(&self) -> String {
+        let ip = match self.addr.ip() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+    }
+
+    /// The ranged protocol's creation endpoint: `base_url() + "/ranged"`.
+    pub fn ranged_endpoint(&self) -> String {
+        format!("{}/ranged", self.base_url())
+    }
+
+    /// Replaces the faults: reseeds the RNG and restarts the chunk-request
+    /// counter scripts refer to. Counts are kept.
+    pub fn set_faults(&self, spec: FaultSpec) {
+        tracing::info!(%spec, "faults replaced");
+        self.state.faults.set(spec);
+    }
+
+    /// The faults currently in force.
+    pub fn faults(&self) -> FaultSpec {
+        self.state.faults.spec()
+    }
+
+    /// How many faults of each kind were injected since start.
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.state.faults.counts()
+    }
+
+    /// Graceful stop: stops accepting, lets open connections finish (at most
+    /// a few seconds), then flushes every write-behind buffer to disk.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = (&mut self.task).await;
+        if let Err(e) = self.state.store.flush_all().await {
+            tracing::error!(error = %e, "flushing write-behind buffers failed");
+        }
+        tracing::info!(addr = %self.addr, "chunkup server stopped");
+    }
+
+    /// Abrupt stop, emulating a killed process: the listening socket closes
+    /// at once, every connection is dropped, and write-behind buffers are
+    /// lost (never written).
+    pub fn crash(self) {
+        tracing::info!(addr = %self.addr, "chunkup server crashing (emulated)");
+        self.state.store.crash();
+        // Drop is what actually stops it.
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if !self.task.is_finished() {
+            self.state.store.crash();
+            // Closes the listener now, before the aborted task is dropped,
+            // so new connects are refused immediately.
+            let _ = self.listener_sock.shutdown(std::net::Shutdown::Both);
+            self.task.abort();
+        }
+    }
+}

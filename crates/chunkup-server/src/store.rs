@@ -1,0 +1,509 @@
+//! The file store: `{dir}/{id}.bin` holds an upload's bytes, `{dir}/{id}.json`
+//! its metadata. Ids are validated before any path is built from them.
+//!
+//! Each upload has an async `io` lock that serialises writers (and the
+//! write-behind buffer they manage) and a short synchronous `state` lock that
+//! readers (status polls, admin) take without waiting for a writer.
+
+use std::collections::HashMap;
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// Length in hex characters of an upload id (128 bits).
+const ID_LEN: usize = 32;
+
+/// True for exactly 32 lowercase hex characters: the only ids the server
+/// accepts, and therefore the only file names it ever builds.
+pub(crate) fn is_valid_id(id: &str) -> bool {
+    id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A fresh id: 128 bits from the operating system's CSPRNG.
+fn new_id() -> io::Result<String> {
+    let mut bytes = [0u8; ID_LEN / 2];
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// What `{id}.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    total: u64,
+    filename: Option<String>,
+    content_type: Option<String>,
+    complete: bool,
+}
+
+#[derive(Debug)]
+struct UploadState {
+    meta: Meta,
+    /// Contiguous bytes in the `.bin` file.
+    file_len: u64,
+    /// Acknowledged bytes after `file_len` not yet written (write-behind).
+    buffer: Vec<u8>,
+    /// Body bytes this instance wrote for the upload, duplicates included.
+    bytes_received: u64,
+    deleted: bool,
+}
+
+impl UploadState {
+    fn stored(&self) -> u64 {
+        self.file_len + self.buffer.len() as u64
+    }
+}
+
+/// A point-in-time view of an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Snapshot {
+    pub(crate) id: String,
+    pub(crate) total: u64,
+    pub(crate) stored: u64,
+    pub(crate) complete: bool,
+    pub(crate) filename: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) bytes_received: u64,
+}
+
+/// One upload known to this instance.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    id: String,
+    bin: PathBuf,
+    json: PathBuf,
+    write_behind: u64,
+    io: tokio::sync::Mutex<()>,
+    state: Mutex<UploadState>,
+}
+
+impl Upload {
+    fn state(&self) -> MutexGuard<'_, UploadState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Current view (counts write-behind bytes as stored).
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let st = self.state();
+        Snapshot {
+            id: self.id.clone(),
+            total: st.meta.total,
+            stored: st.stored(),
+            complete: st.meta.complete,
+            filename: st.meta.filename.clone(),
+            content_type: st.meta.content_type.clone(),
+            bytes_received: st.bytes_received,
+        }
+    }
+
+    /// Takes the writer lock and opens the file for writing.
+    pub(crate) async fn writer<'a>(
+        &'a self,
+        crashed: &'a AtomicBool,
+    ) -> io::Result<ChunkWriter<'a>> {
+        let guard = self.io.lock().await;
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.bin)
+            .await?;
+        Ok(ChunkWriter {
+            upload: self,
+            _guard: guard,
+            file,
+            crashed,
+        })
+    }
+
+    /// Hex sha256 of the stored bytes (file prefix + write-behind buffer),
+    /// streamed from disk.
+    pub(crate) async fn sha256(&self) -> io::Result<String> {
+        let (file_len, buffer) = {
+            let st = self.state();
+            (st.file_len, st.buffer.clone())
+        };
+        let mut hasher = Sha256::new();
+        let mut file = tokio::fs::File::open(&self.bin).await?;
+        let mut left = file_len;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = file.read(&mut buf[..want]).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "upload file is shorter than recorded",
+                ));
+            }
+            hasher.update(&buf[..n]);
+            left -= n as u64;
+        }
+        hasher.update(&buffer);
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// Writes the whole write-behind buffer to disk (graceful shutdown).
+    async fn flush_all(&self, crashed: &AtomicBool) -> io::Result<()> {
+        let _guard = self.io.lock().await;
+        if self.state().buffer.is_empty() {
+            return Ok(());
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.bin)
+            .await?;
+        flush_front(self, &mut file, usize::MAX, crashed).await
+    }
+}
+
+/// Moves up to `max` of the oldest buffered bytes to the file. Caller holds
+/// the upload's io lock.
+async fn flush_front(
+    upload: &Upload,
+    file: &mut tokio::fs::File,
+    max: usize,
+    crashed: &AtomicBool,
+) -> io::Result<()> {
+    if crashed.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let (at, bytes) = {
+        let st = upload.state();
+        let n = st.buffer.len().min(max);
+        (st.file_len, st.buffer[..n].to_vec())
+    };
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    file.seek(SeekFrom::Start(at)).await?;
+    file.write_all(&bytes).await?;
+    file.flush().await?;
+    let mut st = upload.state();
+    st.buffer.drain(..bytes.len());
+    st.file_len += bytes.len() as u64;
+    Ok(())
+}
+
+/// Exclusive writer of one upload, holding its io lock.
+#[derive(Debug)]
+pub(crate) struct ChunkWriter<'a> {
+    upload: &'a Upload,
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+    file: tokio::fs::File,
+    crashed: &'a AtomicBool,
+}
+
+impl ChunkWriter<'_> {
+    /// Current view of the upload.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.upload.snapshot()
+    }
+
+    /// Writes `data` at `pos`, which must not be beyond the stored bytes.
+    /// Overlapping bytes are overwritten; stored advances past the end.
+    pub(crate) async fn write_at(&mut self, pos: u64, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let (file_len, stored) = {
+            let st = self.upload.state();
+            (st.file_len, st.stored())
+        };
+        if pos > stored {
+            return Err(io::Error::other("write beyond the stored bytes"));
+        }
+        let len = data.len() as u64;
+        let write_behind = self.upload.write_behind;
+        // The part that lands inside the file, or all of it without write-behind.
+        let to_file = if write_behind == 0 {
+            data.len()
+        } else {
+            usize::try_from(file_len.saturating_sub(pos))
+                .unwrap_or(usize::MAX)
+                .min(data.len())
+        };
+        if to_file > 0 {
+            self.file.seek(SeekFrom::Start(pos)).await?;
+            self.file.write_all(&data[..to_file]).await?;
+            self.file.flush().await?;
+        }
+        let over = {
+            let mut st = self.upload.state();
+            st.bytes_received += len;
+            if write_behind == 0 {
+                st.file_len = st.file_len.max(pos + len);
+                0
+            } else {
+                let rest = &data[to_file..];
+                if !rest.is_empty() {
+                    let bpos = usize::try_from(pos + to_file as u64 - st.file_len)
+                        .map_err(io::Error::other)?;
+                    let overlap = st.buffer.len().saturating_sub(bpos).min(rest.len());
+                    st.buffer[bpos..bpos + overlap].copy_from_slice(&rest[..overlap]);
+                    st.buffer.extend_from_slice(&rest[overlap..]);
+                }
+                let w = usize::try_from(write_behind).unwrap_or(usize::MAX);
+                st.buffer.len().saturating_sub(w)
+            }
+        };
+        if over > 0 {
+            flush_front(self.upload, &mut self.file, over, self.crashed).await?;
+        }
+        Ok(())
+    }
+
+    /// Records completion when every byte is stored: flushes the
+    /// write-behind buffer and marks the metadata complete. Returns the
+    /// final view.
+    pub(crate) async fn finish(mut self) -> io::Result<Snapshot> {
+        let snap = self.upload.snapshot();
+        if snap.complete || snap.stored < snap.total {
+            return Ok(snap);
+        }
+        flush_front(self.upload, &mut self.file, usize::MAX, self.crashed).await?;
+        if self.crashed.load(Ordering::SeqCst) {
+            return Ok(snap);
+        }
+        let meta = {
+            let mut st = self.upload.state();
+            if st.deleted {
+                return Ok(snap);
+            }
+            st.meta.complete = true;
+            st.meta.clone()
+        };
+        write_meta(&self.upload.json, &meta).await?;
+        tracing::info!(id = %self.upload.id, total = meta.total, "upload complete");
+        Ok(self.upload.snapshot())
+    }
+}
+
+async fn write_meta(path: &Path, meta: &Meta) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    tokio::fs::write(&tmp, json).await?;
+    tokio::fs::rename(&tmp, path).await
+}
+
+/// All uploads of one server instance, over one directory.
+#[derive(Debug)]
+pub(crate) struct Store {
+    dir: PathBuf,
+    max_size: u64,
+    write_behind: u64,
+    uploads: Mutex<HashMap<String, Arc<Upload>>>,
+    crashed: AtomicBool,
+}
+
+/// Metadata given when an upload is created.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NewUpload {
+    pub(crate) total: u64,
+    pub(crate) filename: Option<String>,
+    pub(crate) content_type: Option<String>,
+}
+
+impl Store {
+    /// Opens (and creates if missing) the store directory.
+    pub(crate) fn open(dir: PathBuf, max_size: u64, write_behind: u64) -> io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Store {
+            dir,
+            max_size,
+            write_behind,
+            uploads: Mutex::new(HashMap::new()),
+            crashed: AtomicBool::new(false),
+        })
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Upload>>> {
+        self.uploads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Largest upload accepted.
+    pub(crate) fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
+    /// The flag writers check before touching the disk after a crash.
+    pub(crate) fn crashed(&self) -> &AtomicBool {
+        &self.crashed
+    }
+
+    /// Marks the store crashed: nothing buffered is written any more.
+    pub(crate) fn crash(&self) {
+        self.crashed.store(true, Ordering::SeqCst);
+    }
+
+    fn paths(&self, id: &str) -> (PathBuf, PathBuf) {
+        debug_assert!(is_valid_id(id));
+        (
+            self.dir.join(format!("{id}.bin")),
+            self.dir.join(format!("{id}.json")),
+        )
+    }
+
+    fn entry(&self, id: String, meta: Meta, file_len: u64) -> Upload {
+        let (bin, json) = self.paths(&id);
+        Upload {
+            id,
+            bin,
+            json,
+            write_behind: self.write_behind,
+            io: tokio::sync::Mutex::new(()),
+            state: Mutex::new(UploadState {
+                meta,
+                file_len,
+                buffer: Vec::new(),
+                bytes_received: 0,
+                deleted: false,
+            }),
+        }
+    }
+
+    /// Creates a new upload with a fresh id.
+    pub(crate) async fn create(&self, new: NewUpload) -> io::Result<Arc<Upload>> {
+        let id = new_id()?;
+        let (bin, json) = self.paths(&id);
+        let meta = Meta {
+            total: new.total,
+            filename: new.filename,
+            content_type: new.content_type,
+            complete: new.total == 0,
+        };
+        tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&bin)
+            .await?;
+        write_meta(&json, &meta).await?;
+        let upload = Arc::new(self.entry(id.clone(), meta, 0));
+        self.map().insert(id, upload.clone());
+        Ok(upload)
+    }
+
+    /// The upload `id`, loading its state from disk on first touch (another
+    /// instance may have created it). `None` for invalid or unknown ids.
+    pub(crate) async fn get(&self, id: &str) -> io::Result<Option<Arc<Upload>>> {
+        if !is_valid_id(id) {
+            return Ok(None);
+        }
+        if let Some(u) = self.map().get(id) {
+            return Ok(Some(u.clone()));
+        }
+        let (bin, json) = self.paths(id);
+        let raw = match tokio::fs::read(&json).await {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut meta: Meta = serde_json::from_slice(&raw)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let file_len = match tokio::fs::metadata(&bin).await {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        meta.complete = meta.complete || file_len >= meta.total;
+        let upload = Arc::new(self.entry(id.to_owned(), meta, file_len));
+        let mut map = self.map();
+        Ok(Some(map.entry(id.to_owned()).or_insert(upload).clone()))
+    }
+
+    /// Removes an upload and its files. False when it does not exist.
+    pub(crate) async fn delete(&self, id: &str) -> io::Result<bool> {
+        let Some(upload) = self.get(id).await? else {
+            return Ok(false);
+        };
+        upload.state().deleted = true;
+        self.map().remove(id);
+        for path in [&upload.bin, &upload.json] {
+            match tokio::fs::remove_file(path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Every upload in the directory, sorted by id.
+    pub(crate) async fn list(&self) -> io::Result<Vec<Snapshot>> {
+        let mut ids = Vec::new();
+        let mut dir = tokio::fs::read_dir(&self.dir).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            let name = entry.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json"))
+                && is_valid_id(id)
+            {
+                ids.push(id.to_owned());
+            }
+        }
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(u) = self.get(&id).await? {
+                out.push(u.snapshot());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Flushes every write-behind buffer (graceful shutdown).
+    pub(crate) async fn flush_all(&self) -> io::Result<()> {
+        let uploads: Vec<Arc<Upload>> = self.map().values().cloned().collect();
+        for u in uploads {
+            if !u.state().deleted {
+                u.flush_all(&self.crashed).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        let id = new_id().expect("id");
+        assert!(is_valid_id(&id), "{id}");
+        assert_ne!(id, new_id().expect("id"));
+        assert!(!is_valid_id(&id.to_uppercase()));
+        assert!(!is_valid_id("../../etc/passwd"));
+        assert!(!is_valid_id(&id[1..]));
+        assert!(!is_valid_id(&format!("{id}0")));
+    }
+
+    #[tokio::test]
+    async fn write_behind_buffers_and_flushes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().to_owned(), 1 << 20, 4).expect("open");
+        let up = store
+            .create(NewUpload {
+                total: 10,
+                ..NewUpload::default()
+            })
+            .await
+            .expect("create");
+        let mut w = up.writer(store.crashed()).await.expect("writer");
+        w.write_at(0, b"abcdef").await.expect("write");
+        assert_eq!(w.snapshot().stored, 6);
+        assert_eq!(up.state().file_len, 2);
+        // Rewrite overlapping the file and the buffer, then extend.
+        w.write_at(1, b"bcdefgh").await.expect("write");
+        assert_eq!(up.state().file_len, 4);
+        assert_eq!(up.state().buffer, b"efgh");
+        w.write_at(8, b"ij").await.expect("write");
+        let snap = w.finish().await.expect("finish");
+        assert!(snap.complete);
+        assert_eq!(snap.bytes_received, 15);
+        let on_disk = std::fs::read(dir.path().join(format!("{}.bin", snap.id))).expect("read");
+        assert_eq!(on_disk, b"abcdefghij");
+    }
+}
