@@ -1,0 +1,112 @@
+use std::fmt;
+use std::time::Duration;
+
+/// Why an upload failed. One public type with messages meant for people; the
+/// variants are stable so bindings can map them to a `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A URL given to chunkup or returned by the server is unusable.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    /// The configuration cannot work (for example neither an endpoint nor an
+    /// upload URL was given).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// The server refused the upload with a status that retrying cannot fix.
+    #[error("the server refused the upload: HTTP {status}{}", fmt_message(.message))]
+    Rejected { status: u16, message: String },
+
+    /// The upload no longer exists on the server and there is no endpoint to
+    /// create a new one.
+    #[error(
+        "the upload no longer exists on the server (HTTP {status}) and no endpoint was given to start a new one"
+    )]
+    UploadGone { status: u16 },
+
+    /// The server answered something the protocol does not allow. chunkup stops
+    /// rather than risk a corrupt upload.
+    #[error("the server broke the protocol: {0}")]
+    ProtocolViolation(String),
+
+    /// The retry budget ran out without the server's offset advancing.
+    #[error("gave up after {attempts} attempts without progress; last problem: {last}")]
+    RetriesExhausted { attempts: u32, last: String },
+
+    /// The overall deadline passed before the upload completed.
+    #[error("the upload did not complete within its deadline of {}s", .after.as_secs())]
+    DeadlineExceeded { after: Duration },
+}
+
+fn fmt_message(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({message})")
+    }
+}
+
+/// What kind of transport failure a driver saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportErrorKind {
+    /// The connection could not be established (refused, unreachable).
+    Connect,
+    /// The name did not resolve.
+    Dns,
+    /// TLS failed (handshake, certificate).
+    Tls,
+    /// The connection broke while sending or receiving (reset, closed early).
+    Reset,
+    /// The driver's own timeout fired.
+    Timeout,
+    /// The body source failed to produce bytes (the driver reports source
+    /// errors like missing files itself; this is a mid-request read failure).
+    Body,
+    /// Anything else.
+    Other,
+}
+
+impl fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportErrorKind::Connect => "connection failed",
+            TransportErrorKind::Dns => "name resolution failed",
+            TransportErrorKind::Tls => "TLS failed",
+            TransportErrorKind::Reset => "connection broken",
+            TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::Body => "reading the source failed",
+            TransportErrorKind::Other => "transport error",
+        })
+    }
+}
+
+/// A request that failed below HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportError {
+    /// The class of failure; decides nothing by itself today, but is reported.
+    pub kind: TransportErrorKind,
+    /// The driver's message.
+    pub message: String,
+}
+
+impl TransportError {
+    /// A transport error of `kind` with a message.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{}: {}", self.kind, self.message)
+        }
+    }
+}

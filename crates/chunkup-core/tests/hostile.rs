@@ -1,0 +1,134 @@
+//! Hostile or buggy server answers end in a typed error or a safe choice,
+//! never in a corrupt upload.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use chunkup_core::{ChunkSizing, Error, RequestKind, Response, RetryPolicy, UploadConfig};
+use support::{Harness, created, ok_lkb, range_of};
+
+fn created_upload(total: u64, chunk: u64) -> Harness {
+    let mut h = Harness::new(UploadConfig {
+        chunking: ChunkSizing::Fixed(chunk),
+        ..UploadConfig::create("http://127.0.0.1:9/ranged", total)
+    });
+    let create = h.expect_request();
+    h.respond(&create, created("/ranged/abc"));
+    h
+}
+
+fn assert_violation(h: &Harness) {
+    assert!(
+        matches!(h.failure(), Some(Error::ProtocolViolation(_))),
+        "{:?}",
+        h.failure()
+    );
+    assert!(!h.completed());
+}
+
+#[test]
+fn lkb_beyond_what_was_sent_is_refused() {
+    let mut h = created_upload(100, 10);
+    let chunk = h.expect_request();
+    h.respond(&chunk, ok_lkb(50));
+    assert!(h.next_request().is_none());
+    assert_violation(&h);
+}
+
+#[test]
+fn lkb_claiming_the_whole_file_after_one_chunk_is_refused() {
+    let mut h = created_upload(100, 10);
+    let chunk = h.expect_request();
+    // "Complete!" after 10 bytes would be a silently corrupt upload.
+    h.respond(&chunk, ok_lkb(99));
+    assert!(h.next_request().is_none());
+    assert_violation(&h);
+}
+
+#[test]
+fn negative_and_garbage_lkb_are_refused() {
+    for garbage in ["-2", "-100", "abc", "", "1e9", "9999999999999999999999"] {
+        let mut h = created_upload(100, 10);
+        let chunk = h.expect_request();
+        h.respond(
+            &chunk,
+            Response::status(200).with_header("X-Last-Known-Byte", garbage),
+        );
+        assert!(h.next_request().is_none());
+        assert_violation(&h);
+    }
+}
+
+#[test]
+fn status_beyond_total_is_refused() {
+    let mut h = Harness::new(UploadConfig::resume("http://127.0.0.1:9/ranged/x", 100));
+    let status = h.expect_request();
+    h.respond(&status, ok_lkb(100));
+    assert!(h.next_request().is_none());
+    assert_violation(&h);
+}
+
+#[test]
+fn status_body_with_another_total_is_refused() {
+    let mut h = Harness::new(UploadConfig::resume("http://127.0.0.1:9/ranged/x", 100));
+    let status = h.expect_request();
+    h.respond(&status, Response::status(200).with_body("0-9/5000"));
+    assert!(h.next_request().is_none());
+    assert_violation(&h);
+}
+
+#[test]
+fn an_offset_that_keeps_moving_backwards_ends_in_a_typed_error() {
+    let mut h = Harness::new(UploadConfig {
+        chunking: ChunkSizing::Fixed(10),
+        retry: RetryPolicy {
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        },
+        ..UploadConfig::create("http://127.0.0.1:9/ranged", 100)
+    });
+    let create = h.expect_request();
+    h.respond(&create, created("/ranged/abc"));
+    let mut sent = 0;
+    while let Some(request) = h.next_request() {
+        sent += 1;
+        assert!(sent < 100, "must end");
+        let (s, _, _) = range_of(&request);
+        // Acknowledge the chunk, then claim to have lost it again: the
+        // offset keeps going back to 5.
+        let lkb = if s < 20 { s as i64 + 9 } else { 4 };
+        h.respond(&request, ok_lkb(lkb));
+    }
+    assert!(
+        matches!(h.failure(), Some(Error::RetriesExhausted { last, .. }) if last.contains("moved back")),
+        "{:?}",
+        h.failure()
+    );
+}
+
+#[test]
+fn cross_origin_location_gets_no_credentials() {
+    let mut h = Harness::new(UploadConfig {
+        headers: vec![
+            ("Authorization".into(), "Bearer secret".into()),
+            ("X-Trace".into(), "1".into()),
+        ],
+        ..UploadConfig::create("http://127.0.0.1:9/ranged", 10)
+    });
+    let create = h.expect_request();
+    assert_eq!(create.header("Authorization"), Some("Bearer secret"));
+    h.respond(&create, created("http://127.0.0.2:9/ranged/stolen"));
+    let chunk = h.expect_request();
+    assert_eq!(chunk.kind, RequestKind::Chunk);
+    assert_eq!(chunk.header("Authorization"), None);
+    assert_eq!(chunk.header("X-Trace"), Some("1"));
+}
+
+#[test]
+fn non_http_location_is_refused() {
+    let mut h = Harness::new(UploadConfig::create("http://127.0.0.1:9/ranged", 10));
+    let create = h.expect_request();
+    h.respond(&create, created("file:///etc/passwd"));
+    assert!(h.next_request().is_none());
+    assert!(matches!(h.failure(), Some(Error::InvalidUrl { .. })));
+}
