@@ -1,0 +1,40 @@
+use std::path::PathBuf;
+
+/// Why an upload did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine gave up: the server refused, broke the protocol, or the
+    /// retry budget or deadline ran out.
+    #[error(transparent)]
+    Upload(#[from] chunkup_core::Error),
+
+    /// The source could not be opened or read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The source changed size while it was being uploaded; continuing would
+    /// store a file that never existed.
+    #[error("{} changed while it was being uploaded (expected {expected} bytes)", .path.display())]
+    SourceChanged { path: PathBuf, expected: u64 },
+
+    /// The resume store could not be used.
+    #[error("the resume store at {} failed: {source}", .path.display())]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The upload was cancelled through its [`crate::UploadControl`].
+    #[error("the upload was cancelled")]
+    Cancelled,
+
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
+}
