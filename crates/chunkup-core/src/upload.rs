@@ -132,6 +132,9 @@ pub enum Event {
     ChunkAcknowledged { offset: u64 },
     /// Progress report (throttled).
     Progress(Progress),
+    /// The server holds fewer bytes than it had acknowledged (typically a
+    /// failover lost its newest bytes); they are sent again.
+    ServerRewound { from: u64, to: u64 },
     /// A problem occurred; the engine tries again after `delay`.
     Retrying {
         attempt: u32,
@@ -646,6 +649,12 @@ impl Upload {
     /// The server's offset is now `held`; progress follows the high-water mark
     /// and only real advance refills the retry budget.
     fn move_offset(&mut self, now: Instant, held: u64) {
+        if held < self.offset {
+            self.queue.push_back(Output::Event(Event::ServerRewound {
+                from: self.offset,
+                to: held,
+            }));
+        }
         self.offset = held;
         if held > self.acknowledged {
             self.acknowledged = held;

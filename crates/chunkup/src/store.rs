@@ -191,7 +191,7 @@ impl ResumeStore for FileResumeStore {
                 records.push(record);
             }
         }
-        records.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms));
+        records.sort_by_key(|r| std::cmp::Reverse(r.updated_ms));
         Ok(records)
     }
 }

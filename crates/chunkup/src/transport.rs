@@ -104,12 +104,11 @@ fn map_error(error: reqwest::Error) -> TransportError {
     } else {
         TransportErrorKind::Other
     };
-    // The chain holds the useful part ("connection reset by peer").
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
+    // The innermost cause is the useful part ("connection reset by peer").
+    let mut innermost: &dyn std::error::Error = &error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
     }
+    let message = innermost.to_string();
     TransportError::new(kind, message)
 }

@@ -1,0 +1,69 @@
+//! `chunkup`: resumable uploads from the command line, the reference server,
+//! and a demo that shows both surviving faults.
+
+mod demo;
+mod report;
+mod serve;
+mod size;
+mod upload;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Resumable uploads that survive broken links.
+#[derive(Debug, Parser)]
+#[command(name = "chunkup", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Upload files (resuming earlier attempts of the same files).
+    Upload(upload::UploadArgs),
+    /// Run the reference server (all protocols, fault injection).
+    Serve(serve::ServeArgs),
+    /// Start an embedded server with faults on and upload a test file to it.
+    Demo(demo::DemoArgs),
+    /// List uploads that can be resumed.
+    Status(upload::StatusArgs),
+}
+
+/// Exit codes: 0 success, 1 an upload failed, 2 bad arguments, 130 interrupted.
+pub(crate) mod exit {
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHUNKUP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("chunkup: cannot start the async runtime: {error}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Upload(args) => upload::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Status(args) => upload::status(args),
+        }
+    });
+    ExitCode::from(code)
+}
