@@ -21,7 +21,7 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         other => return Err(format!("unknown size unit {other:?} in {text:?}")),
     };
     let bytes = number * factor as f64;
-    if !(bytes >= 1.0 && bytes < 1e18) {
+    if !(1.0..1e18).contains(&bytes) {
         return Err(format!("{text:?} is not a usable size"));
     }
     Ok(bytes as u64)
