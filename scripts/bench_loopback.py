@@ -56,7 +56,7 @@ def parse_size(text):
 def child_env(home):
     """The environment for clients: no proxies, and a fresh HOME/XDG dirs so a
     resume store from an earlier round cannot turn an upload into a no-op."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("CHUNKUP_")}
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     home.mkdir(parents=True, exist_ok=True)
     env["HOME"] = str(home)
