@@ -240,6 +240,8 @@ fn tally(reasons: &[RetryReason]) -> BTreeMap<&'static str, usize> {
             RetryReason::NoProgress { .. } => "acknowledged nothing new",
             RetryReason::UploadGone(_) => "upload vanished",
             RetryReason::ChunkTooLarge(_) => "chunk too large",
+            RetryReason::OffsetMismatch => "offset mismatch (409)",
+            RetryReason::ChecksumMismatch => "checksum mismatch (460)",
         };
         *counts.entry(kind).or_insert(0) += 1;
     }

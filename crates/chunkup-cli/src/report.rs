@@ -100,6 +100,14 @@ impl FileReporter {
                 HumanBytes(from - to)
             )),
             Event::Paused => self.note("  paused"),
+            Event::Discovered(caps) => {
+                let extensions = if caps.extensions.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", caps.extensions.join(", "))
+                };
+                self.note(&format!("  protocol: {}{extensions}", caps.protocol));
+            }
             _ => {}
         }
     }
@@ -176,6 +184,18 @@ fn event_json(file: &str, event: &Event) -> Option<serde_json::Value> {
             json!({"event": "server_rewound", "file": file, "from": from, "to": to})
         }
         Event::Paused => json!({"event": "paused", "file": file}),
+        Event::Discovered(caps) => json!({
+            "event": "discovered",
+            "file": file,
+            "protocol": caps.protocol.as_str(),
+            "extensions": caps.extensions,
+            "max_size": caps.max_size,
+            "checksum": caps.checksum.map(|c| c.name()),
+            "ietf_interop_version": caps.ietf_version.map(|v| v.interop()),
+        }),
+        Event::Expires { at_unix_ms } => {
+            json!({"event": "expires", "file": file, "at_unix_ms": at_unix_ms})
+        }
         // Completion and failure are reported by `finish` with the summary.
         Event::Completed { .. } | Event::Failed(_) | Event::Cancelled => return None,
     })

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chunkup::core::IetfVersion;
 use chunkup::{
     ChunkSizing, Client, FileResumeStore, Protocol, ResumeStore, RetryPolicy, UploadControl,
     UploadOptions,
@@ -21,9 +22,18 @@ pub(crate) struct UploadArgs {
     /// Where uploads are created (for ranged: the endpoint that answers POST).
     #[arg(long)]
     to: String,
-    /// Upload protocol.
+    /// Upload protocol: ranged, tus, ietf, or auto (ask the endpoint).
     #[arg(long, default_value = "ranged", value_parser = parse_protocol)]
     protocol: Protocol,
+    /// IETF draft interop version: 6 (draft -05, tusd) or 8 (draft -11).
+    #[arg(long, default_value_t = 8, value_parser = parse_ietf_version)]
+    ietf_version: u8,
+    /// Metadata for the server, `key=value` (repeatable; tus Upload-Metadata).
+    #[arg(long = "metadata")]
+    metadata: Vec<String>,
+    /// Do not send chunk checksums even when the server supports them.
+    #[arg(long)]
+    no_checksum: bool,
     /// Chunk size: `auto` (adaptive) or a size such as 8MiB.
     #[arg(long, default_value = "auto", value_parser = parse_chunk_size)]
     chunk_size: ChunkChoice,
@@ -69,6 +79,23 @@ fn parse_protocol(text: &str) -> Result<Protocol, String> {
         .map_err(|e: chunkup::core::Error| e.to_string())
 }
 
+fn parse_ietf_version(text: &str) -> Result<u8, String> {
+    match text.trim() {
+        "6" => Ok(6),
+        "8" => Ok(8),
+        other => Err(format!("IETF interop version {other:?} is not 6 or 8")),
+    }
+}
+
+fn parse_metadata(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("metadata {text:?} is not `key=value`")),
+    }
+}
+
 fn parse_header(text: &str) -> Result<(String, String), String> {
     match text.split_once(':') {
         Some((name, value)) if !name.trim().is_empty() => {
@@ -89,6 +116,11 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
     let headers: Result<Vec<_>, _> = args.headers.iter().map(|h| parse_header(h)).collect();
     let headers = match headers {
         Ok(headers) => headers,
+        Err(error) => return usage(&error),
+    };
+    let metadata: Result<Vec<_>, _> = args.metadata.iter().map(|m| parse_metadata(m)).collect();
+    let metadata = match metadata {
+        Ok(metadata) => metadata,
         Err(error) => return usage(&error),
     };
     // Catch a bad URL once, before any file is touched.
@@ -123,6 +155,13 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
         },
         headers,
         content_type: args.content_type.clone(),
+        metadata,
+        checksum: !args.no_checksum,
+        ietf_version: if args.ietf_version == 6 {
+            IetfVersion::Interop6
+        } else {
+            IetfVersion::Interop8
+        },
         ..UploadOptions::default()
     };
 

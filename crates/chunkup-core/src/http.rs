@@ -49,6 +49,8 @@ pub enum RequestKind {
     Chunk,
     /// Removes the upload on the server.
     Terminate,
+    /// Asks the endpoint which protocol it speaks (`OPTIONS`).
+    Discover,
 }
 
 /// A half-open byte range `[start, end)` of the source.
@@ -88,6 +90,9 @@ pub struct RequestSpec {
     pub headers: Vec<(String, String)>,
     /// The source bytes to send as the body, if any.
     pub body: Option<ByteRange>,
+    /// Add an `Upload-Checksum` header computed with this algorithm over the
+    /// body's bytes ([`crate::ChecksumAlgorithm::header_value`]).
+    pub checksum: Option<crate::ChecksumAlgorithm>,
 }
 
 impl RequestSpec {

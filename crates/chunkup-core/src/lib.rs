@@ -25,6 +25,7 @@
 //! The same engine is tested with a simulated clock against a scripted
 //! server, so every status code path and fault sequence is deterministic.
 
+mod checksum;
 mod error;
 mod http;
 mod progress;
@@ -35,10 +36,11 @@ mod sizing;
 mod time;
 mod upload;
 
+pub use checksum::ChecksumAlgorithm;
 pub use error::{Error, TransportError, TransportErrorKind};
 pub use http::{ByteRange, Method, RequestId, RequestKind, RequestSpec, Response};
 pub use progress::Progress;
-pub use protocol::Protocol;
+pub use protocol::{Capabilities, Concat, IetfVersion, Protocol};
 pub use resume::{ResumeRecord, fingerprint};
 pub use retry::{RetryPolicy, RetryReason};
 pub use sizing::{ChunkSizer, ChunkSizing};

@@ -45,6 +45,20 @@ pub struct ResumeRecord {
     pub total: u64,
     /// When the record was written, milliseconds since the Unix epoch.
     pub updated_ms: i64,
+    /// When the server will forget the upload, if it said (tus expiration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
+}
+
+impl ResumeRecord {
+    /// Whether the record may still be resumed at `now_ms` (wall clock,
+    /// milliseconds since the Unix epoch): an expired upload is not resumed,
+    /// with a minute's margin for clock skew and the time to get there.
+    pub fn is_resumable(&self, now_ms: i64) -> bool {
+        const MARGIN_MS: i64 = 60_000;
+        self.expires_ms
+            .is_none_or(|expires| now_ms.saturating_add(MARGIN_MS) < expires)
+    }
 }
 
 #[cfg(test)]

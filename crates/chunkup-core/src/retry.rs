@@ -59,6 +59,10 @@ pub enum RetryReason {
     UploadGone(u16),
     /// The server refused the chunk as too large; a smaller one is tried.
     ChunkTooLarge(u64),
+    /// Client and server disagreed on the offset (409): the server is asked.
+    OffsetMismatch,
+    /// The server's checksum of the chunk differed (tus 460): sent again.
+    ChecksumMismatch,
 }
 
 impl fmt::Display for RetryReason {
@@ -80,6 +84,8 @@ impl fmt::Display for RetryReason {
             RetryReason::ChunkTooLarge(size) => {
                 write!(f, "chunk of {size} bytes too large (HTTP 413)")
             }
+            RetryReason::OffsetMismatch => write!(f, "offset mismatch (HTTP 409)"),
+            RetryReason::ChecksumMismatch => write!(f, "checksum mismatch (HTTP 460)"),
         }
     }
 }

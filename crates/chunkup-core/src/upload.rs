@@ -7,11 +7,12 @@ use std::time::Duration;
 use url::Url;
 
 use crate::progress::ProgressTracker;
-use crate::protocol::{Ranged, RequestParts, UploadMeta, Verdict};
+use crate::protocol::{Codec, Ietf, Ranged, RequestParts, Tus, UploadMeta, Verdict, discovery};
 use crate::retry::RetryState;
 use crate::{
-    ByteRange, ChunkSizer, ChunkSizing, Error, Instant, Method, Progress, Protocol, RequestId,
-    RequestKind, RequestSpec, Response, RetryPolicy, RetryReason, TransportError,
+    ByteRange, Capabilities, ChunkSizer, ChunkSizing, Concat, Error, IetfVersion, Instant, Method,
+    Progress, Protocol, RequestId, RequestKind, RequestSpec, Response, RetryPolicy, RetryReason,
+    TransportError,
 };
 
 /// Headers that carry credentials: never sent to an origin other than the
@@ -29,8 +30,9 @@ pub struct UploadConfig {
     /// An existing upload to continue: from the application, or from a resume
     /// store. The engine first asks the server how much it holds.
     pub upload_url: Option<String>,
-    /// Size of the source in bytes.
-    pub total_size: u64,
+    /// Size of the source in bytes; `None` for a stream whose length is
+    /// learned at its end (tus creation-defer-length, IETF).
+    pub total_size: Option<u64>,
     /// File name announced to the server.
     pub file_name: String,
     /// Content type announced to the server.
@@ -45,6 +47,21 @@ pub struct UploadConfig {
     pub progress_interval: Duration,
     /// Method for ranged chunks (`POST` by default, or `PUT`).
     pub chunk_method: Method,
+    /// The IETF draft revision, when the protocol is IETF.
+    pub ietf_version: IetfVersion,
+    /// What the endpoint is known to support (skips discovery; a driver
+    /// uploading many files caches it from the first upload's
+    /// [`Event::Discovered`]).
+    pub capabilities: Option<Capabilities>,
+    /// User metadata (tus `Upload-Metadata`).
+    pub metadata: Vec<(String, String)>,
+    /// Send chunk checksums when the server supports them (tus checksum).
+    pub checksum: bool,
+    /// Remove the upload from the server when cancelled (when the protocol
+    /// can).
+    pub terminate_on_cancel: bool,
+    /// This upload's role in a tus concatenation.
+    pub concat: Concat,
     /// Seed for backoff jitter; drivers pass a random one, tests a fixed one.
     pub seed: u64,
 }
@@ -54,7 +71,15 @@ impl UploadConfig {
     pub fn create(endpoint: impl Into<String>, total_size: u64) -> Self {
         UploadConfig {
             endpoint: Some(endpoint.into()),
-            ..Self::base(total_size)
+            ..Self::base(Some(total_size))
+        }
+    }
+
+    /// A new upload of a stream whose length is not known yet.
+    pub fn create_stream(endpoint: impl Into<String>) -> Self {
+        UploadConfig {
+            endpoint: Some(endpoint.into()),
+            ..Self::base(None)
         }
     }
 
@@ -62,11 +87,11 @@ impl UploadConfig {
     pub fn resume(upload_url: impl Into<String>, total_size: u64) -> Self {
         UploadConfig {
             upload_url: Some(upload_url.into()),
-            ..Self::base(total_size)
+            ..Self::base(Some(total_size))
         }
     }
 
-    fn base(total_size: u64) -> Self {
+    fn base(total_size: Option<u64>) -> Self {
         UploadConfig {
             protocol: Protocol::default(),
             endpoint: None,
@@ -79,6 +104,12 @@ impl UploadConfig {
             retry: RetryPolicy::default(),
             progress_interval: Duration::from_millis(100),
             chunk_method: Method::Post,
+            ietf_version: IetfVersion::default(),
+            capabilities: None,
+            metadata: Vec::new(),
+            checksum: true,
+            terminate_on_cancel: true,
+            concat: Concat::None,
             seed: 0,
         }
     }
@@ -97,6 +128,9 @@ pub enum Input {
     /// `bytes` of request `id`'s body have been handed to the network so far
     /// (feeds stall detection and byte-level progress).
     BodySent { id: RequestId, bytes: u64 },
+    /// While preparing request `id`'s body the driver found that the source
+    /// (a stream) ends at byte `at`; the request was not sent.
+    SourceEnded { id: RequestId, at: u64 },
     /// Stop sending until `Resume`; a request in flight is abandoned.
     Pause,
     /// Continue after `Pause`, first asking the server for its offset.
@@ -124,6 +158,11 @@ pub enum Output {
 /// What happened, for the user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// The endpoint said what it supports, and this protocol was chosen.
+    Discovered(Capabilities),
+    /// The server will forget the upload at this time (milliseconds since
+    /// the Unix epoch); store it with the resume record.
+    Expires { at_unix_ms: i64 },
     /// A new upload exists on the server (store this URL to resume later).
     Created { upload_url: String },
     /// An existing upload was found holding `offset` bytes.
@@ -154,9 +193,11 @@ pub enum Event {
 /// What the engine does when it next gets the chance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
+    Discover,
     Create,
     Status,
     Chunk,
+    Terminate,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +208,8 @@ struct InFlight {
     started: Instant,
     last_activity: Instant,
     body_sent: u64,
+    /// The request tells the server the final length.
+    announces_length: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -183,12 +226,17 @@ enum Phase {
 #[derive(Debug)]
 pub struct Upload {
     config: UploadConfig,
-    ranged: Ranged,
+    codec: Codec,
+    capabilities: Option<Capabilities>,
     endpoint: Option<Url>,
     upload_url: Option<Url>,
     /// The origin credentials may be sent to.
     home_origin: url::Origin,
     phase: Phase,
+    /// The size, once known.
+    total: Option<u64>,
+    /// The server knows the final length (sent at creation or later).
+    length_announced: bool,
     /// Where the next chunk starts: the server's offset as last reported.
     offset: u64,
     /// The most the server ever acknowledged (progress; never decreases).
@@ -200,6 +248,7 @@ pub struct Upload {
     inherited_limit: u64,
     /// The first status answer of a resumed upload is reported as such.
     resuming: bool,
+    expires_ms: Option<i64>,
     next_id: u64,
     retry: RetryState,
     sizer: ChunkSizer,
@@ -226,36 +275,94 @@ impl Upload {
                 ));
             }
         };
-        let first = if upload_url.is_some() {
-            Step::Status
-        } else {
-            Step::Create
-        };
-        Ok(Upload {
-            ranged: Ranged {
+        if matches!(config.concat, Concat::Final(_)) && config.protocol != Protocol::Tus {
+            return Err(Error::InvalidConfig(
+                "concatenation needs the tus protocol".into(),
+            ));
+        }
+        let mut upload = Upload {
+            codec: Codec::Ranged(Ranged {
                 chunk_method: config.chunk_method,
-            },
+            }),
+            capabilities: None,
             retry: RetryState::new(&config.retry, config.seed),
             sizer: ChunkSizer::new(config.chunking.clone()),
             progress: ProgressTracker::new(config.progress_interval),
             inherited_limit: if upload_url.is_some() {
-                config.total_size
+                config.total_size.unwrap_or(u64::MAX)
             } else {
                 0
             },
             resuming: upload_url.is_some(),
+            total: config.total_size,
+            length_announced: config.total_size.is_some(),
             endpoint,
             upload_url,
             home_origin: home,
-            phase: Phase::Ready(first),
+            phase: Phase::Paused,
             offset: 0,
             acknowledged: 0,
             sent_high: 0,
+            expires_ms: None,
             next_id: 0,
             queue: VecDeque::new(),
             started: None,
             config,
-        })
+        };
+        let known = upload.config.capabilities.clone();
+        let first = match (upload.config.protocol, known) {
+            (_, Some(capabilities)) => {
+                upload.adopt(capabilities)?;
+                upload.recovery_step()
+            }
+            (Protocol::Auto | Protocol::Tus, None) => Step::Discover,
+            (protocol, None) => {
+                upload.adopt(Capabilities {
+                    protocol,
+                    ietf_version: Some(upload.config.ietf_version),
+                    ..Capabilities::default()
+                })?;
+                upload.recovery_step()
+            }
+        };
+        upload.phase = Phase::Ready(first);
+        Ok(upload)
+    }
+
+    /// Takes the protocol the endpoint supports; checks what must hold for it.
+    fn adopt(&mut self, capabilities: Capabilities) -> Result<(), Error> {
+        let protocol = match self.config.protocol {
+            Protocol::Auto => capabilities.protocol,
+            chosen => chosen,
+        };
+        self.codec = match protocol {
+            Protocol::Tus => Codec::Tus(Tus {
+                extensions: capabilities.extensions.clone(),
+            }),
+            Protocol::Ietf => Codec::Ietf(Ietf {
+                version: capabilities
+                    .ietf_version
+                    .unwrap_or(self.config.ietf_version),
+            }),
+            Protocol::Ranged | Protocol::Auto => Codec::Ranged(Ranged {
+                chunk_method: self.config.chunk_method,
+            }),
+        };
+        if self.total.is_none() && !self.codec.defers_length() {
+            return Err(Error::InvalidConfig(format!(
+                "a stream of unknown length needs a protocol that can defer the length, not {protocol}"
+            )));
+        }
+        if let (Some(max), Some(total)) = (capabilities.max_size, self.total)
+            && total > max
+        {
+            return Err(Error::Rejected {
+                status: 413,
+                message: format!("the server takes uploads of at most {max} bytes"),
+            });
+        }
+        self.capabilities = Some(capabilities);
+        Ok(())
     }
 
     /// The upload's URL on the server, once known.
@@ -268,14 +375,17 @@ impl Upload {
         self.acknowledged
     }
 
-    /// The upload's size.
-    pub fn total(&self) -> u64 {
-        self.config.total_size
+    /// The upload's size, once known.
+    pub fn total(&self) -> Option<u64> {
+        self.total
     }
 
-    /// The protocol in use.
+    /// The protocol in use (the configured one until discovery answered).
     pub fn protocol(&self) -> Protocol {
-        self.config.protocol
+        match self.capabilities {
+            Some(_) => self.codec.protocol(),
+            None => self.config.protocol,
+        }
     }
 
     /// The chunk sizer (to inspect its estimates).
@@ -342,7 +452,15 @@ impl Upload {
             }
             Input::TransportFailed { id, error } => {
                 if let Some(flight) = self.take_in_flight(id) {
+                    if flight.step == Step::Terminate {
+                        return self.finish_cancelled();
+                    }
                     self.on_break(now, flight, RetryReason::Transport(error));
+                }
+            }
+            Input::SourceEnded { id, at } => {
+                if let Some(flight) = self.take_in_flight(id) {
+                    self.on_source_ended(flight, at);
                 }
             }
             Input::BodySent { id, bytes } => {
@@ -369,16 +487,30 @@ impl Upload {
                     self.phase = Phase::Ready(self.recovery_step());
                 }
             }
-            Input::Cancel => {
-                if !matches!(self.phase, Phase::Finished) {
-                    if let Phase::InFlight(flight) = &self.phase {
-                        self.queue.push_back(Output::Abort(flight.id));
-                    }
-                    self.phase = Phase::Finished;
-                    self.queue.push_back(Output::Event(Event::Cancelled));
-                }
-            }
+            Input::Cancel => self.cancel(),
         }
+    }
+
+    fn cancel(&mut self) {
+        match &self.phase {
+            Phase::Finished => return,
+            Phase::InFlight(flight) if flight.step == Step::Terminate => return,
+            Phase::InFlight(flight) => self.queue.push_back(Output::Abort(flight.id)),
+            _ => {}
+        }
+        let can_terminate = self.config.terminate_on_cancel
+            && self.upload_url.is_some()
+            && self.codec.terminate().is_some();
+        if can_terminate {
+            self.phase = Phase::Ready(Step::Terminate);
+        } else {
+            self.finish_cancelled();
+        }
+    }
+
+    fn finish_cancelled(&mut self) {
+        self.phase = Phase::Finished;
+        self.queue.push_back(Output::Event(Event::Cancelled));
     }
 
     fn take_in_flight(&mut self, id: RequestId) -> Option<InFlight> {
@@ -394,9 +526,11 @@ impl Upload {
     }
 
     /// After any doubt about what the server holds: ask it (or create the
-    /// upload if there is none yet).
+    /// upload if there is none yet, or learn the protocol first).
     fn recovery_step(&self) -> Step {
-        if self.upload_url.is_some() {
+        if self.capabilities.is_none() && self.config.capabilities.is_none() {
+            Step::Discover
+        } else if self.upload_url.is_some() {
             Step::Status
         } else {
             Step::Create
@@ -405,33 +539,69 @@ impl Upload {
 
     fn meta(&self) -> UploadMeta<'_> {
         UploadMeta {
-            total: self.config.total_size,
+            total: self.total,
             file_name: &self.config.file_name,
             content_type: &self.config.content_type,
+            metadata: &self.config.metadata,
+            concat: &self.config.concat,
+        }
+    }
+
+    /// The next chunk's range from the current offset.
+    fn next_range(&self) -> ByteRange {
+        let remaining = self
+            .total
+            .map_or(u64::MAX, |t| t.saturating_sub(self.offset));
+        let len = self.sizer.next_chunk(remaining);
+        ByteRange {
+            start: self.offset,
+            end: self.offset + len,
         }
     }
 
     fn start_request(&mut self, now: Instant, step: Step) -> RequestSpec {
+        let mut announces_length = false;
         let (kind, url, range, parts) = match step {
+            Step::Discover => {
+                let url = self.endpoint.clone().or_else(|| self.upload_url.clone());
+                // The interop version lets IETF servers (and tusd) answer as such.
+                let interop = self.config.ietf_version.interop().to_string();
+                let headers = match self.config.protocol {
+                    Protocol::Tus => Vec::new(),
+                    _ => vec![("Upload-Draft-Interop-Version".into(), interop)],
+                };
+                let parts = RequestParts {
+                    method: Method::Options,
+                    headers,
+                };
+                (RequestKind::Discover, url, None, parts)
+            }
             Step::Create => {
-                let parts = self.ranged.create(&self.meta());
-                (RequestKind::Create, self.endpoint.clone(), None, parts)
+                // Small files travel in the creation request when allowed.
+                let whole = self.next_range();
+                let body = (self.codec.creation_with_upload()
+                    && self.total.is_some_and(|t| t > 0 && whole.end == t)
+                    && self.config.concat != Concat::Partial
+                    && !matches!(self.config.concat, Concat::Final(_)))
+                .then_some(whole);
+                if let Some(range) = body {
+                    self.sent_high = self.sent_high.max(range.end);
+                }
+                let parts = self.codec.create(&self.meta(), body);
+                (RequestKind::Create, self.endpoint.clone(), body, parts)
             }
             Step::Status => (
                 RequestKind::Status,
                 self.upload_url.clone(),
                 None,
-                self.ranged.status(),
+                self.codec.status(),
             ),
             Step::Chunk => {
-                let remaining = self.config.total_size - self.offset;
-                let len = self.sizer.next_chunk(remaining);
-                let range = ByteRange {
-                    start: self.offset,
-                    end: self.offset + len,
-                };
+                let range = self.next_range();
                 self.sent_high = self.sent_high.max(range.end);
-                let parts = self.ranged.chunk(range, &self.meta());
+                let last = self.total.is_some_and(|t| range.end == t);
+                announces_length = last && !self.length_announced;
+                let parts = self.codec.chunk(range, &self.meta(), last);
                 (
                     RequestKind::Chunk,
                     self.upload_url.clone(),
@@ -439,12 +609,26 @@ impl Upload {
                     parts,
                 )
             }
+            Step::Terminate => {
+                let parts = self.codec.terminate().unwrap_or(RequestParts {
+                    method: Method::Delete,
+                    headers: Vec::new(),
+                });
+                (RequestKind::Terminate, self.upload_url.clone(), None, parts)
+            }
         };
-        // Steps are only scheduled when their URL is known.
+        // Steps are only scheduled once their URL is known.
         let url = url.expect("a step is only scheduled once its URL is known");
         let id = RequestId(self.next_id);
         self.next_id += 1;
+        let method = parts.method;
         let headers = self.headers_for(&url, parts);
+        let checksum = match (kind, range) {
+            (RequestKind::Chunk, Some(r)) if !r.is_empty() => self
+                .codec
+                .checksum(self.config.checksum, self.capabilities.as_ref()),
+            _ => None,
+        };
         self.phase = Phase::InFlight(InFlight {
             id,
             step,
@@ -452,23 +636,16 @@ impl Upload {
             started: now,
             last_activity: now,
             body_sent: 0,
+            announces_length,
         });
         RequestSpec {
             id,
             kind,
-            method: self.ranged_method(kind),
+            method,
             url: url.to_string(),
             headers,
             body: range,
-        }
-    }
-
-    fn ranged_method(&self, kind: RequestKind) -> Method {
-        match kind {
-            RequestKind::Create => Method::Post,
-            RequestKind::Status => Method::Get,
-            RequestKind::Chunk => self.config.chunk_method,
-            RequestKind::Terminate => Method::Delete,
+            checksum,
         }
     }
 
@@ -491,27 +668,52 @@ impl Upload {
 
     fn on_response(&mut self, now: Instant, flight: InFlight, response: Response) {
         let elapsed = now.saturating_since(flight.started);
+        let range = flight.range.unwrap_or(ByteRange { start: 0, end: 0 });
         let verdict = match flight.step {
-            Step::Create => self.ranged.on_create(&response),
-            Step::Status => self.ranged.on_status(&response, &self.meta()),
-            Step::Chunk => {
-                let range = flight.range.unwrap_or(ByteRange { start: 0, end: 0 });
-                self.ranged.on_chunk(&response, range)
-            }
+            Step::Discover => discovery::on_options(&response),
+            Step::Create => self.codec.on_create(&response),
+            Step::Status => self.codec.on_status(&response, &self.meta()),
+            Step::Chunk => self.codec.on_chunk(&response, range),
+            Step::Terminate => return self.finish_cancelled(),
         };
-        if flight.step != Step::Chunk && !matches!(verdict, Verdict::Retry { .. }) {
+        if let Some((min, max)) = self.codec.append_limits(&response) {
+            self.sizer.set_server_limits(min, max);
+        }
+        if let Some(at) = self.codec.expires_ms(&response)
+            && self.expires_ms != Some(at)
+        {
+            self.expires_ms = Some(at);
+            self.queue
+                .push_back(Output::Event(Event::Expires { at_unix_ms: at }));
+        }
+        if flight.step == Step::Status
+            && self.total.is_some()
+            && self.codec.server_knows_length(&response)
+        {
+            self.length_announced = true;
+        }
+        if flight.body_is_empty() && !matches!(verdict, Verdict::Retry { .. }) {
             self.sizer.on_round_trip(elapsed);
         }
         match verdict {
-            Verdict::Created { location } if flight.step == Step::Create => {
-                self.on_created(now, &location)
+            Verdict::Discovered(capabilities) if flight.step == Step::Discover => {
+                if let Err(error) = self.adopt(capabilities.clone()) {
+                    return self.fail(error);
+                }
+                self.queue
+                    .push_back(Output::Event(Event::Discovered(capabilities)));
+                self.phase = Phase::Ready(self.recovery_step());
             }
-            Verdict::Created { .. } => self.fail(Error::ProtocolViolation(
-                "a Location arrived for a request that creates nothing".into(),
-            )),
+            Verdict::Created { location, offset } if flight.step == Step::Create => {
+                self.on_created(now, &flight, &location, offset)
+            }
+            Verdict::Discovered(_) | Verdict::Created { .. } => self.fail(
+                Error::ProtocolViolation("an answer that does not fit the request".into()),
+            ),
             Verdict::ServerHas(held) => self.on_server_has(now, &flight, held, elapsed),
+            Verdict::Resync => self.retry_now(RetryReason::OffsetMismatch, Step::Status),
+            Verdict::ResendChunk(reason) => self.retry_now(reason, Step::Chunk),
             Verdict::StepBack => {
-                let range = flight.range.unwrap_or(ByteRange { start: 0, end: 0 });
                 let back = range.start.saturating_sub(range.len());
                 self.offset = back;
                 let reason = RetryReason::OffsetMovedBack {
@@ -524,18 +726,21 @@ impl Upload {
                 reason,
                 retry_after,
             } => {
+                if flight.step == Step::Chunk {
+                    self.sizer.on_break(flight.body_sent);
+                }
                 let then = self.recovery_step();
                 self.retry_later(now, reason, retry_after, then);
             }
-            Verdict::Gone(status) if flight.step == Step::Create => self.fail(Error::Rejected {
-                status,
-                message: "the endpoint does not exist".into(),
-            }),
+            Verdict::Gone(status) if matches!(flight.step, Step::Create | Step::Discover) => self
+                .fail(Error::Rejected {
+                    status,
+                    message: "the endpoint does not exist".into(),
+                }),
             Verdict::Gone(status) => self.on_gone(status),
             Verdict::TooLarge => {
-                let len = flight.range.map_or(0, |r| r.len());
-                if flight.step == Step::Chunk && self.sizer.on_too_large(len) {
-                    self.retry_now(RetryReason::ChunkTooLarge(len), Step::Chunk);
+                if flight.step == Step::Chunk && self.sizer.on_too_large(range.len()) {
+                    self.retry_now(RetryReason::ChunkTooLarge(range.len()), Step::Chunk);
                 } else {
                     self.fail(Error::Rejected {
                         status: 413,
@@ -547,7 +752,7 @@ impl Upload {
         }
     }
 
-    fn on_created(&mut self, now: Instant, location: &str) {
+    fn on_created(&mut self, now: Instant, flight: &InFlight, location: &str, held: Option<u64>) {
         let base = self
             .endpoint
             .as_ref()
@@ -572,18 +777,26 @@ impl Upload {
         }));
         self.upload_url = Some(url);
         self.offset = 0;
-        self.sent_high = 0;
+        self.sent_high = flight.range.map_or(0, |r| r.end);
         self.inherited_limit = 0;
-        if self.config.total_size == 0 {
-            self.complete(now);
-        } else {
-            self.phase = Phase::Ready(Step::Chunk);
+        self.resuming = false;
+        let final_concat = matches!(self.config.concat, Concat::Final(_));
+        if final_concat || self.total == Some(0) {
+            return self.complete(now);
+        }
+        match (flight.range, held) {
+            // Data went with the creation request: the answer says how much
+            // arrived (no answer means we must ask).
+            (Some(_), Some(held)) => self.on_server_has(now, flight, held, Duration::ZERO),
+            (Some(_), None) => self.phase = Phase::Ready(Step::Status),
+            (None, _) => self.phase = Phase::Ready(Step::Chunk),
         }
     }
 
     fn on_server_has(&mut self, now: Instant, flight: &InFlight, held: u64, elapsed: Duration) {
-        let total = self.config.total_size;
-        if held > total {
+        if let Some(total) = self.total
+            && held > total
+        {
             return self.fail(Error::ProtocolViolation(format!(
                 "the server claims {held} bytes of a {total}-byte upload"
             )));
@@ -601,21 +814,20 @@ impl Upload {
                         .push_back(Output::Event(Event::ResumedAt { offset: held }));
                 }
                 self.move_offset(now, held);
-                if held == total {
-                    self.complete(now);
-                } else {
-                    self.phase = Phase::Ready(Step::Chunk);
-                }
+                self.continue_or_complete(now);
             }
-            Step::Chunk => {
+            Step::Chunk | Step::Create => {
                 let range = flight.range.unwrap_or(ByteRange { start: 0, end: 0 });
-                if held >= range.end {
+                if held >= range.end && flight.step == Step::Chunk {
                     self.sizer.on_chunk_acked(range.len(), elapsed);
+                    if flight.announces_length {
+                        self.length_announced = true;
+                    }
                 }
                 self.move_offset(now, held);
                 self.queue
                     .push_back(Output::Event(Event::ChunkAcknowledged { offset: held }));
-                if held == total {
+                if self.is_complete() {
                     self.complete(now);
                 } else if held < range.start {
                     let reason = RetryReason::OffsetMovedBack {
@@ -623,16 +835,42 @@ impl Upload {
                         to: held,
                     };
                     self.retry_now(reason, Step::Chunk);
-                } else if held == range.start {
+                } else if held == range.start && !range.is_empty() {
                     self.retry_now(RetryReason::NoProgress { offset: held }, Step::Chunk);
                 } else {
                     self.phase = Phase::Ready(Step::Chunk);
                 }
             }
-            Step::Create => self.fail(Error::ProtocolViolation(
-                "the create answer carried no upload location".into(),
+            Step::Discover | Step::Terminate => self.fail(Error::ProtocolViolation(
+                "an offset arrived for a request that sends none".into(),
             )),
         }
+    }
+
+    /// Complete when the server holds every byte and knows that is all.
+    fn is_complete(&self) -> bool {
+        self.total == Some(self.offset) && self.length_announced
+    }
+
+    fn continue_or_complete(&mut self, now: Instant) {
+        if self.is_complete() {
+            self.complete(now);
+        } else {
+            self.phase = Phase::Ready(Step::Chunk);
+        }
+    }
+
+    fn on_source_ended(&mut self, flight: InFlight, at: u64) {
+        let plausible = flight.range.is_some_and(|r| r.start <= at && at < r.end);
+        if self.total.is_some() || !plausible {
+            return self.fail(Error::InvalidConfig(format!(
+                "the source ended at byte {at}, which does not fit the upload"
+            )));
+        }
+        // The request was never sent: plan the last chunk with the length.
+        self.total = Some(at);
+        self.sent_high = self.sent_high.min(at).max(self.offset);
+        self.phase = Phase::Ready(Step::Chunk);
     }
 
     fn on_gone(&mut self, status: u16) {
@@ -643,6 +881,7 @@ impl Upload {
         self.offset = 0;
         self.sent_high = 0;
         self.resuming = false;
+        self.length_announced = self.total.is_some();
         self.retry_now(RetryReason::UploadGone(status), Step::Create);
     }
 
@@ -660,7 +899,7 @@ impl Upload {
             self.acknowledged = held;
             self.retry.progressed();
         }
-        let force = held == self.config.total_size;
+        let force = self.total == Some(held);
         self.report_progress(now, force);
     }
 
@@ -671,11 +910,13 @@ impl Upload {
             }),
             _ => 0,
         };
+        // An unknown length is shown as what has been acknowledged so far.
+        let total = self.total.unwrap_or(self.acknowledged + in_flight);
         if let Some(progress) = self.progress.update(
             now,
             self.acknowledged,
             self.acknowledged + in_flight,
-            self.config.total_size,
+            total,
             force,
         ) {
             self.queue
@@ -758,6 +999,12 @@ impl Upload {
         }
         self.phase = Phase::Finished;
         self.queue.push_back(Output::Event(Event::Failed(error)));
+    }
+}
+
+impl InFlight {
+    fn body_is_empty(&self) -> bool {
+        self.range.is_none_or(|r| r.is_empty())
     }
 }
 

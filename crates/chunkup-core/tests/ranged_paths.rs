@@ -480,8 +480,28 @@ fn pause_aborts_and_resume_polls_status() {
 }
 
 #[test]
-fn cancel_stops_everything() {
+fn cancel_terminates_the_upload_on_the_server() {
     let mut h = created_upload(30, 10);
+    let chunk = h.expect_request();
+    h.input(Input::Cancel);
+    let delete = h.expect_request();
+    assert_eq!(delete.kind, RequestKind::Terminate);
+    assert_eq!(delete.method, Method::Delete);
+    assert_eq!(delete.url, "http://127.0.0.1:9/ranged/abc");
+    assert_eq!(h.aborted, vec![chunk.id]);
+    h.respond(&delete, Response::status(204));
+    assert!(h.next_request().is_none());
+    assert!(h.events.contains(&Event::Cancelled));
+}
+
+#[test]
+fn cancel_stops_everything() {
+    let mut h = Harness::new(UploadConfig {
+        terminate_on_cancel: false,
+        ..config(30, 10)
+    });
+    let create = h.expect_request();
+    h.respond(&create, created("/ranged/abc"));
     let chunk = h.expect_request();
     h.input(Input::Cancel);
     assert!(h.next_request().is_none());

@@ -85,7 +85,7 @@ impl SimServer {
                 }
             },
             RequestKind::Chunk => self.chunk(h, request, fault),
-            RequestKind::Terminate => unreachable!(),
+            RequestKind::Terminate | RequestKind::Discover => unreachable!(),
         }
     }
 

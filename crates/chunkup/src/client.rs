@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chunkup_core::{
-    ChunkSizing, Event, Input, Protocol, ResumeRecord, RetryPolicy, RetryReason, Upload,
-    UploadConfig, fingerprint,
+    ChunkSizing, Event, IetfVersion, Input, Protocol, ResumeRecord, RetryPolicy, RetryReason,
+    Upload, UploadConfig, fingerprint,
 };
 use tokio::sync::mpsc;
 
@@ -36,6 +36,12 @@ pub struct UploadOptions {
     pub control: Option<UploadControl>,
     /// Minimum time between progress events.
     pub progress_interval: Duration,
+    /// The IETF draft revision, when the protocol is IETF.
+    pub ietf_version: IetfVersion,
+    /// Metadata for the server (tus `Upload-Metadata`).
+    pub metadata: Vec<(String, String)>,
+    /// Checksum chunks when the server supports it (tus checksum).
+    pub checksum: bool,
 }
 
 impl Default for UploadOptions {
@@ -48,6 +54,9 @@ impl Default for UploadOptions {
             content_type: None,
             control: None,
             progress_interval: Duration::from_millis(100),
+            ietf_version: IetfVersion::default(),
+            metadata: Vec::new(),
+            checksum: true,
         }
     }
 }
@@ -168,11 +177,16 @@ impl<T: Transport> Client<T> {
         let known = match &self.store {
             Some(store) => store
                 .load(&key)?
-                .filter(|r| r.protocol == options.protocol && r.total == source.size()),
+                .filter(|r| options.protocol == Protocol::Auto || r.protocol == options.protocol)
+                .filter(|r| r.total == source.size() && r.is_resumable(now_ms())),
             None => None,
         };
         let config = UploadConfig {
-            protocol: options.protocol,
+            // A resumed upload keeps the protocol it was made with.
+            protocol: known.as_ref().map_or(options.protocol, |r| r.protocol),
+            ietf_version: options.ietf_version,
+            metadata: options.metadata.clone(),
+            checksum: options.checksum,
             upload_url: known.as_ref().map(|r| r.upload_url.clone()),
             file_name: source.file_name(),
             content_type: options
@@ -196,6 +210,7 @@ impl<T: Transport> Client<T> {
             key: &key,
             protocol: options.protocol,
             total: source.size(),
+            expires_ms: known.as_ref().and_then(|r| r.expires_ms),
             upload_url: known.map(|r| r.upload_url),
             last_saved: None,
         };
@@ -234,6 +249,7 @@ struct Persister<'a> {
     protocol: Protocol,
     total: u64,
     upload_url: Option<String>,
+    expires_ms: Option<i64>,
     last_saved: Option<std::time::Instant>,
 }
 
@@ -241,6 +257,14 @@ impl Persister<'_> {
     fn observe(&mut self, event: &Event) {
         let Some(store) = self.store else { return };
         let result = match event {
+            Event::Discovered(capabilities) => {
+                self.protocol = capabilities.protocol;
+                Ok(())
+            }
+            Event::Expires { at_unix_ms } => {
+                self.expires_ms = Some(*at_unix_ms);
+                self.save(store, 0)
+            }
             Event::Created { upload_url } => {
                 self.upload_url = Some(upload_url.clone());
                 self.save(store, 0)
@@ -278,6 +302,7 @@ impl Persister<'_> {
             offset,
             total: self.total,
             updated_ms: now_ms(),
+            expires_ms: self.expires_ms,
         })
     }
 }

@@ -4,11 +4,15 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use chunkup_core::{Event, Input, Instant, Output, RequestId, Response, TransportError, Upload};
+use chunkup_core::{
+    Event, Input, Instant, Output, RequestId, RequestSpec, Response, TransportError,
+    TransportErrorKind, Upload,
+};
+use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 
 use crate::Error;
-use crate::source::{Source, counted};
+use crate::source::{BodyStream, Source, counted};
 use crate::transport::Transport;
 
 type Pending<'a> = Pin<Box<dyn Future<Output = Result<Response, TransportError>> + Send + 'a>>;
@@ -31,14 +35,16 @@ pub(crate) async fn drive<T: Transport, S: Source>(
         match upload.poll_output(now()) {
             Output::Send(spec) => {
                 let id = spec.id;
-                let body = spec.body.map(|range| {
-                    let tx = sent_tx.clone();
-                    let stream = counted(source.stream(range), move |bytes| {
-                        let _ = tx.send((id, bytes));
-                    });
-                    Box::pin(stream) as crate::source::BodyStream
-                });
-                in_flight = Some((id, Box::pin(transport.send(spec, body))));
+                let tx = sent_tx.clone();
+                let report = move |bytes| {
+                    let _ = tx.send((id, bytes));
+                };
+                let request = async move {
+                    let (spec, body) = prepare_body(spec, source).await?;
+                    let body = body.map(|b| Box::pin(counted(b, report)) as BodyStream);
+                    transport.send(spec, body).await
+                };
+                in_flight = Some((id, Box::pin(request)));
             }
             Output::Abort(id) => {
                 if in_flight
@@ -114,4 +120,30 @@ pub(crate) async fn drive<T: Transport, S: Source>(
             }
         }
     }
+}
+
+/// The body for a request. When the engine asked for a checksum the chunk is
+/// read first (bounded by the chunk size) so the header can precede it.
+async fn prepare_body<S: Source>(
+    mut spec: RequestSpec,
+    source: &S,
+) -> Result<(RequestSpec, Option<BodyStream>), TransportError> {
+    let Some(range) = spec.body else {
+        return Ok((spec, None));
+    };
+    let Some(algorithm) = spec.checksum else {
+        return Ok((spec, Some(source.stream(range))));
+    };
+    let chunk: Vec<u8> = source
+        .stream(range)
+        .try_fold(Vec::new(), |mut all, piece| async move {
+            all.extend_from_slice(&piece);
+            Ok(all)
+        })
+        .await
+        .map_err(|e| TransportError::new(TransportErrorKind::Body, e.to_string()))?;
+    spec.headers
+        .push(("Upload-Checksum".into(), algorithm.header_value(&chunk)));
+    let body = futures_util::stream::once(async move { Ok(bytes::Bytes::from(chunk)) });
+    Ok((spec, Some(Box::pin(body))))
 }

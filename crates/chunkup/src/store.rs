@@ -209,6 +209,7 @@ mod tests {
             offset: 5,
             total: 10,
             updated_ms: 1,
+            expires_ms: None,
         }
     }
 

@@ -92,6 +92,12 @@ pub fn content_disposition(file_name: &str) -> String {
     }
 }
 
+/// Parses a non-negative decimal integer header value (at most 20 digits,
+/// no sign, no spaces inside).
+pub fn parse_u64(value: &str) -> Option<u64> {
+    parse_digits(value)
+}
+
 fn parse_digits(value: &str) -> Option<u64> {
     let value = value.trim();
     if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {

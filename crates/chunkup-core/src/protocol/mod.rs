@@ -1,6 +1,6 @@
-//! The wire protocols. Each one turns the engine's intent (create, ask for the
-//! offset, send bytes `[s, e)`) into a request, and a response into a
-//! protocol-neutral [`Verdict`] the engine acts on.
+//! The wire protocols. Each one turns the engine's intent (discover, create,
+//! ask for the offset, send bytes `[s, e)`, terminate) into a request, and a
+//! response into a protocol-neutral [`Verdict`] the engine acts on.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,12 +8,18 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::retry::RetryReason;
-use crate::{ByteRange, Error, Method, Response};
+use crate::{ByteRange, ChecksumAlgorithm, Error, Method, Response};
 
+pub mod discovery;
 pub mod headers;
+mod ietf;
 mod ranged;
+mod tus;
 
+pub use discovery::Capabilities;
+pub(crate) use ietf::Ietf;
 pub(crate) use ranged::Ranged;
+pub(crate) use tus::Tus;
 
 /// The upload protocol to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -23,6 +29,12 @@ pub enum Protocol {
     /// The ranged protocol (`Content-Range` chunks, `X-Last-Known-Byte`).
     #[default]
     Ranged,
+    /// tus 1.0.0 and its extensions.
+    Tus,
+    /// The IETF Resumable Uploads for HTTP draft (see [`IetfVersion`]).
+    Ietf,
+    /// Ask the endpoint (`OPTIONS`) and pick one of the above.
+    Auto,
 }
 
 impl Protocol {
@@ -30,6 +42,9 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Ranged => "ranged",
+            Protocol::Tus => "tus",
+            Protocol::Ietf => "ietf",
+            Protocol::Auto => "auto",
         }
     }
 }
@@ -45,14 +60,59 @@ impl std::str::FromStr for Protocol {
     fn from_str(s: &str) -> Result<Self, Error> {
         match s.to_ascii_lowercase().as_str() {
             "ranged" => Ok(Protocol::Ranged),
+            "tus" => Ok(Protocol::Tus),
+            "ietf" => Ok(Protocol::Ietf),
+            "auto" => Ok(Protocol::Auto),
             other => Err(Error::InvalidConfig(format!(
-                "unknown protocol {other:?} (known: ranged)"
+                "unknown protocol {other:?} (known: ranged, tus, ietf, auto)"
             ))),
         }
     }
 }
 
-/// The request a protocol wants, before the engine adds ids and common headers.
+/// Which revision of the IETF draft to speak, named by its interop version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum IetfVersion {
+    /// draft-ietf-httpbis-resumable-upload-05, interop version 6 (tusd).
+    Interop6,
+    /// draft-ietf-httpbis-resumable-upload-11, interop version 8.
+    #[default]
+    Interop8,
+}
+
+impl IetfVersion {
+    /// The `Upload-Draft-Interop-Version` value.
+    pub fn interop(self) -> u8 {
+        match self {
+            IetfVersion::Interop6 => 6,
+            IetfVersion::Interop8 => 8,
+        }
+    }
+
+    /// The version for an interop number, if chunkup speaks it.
+    pub fn from_interop(value: u64) -> Option<Self> {
+        match value {
+            6 => Some(IetfVersion::Interop6),
+            8 => Some(IetfVersion::Interop8),
+            _ => None,
+        }
+    }
+}
+
+/// The role of an upload in a tus concatenation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Concat {
+    /// An ordinary upload.
+    #[default]
+    None,
+    /// One part of a file uploaded in parallel parts.
+    Partial,
+    /// The final upload joining these part URLs, in order.
+    Final(Vec<String>),
+}
+
+/// The request a protocol wants, before the engine adds ids, the body and
+/// the user's headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RequestParts {
     pub method: Method,
@@ -62,10 +122,20 @@ pub(crate) struct RequestParts {
 /// What a response means, independent of the protocol.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
-    /// The upload was created at this location (not yet resolved).
-    Created { location: String },
+    /// The endpoint said what it speaks.
+    Discovered(Capabilities),
+    /// The upload was created at this location (not yet resolved); with
+    /// creation-with-upload the server may already hold `offset` bytes.
+    Created {
+        location: String,
+        offset: Option<u64>,
+    },
     /// The server holds bytes `[0, n)`.
     ServerHas(u64),
+    /// Our offset and the server's disagree: ask for its offset.
+    Resync,
+    /// Send the same chunk again (e.g. a checksum mismatch).
+    ResendChunk(RetryReason),
     /// The server refused the range without saying what it has: go back one
     /// chunk.
     StepBack,
@@ -82,12 +152,161 @@ pub(crate) enum Verdict {
     Fatal(Error),
 }
 
-/// Context a protocol needs to build requests.
+/// What a protocol needs to know about the upload to build requests.
 #[derive(Debug, Clone)]
 pub(crate) struct UploadMeta<'a> {
-    pub total: u64,
+    /// Size, unless still unknown (a stream; tus creation-defer-length).
+    pub total: Option<u64>,
     pub file_name: &'a str,
     pub content_type: &'a str,
+    /// User metadata (tus `Upload-Metadata`).
+    pub metadata: &'a [(String, String)],
+    pub concat: &'a Concat,
+}
+
+/// The protocol in use, with what it learned about the server.
+#[derive(Debug, Clone)]
+pub(crate) enum Codec {
+    Ranged(Ranged),
+    Tus(Tus),
+    Ietf(Ietf),
+}
+
+impl Codec {
+    pub(crate) fn protocol(&self) -> Protocol {
+        match self {
+            Codec::Ranged(_) => Protocol::Ranged,
+            Codec::Tus(_) => Protocol::Tus,
+            Codec::Ietf(_) => Protocol::Ietf,
+        }
+    }
+
+    /// Whether data may travel in the creation request.
+    pub(crate) fn creation_with_upload(&self) -> bool {
+        match self {
+            Codec::Ranged(_) => false,
+            Codec::Tus(tus) => tus.has("creation-with-upload"),
+            Codec::Ietf(_) => true,
+        }
+    }
+
+    /// Whether the length may be announced after creation.
+    pub(crate) fn defers_length(&self) -> bool {
+        match self {
+            Codec::Ranged(_) => false,
+            Codec::Tus(tus) => tus.has("creation-defer-length"),
+            Codec::Ietf(_) => true,
+        }
+    }
+
+    /// A request that removes the upload, if the protocol has one.
+    pub(crate) fn terminate(&self) -> Option<RequestParts> {
+        match self {
+            Codec::Ranged(ranged) => Some(ranged.terminate()),
+            Codec::Tus(tus) if tus.has("termination") => Some(tus.terminate()),
+            Codec::Tus(_) => None,
+            Codec::Ietf(ietf) => Some(ietf.terminate()),
+        }
+    }
+
+    pub(crate) fn create(&self, meta: &UploadMeta<'_>, body: Option<ByteRange>) -> RequestParts {
+        match self {
+            Codec::Ranged(ranged) => ranged.create(meta),
+            Codec::Tus(tus) => tus.create(meta, body),
+            Codec::Ietf(ietf) => ietf.create(meta, body),
+        }
+    }
+
+    pub(crate) fn status(&self) -> RequestParts {
+        match self {
+            Codec::Ranged(ranged) => ranged.status(),
+            Codec::Tus(tus) => tus.status(),
+            Codec::Ietf(ietf) => ietf.status(),
+        }
+    }
+
+    /// A chunk request; `last` when the chunk ends the upload and the length
+    /// is known (tus deferred length and IETF `Upload-Complete` need it).
+    pub(crate) fn chunk(
+        &self,
+        range: ByteRange,
+        meta: &UploadMeta<'_>,
+        last: bool,
+    ) -> RequestParts {
+        match self {
+            Codec::Ranged(ranged) => ranged.chunk(range, meta),
+            Codec::Tus(tus) => tus.chunk(range, meta, last),
+            Codec::Ietf(ietf) => ietf.chunk(range, meta, last),
+        }
+    }
+
+    pub(crate) fn on_create(&self, response: &Response) -> Verdict {
+        match self {
+            Codec::Ranged(ranged) => ranged.on_create(response),
+            Codec::Tus(tus) => tus.on_create(response),
+            Codec::Ietf(ietf) => ietf.on_create(response),
+        }
+    }
+
+    pub(crate) fn on_status(&self, response: &Response, meta: &UploadMeta<'_>) -> Verdict {
+        match self {
+            Codec::Ranged(ranged) => ranged.on_status(response, meta),
+            Codec::Tus(tus) => tus.on_status(response, meta),
+            Codec::Ietf(ietf) => ietf.on_status(response, meta),
+        }
+    }
+
+    pub(crate) fn on_chunk(&self, response: &Response, range: ByteRange) -> Verdict {
+        match self {
+            Codec::Ranged(ranged) => ranged.on_chunk(response, range),
+            Codec::Tus(tus) => tus.on_chunk(response, range),
+            Codec::Ietf(ietf) => ietf.on_chunk(response, range),
+        }
+    }
+
+    /// Append-size limits a response announced (IETF `Upload-Limit`).
+    pub(crate) fn append_limits(&self, response: &Response) -> Option<(Option<u64>, Option<u64>)> {
+        match self {
+            Codec::Ietf(_) => ietf::append_limits(response),
+            _ => None,
+        }
+    }
+
+    /// Whether an offset answer shows that the server knows the final length
+    /// (so a deferred length must not be sent again).
+    pub(crate) fn server_knows_length(&self, response: &Response) -> bool {
+        match self {
+            Codec::Ranged(_) => true,
+            Codec::Tus(_) => response.header("Upload-Length").is_some(),
+            Codec::Ietf(_) => ietf::knows_length(response),
+        }
+    }
+
+    /// When the server will forget the upload (tus `Upload-Expires`), in
+    /// milliseconds since the Unix epoch.
+    pub(crate) fn expires_ms(&self, response: &Response) -> Option<i64> {
+        match self {
+            Codec::Tus(_) => {
+                let value = response.header("Upload-Expires")?;
+                let at = httpdate::parse_http_date(value).ok()?;
+                let ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+                i64::try_from(ms).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// The checksum algorithm to use for chunks, if any.
+    pub(crate) fn checksum(
+        &self,
+        wanted: bool,
+        caps: Option<&Capabilities>,
+    ) -> Option<ChecksumAlgorithm> {
+        match (self, caps) {
+            (Codec::Tus(tus), Some(caps)) if wanted && tus.has("checksum") => caps.checksum,
+            _ => None,
+        }
+    }
 }
 
 /// How a status code is classified when a protocol has no special meaning
@@ -111,6 +330,7 @@ pub(crate) fn generic_verdict(response: &Response) -> Verdict {
 }
 
 /// Checks that a range is something the engine would ask for.
-pub(crate) fn debug_check_range(range: ByteRange, total: u64) {
-    debug_assert!(range.start < range.end && range.end <= total, "{range:?}");
+pub(crate) fn debug_check_range(range: ByteRange, total: Option<u64>) {
+    debug_assert!(range.start <= range.end, "{range:?}");
+    debug_assert!(total.is_none_or(|t| range.end <= t), "{range:?}");
 }

@@ -23,13 +23,23 @@ impl Ranged {
         RequestParts {
             method: Method::Post,
             headers: vec![
-                ("X-Upload-Content-Length".into(), meta.total.to_string()),
+                (
+                    "X-Upload-Content-Length".into(),
+                    meta.total.unwrap_or_default().to_string(),
+                ),
                 ("Content-Type".into(), meta.content_type.to_string()),
                 (
                     "Content-Disposition".into(),
                     content_disposition(meta.file_name),
                 ),
             ],
+        }
+    }
+
+    pub(crate) fn terminate(&self) -> RequestParts {
+        RequestParts {
+            method: Method::Delete,
+            headers: Vec::new(),
         }
     }
 
@@ -47,7 +57,7 @@ impl Ranged {
             headers: vec![
                 (
                     "Content-Range".into(),
-                    content_range(range.start, range.end, meta.total),
+                    content_range(range.start, range.end, meta.total.unwrap_or(range.end)),
                 ),
                 (
                     "Content-Disposition".into(),
@@ -63,6 +73,7 @@ impl Ranged {
             200 | 201 => match response.header("Location") {
                 Some(location) if !location.is_empty() => Verdict::Created {
                     location: location.to_string(),
+                    offset: None,
                 },
                 _ => violation("the upload was created without a Location header".into()),
             },
@@ -82,9 +93,9 @@ impl Ranged {
         }
         let body = String::from_utf8_lossy(&response.body);
         match parse_status_body(&body) {
-            Some((_, total)) if total != meta.total => violation(format!(
+            Some((_, total)) if Some(total) != meta.total => violation(format!(
                 "status reports a total of {total} bytes, the upload has {}",
-                meta.total
+                meta.total.unwrap_or_default()
             )),
             Some((held, _)) => Verdict::ServerHas(held),
             None => violation(format!(
