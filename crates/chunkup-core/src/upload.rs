@@ -601,7 +601,9 @@ impl Upload {
                 self.sent_high = self.sent_high.max(range.end);
                 let last = self.total.is_some_and(|t| range.end == t);
                 announces_length = last && !self.length_announced;
-                let parts = self.codec.chunk(range, &self.meta(), last);
+                let parts = self
+                    .codec
+                    .chunk(range, &self.meta(), last, announces_length);
                 (
                     RequestKind::Chunk,
                     self.upload_url.clone(),

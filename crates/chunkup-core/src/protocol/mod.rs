@@ -225,17 +225,19 @@ impl Codec {
         }
     }
 
-    /// A chunk request; `last` when the chunk ends the upload and the length
-    /// is known (tus deferred length and IETF `Upload-Complete` need it).
+    /// A chunk request; `last` when the chunk ends the upload (IETF
+    /// `Upload-Complete`), `announce_length` when it must also tell a
+    /// deferred length (tus `Upload-Length`).
     pub(crate) fn chunk(
         &self,
         range: ByteRange,
         meta: &UploadMeta<'_>,
         last: bool,
+        announce_length: bool,
     ) -> RequestParts {
         match self {
             Codec::Ranged(ranged) => ranged.chunk(range, meta),
-            Codec::Tus(tus) => tus.chunk(range, meta, last),
+            Codec::Tus(tus) => tus.chunk(range, meta, announce_length),
             Codec::Ietf(ietf) => ietf.chunk(range, meta, last),
         }
     }
