@@ -34,6 +34,10 @@ pub(crate) struct UploadArgs {
     /// Do not send chunk checksums even when the server supports them.
     #[arg(long)]
     no_checksum: bool,
+    /// Connections per big file: it is sent as parallel parts where the
+    /// server allows (tus concatenation; parts are not resumed by a later run).
+    #[arg(long, default_value_t = 1)]
+    parts: usize,
     /// Chunk size: `auto` (adaptive) or a size such as 8MiB.
     #[arg(long, default_value = "auto", value_parser = parse_chunk_size)]
     chunk_size: ChunkChoice,
@@ -157,6 +161,7 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
         content_type: args.content_type.clone(),
         metadata,
         checksum: !args.no_checksum,
+        parallel: args.parts.max(1),
         ietf_version: if args.ietf_version == 6 {
             IetfVersion::Interop6
         } else {

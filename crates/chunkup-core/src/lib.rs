@@ -26,6 +26,7 @@
 //! server, so every status code path and fault sequence is deterministic.
 
 mod checksum;
+pub mod concat;
 mod error;
 mod http;
 mod progress;

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chunkup_core::{
-    ChunkSizing, Event, IetfVersion, Input, Protocol, ResumeRecord, RetryPolicy, RetryReason,
-    Upload, UploadConfig, fingerprint,
+    Capabilities, ChunkSizing, Event, IetfVersion, Input, Protocol, ResumeRecord, RetryPolicy,
+    RetryReason, Upload, UploadConfig, fingerprint,
 };
 use tokio::sync::mpsc;
 
@@ -42,6 +42,12 @@ pub struct UploadOptions {
     pub metadata: Vec<(String, String)>,
     /// Checksum chunks when the server supports it (tus checksum).
     pub checksum: bool,
+    /// Connections one file may use: big files go as parallel parts where
+    /// the server allows it (tus concatenation). Parallel parts are retried
+    /// within the run but not resumed by a later run.
+    pub parallel: usize,
+    /// What the endpoint supports, if already known (skips discovery).
+    pub capabilities: Option<Capabilities>,
 }
 
 impl Default for UploadOptions {
@@ -57,6 +63,8 @@ impl Default for UploadOptions {
             ietf_version: IetfVersion::default(),
             metadata: Vec::new(),
             checksum: true,
+            parallel: 1,
+            capabilities: None,
         }
     }
 }
@@ -168,6 +176,29 @@ impl<T: Transport> Client<T> {
         mut on_event: impl FnMut(&Event) + Send,
     ) -> Result<UploadReport, Error> {
         let source = FileSource::open(path)?;
+        let mut options = options;
+        if options.parallel > 1 && matches!(options.protocol, Protocol::Tus | Protocol::Auto) {
+            let capabilities = match options.capabilities.clone() {
+                Some(known) => known,
+                None => crate::parallel::discover(&self.transport, endpoint, &options).await?,
+            };
+            let plan =
+                chunkup_core::concat::plan_parts(&capabilities, source.size(), options.parallel);
+            if let Some(parts) = plan {
+                on_event(&Event::Discovered(capabilities.clone()));
+                return crate::parallel::upload_parts(
+                    &self.transport,
+                    &source,
+                    endpoint,
+                    &options,
+                    capabilities,
+                    parts,
+                    &mut on_event,
+                )
+                .await;
+            }
+            options.capabilities = Some(capabilities);
+        }
         let key = fingerprint(
             endpoint,
             &source.path().to_string_lossy(),
@@ -184,22 +215,10 @@ impl<T: Transport> Client<T> {
         let config = UploadConfig {
             // A resumed upload keeps the protocol it was made with.
             protocol: known.as_ref().map_or(options.protocol, |r| r.protocol),
-            ietf_version: options.ietf_version,
-            metadata: options.metadata.clone(),
-            checksum: options.checksum,
             upload_url: known.as_ref().map(|r| r.upload_url.clone()),
-            file_name: source.file_name(),
-            content_type: options
-                .content_type
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            headers: options.headers.clone(),
-            chunking: options.chunking.clone(),
-            retry: options.retry.clone(),
-            progress_interval: options.progress_interval,
-            seed: random_seed(),
-            ..UploadConfig::create(endpoint, source.size())
+            ..base_config(endpoint, &source, source.size(), &options)
         };
+        let protocol = config.protocol;
         let mut upload = Upload::new(config)?;
 
         let started = std::time::Instant::now();
@@ -208,7 +227,7 @@ impl<T: Transport> Client<T> {
         let mut persister = Persister {
             store: self.store.as_deref(),
             key: &key,
-            protocol: options.protocol,
+            protocol,
             total: source.size(),
             expires_ms: known.as_ref().and_then(|r| r.expires_ms),
             upload_url: known.map(|r| r.upload_url),
@@ -307,6 +326,33 @@ impl Persister<'_> {
     }
 }
 
+/// The engine configuration every upload of `options` shares.
+pub(crate) fn base_config(
+    endpoint: &str,
+    source: &FileSource,
+    total: u64,
+    options: &UploadOptions,
+) -> UploadConfig {
+    UploadConfig {
+        protocol: options.protocol,
+        ietf_version: options.ietf_version,
+        capabilities: options.capabilities.clone(),
+        metadata: options.metadata.clone(),
+        checksum: options.checksum,
+        file_name: source.file_name(),
+        content_type: options
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into()),
+        headers: options.headers.clone(),
+        chunking: options.chunking.clone(),
+        retry: options.retry.clone(),
+        progress_interval: options.progress_interval,
+        seed: random_seed(),
+        ..UploadConfig::create(endpoint, total)
+    }
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -316,7 +362,7 @@ fn now_ms() -> i64 {
 }
 
 /// Jitter only needs to differ between clients, not to be secret.
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(now_ms())
 }

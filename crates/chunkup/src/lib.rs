@@ -33,6 +33,8 @@ mod client;
 #[cfg(feature = "native")]
 mod driver;
 #[cfg(feature = "native")]
+mod parallel;
+#[cfg(feature = "native")]
 mod source;
 #[cfg(feature = "native")]
 mod transport;

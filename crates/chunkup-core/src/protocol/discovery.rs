@@ -126,3 +126,24 @@ mod tests {
         ));
     }
 }
+
+/// The discovery request for `endpoint`: `OPTIONS` carrying the IETF interop
+/// version (so IETF servers and tusd answer as such), no `Tus-Resumable`.
+pub fn options_request(
+    id: crate::RequestId,
+    endpoint: &str,
+    interop: IetfVersion,
+) -> crate::RequestSpec {
+    crate::RequestSpec {
+        id,
+        kind: crate::RequestKind::Discover,
+        method: crate::Method::Options,
+        url: endpoint.to_string(),
+        headers: vec![(
+            "Upload-Draft-Interop-Version".into(),
+            interop.interop().to_string(),
+        )],
+        body: None,
+        checksum: None,
+    }
+}
