@@ -1,7 +1,10 @@
 //! chunkup's reference upload server.
 //!
-//! It speaks the "ranged" resumable protocol over a file store (see
-//! `docs/SERVER.md`), injects faults on demand ([`FaultSpec`]) and can emulate
+//! It speaks the "ranged" resumable protocol, tus 1.0.0 (with creation,
+//! creation-with-upload, creation-defer-length, termination, checksum,
+//! concatenation and expiration) and the IETF resumable-upload draft
+//! (interop versions 6 and 8) over one file store (see `docs/SERVER.md`),
+//! injects faults on demand ([`FaultSpec`]) and can emulate
 //! a failover between two server processes sharing one store
 //! ([`ServerConfig::write_behind`] + [`RunningServer::crash`]).
 //!
@@ -35,16 +38,23 @@ use tokio::task::JoinHandle;
 use tower_http::cors::{Any, CorsLayer};
 
 mod admin;
+mod append;
+mod body;
+mod checksum;
+mod expiry;
 mod faults;
+mod ietf;
 pub mod proxy;
 mod ranged;
+mod reply;
 mod serve;
 mod store;
+mod tus;
 
 pub use faults::{FaultCounts, FaultKind, FaultSpec, FaultSpecError, ScriptedFault};
 
 /// Headers a browser client must be able to read (CORS exposed headers).
-pub const EXPOSED_HEADERS: [&str; 17] = [
+pub const EXPOSED_HEADERS: [&str; 20] = [
     "x-last-known-byte",
     "location",
     "range",
@@ -62,6 +72,9 @@ pub const EXPOSED_HEADERS: [&str; 17] = [
     "upload-expires",
     "upload-metadata",
     "upload-draft-interop-version",
+    "upload-concat",
+    "upload-defer-length",
+    "accept-patch",
 ];
 
 /// How a server runs.
@@ -79,6 +92,16 @@ pub struct ServerConfig {
     /// everything through). Flushed on completion and graceful shutdown,
     /// lost on [`RunningServer::crash`].
     pub write_behind: u64,
+    /// tus/IETF uploads not finished this long after their creation or
+    /// last append expire (`Upload-Expires`; later requests get 410).
+    /// `None`: never. Default 24 hours. Ranged uploads never expire.
+    pub expire_after: Option<Duration>,
+    /// Largest body of one IETF append (and creation) request, announced
+    /// as `max-append-size` in `Upload-Limit`; larger -> 413. Default `None`.
+    pub max_append_size: Option<u64>,
+    /// Largest tus PATCH body with an `Upload-Checksum` (it is held in
+    /// memory until verified); larger -> 413. Default 64 MiB.
+    pub max_checksum_body: u64,
 }
 
 impl Default for ServerConfig {
@@ -88,8 +111,19 @@ impl Default for ServerConfig {
             max_size: 64 << 30,
             faults: FaultSpec::default(),
             write_behind: 0,
+            expire_after: Some(Duration::from_secs(24 * 3600)),
+            max_append_size: None,
+            max_checksum_body: 64 << 20,
         }
     }
+}
+
+/// The protocol settings handlers need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) expire_after: Option<Duration>,
+    pub(crate) max_append_size: Option<u64>,
+    pub(crate) max_checksum_body: u64,
 }
 
 /// State shared by all handlers.
@@ -97,6 +131,7 @@ impl Default for ServerConfig {
 pub(crate) struct AppState {
     pub(crate) store: Arc<store::Store>,
     pub(crate) faults: Arc<faults::FaultInjector>,
+    pub(crate) limits: Limits,
 }
 
 fn router(state: AppState) -> Router {
@@ -116,6 +151,8 @@ fn router(state: AppState) -> Router {
         .max_age(Duration::from_secs(3600));
     Router::new()
         .merge(ranged::routes())
+        .merge(tus::routes())
+        .merge(ietf::routes())
         .merge(admin::routes())
         .with_state(state)
         .layer(cors)
@@ -129,7 +166,16 @@ pub async fn start(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Ru
         config.write_behind,
     )?);
     let faults = Arc::new(faults::FaultInjector::new(config.faults));
-    let state = AppState { store, faults };
+    let limits = Limits {
+        expire_after: config.expire_after,
+        max_append_size: config.max_append_size,
+        max_checksum_body: config.max_checksum_body,
+    };
+    let state = AppState {
+        store,
+        faults,
+        limits,
+    };
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let listener_sock = socket2::SockRef::from(&listener).try_clone()?;
@@ -175,6 +221,16 @@ impl RunningServer {
     /// The ranged protocol's creation endpoint: `base_url() + "/ranged"`.
     pub fn ranged_endpoint(&self) -> String {
         format!("{}/ranged", self.base_url())
+    }
+
+    /// The tus creation endpoint: `base_url() + "/tus"`.
+    pub fn tus_endpoint(&self) -> String {
+        format!("{}/tus", self.base_url())
+    }
+
+    /// The IETF resumable-upload creation endpoint: `base_url() + "/ietf"`.
+    pub fn ietf_endpoint(&self) -> String {
+        format!("{}/ietf", self.base_url())
     }
 
     /// Replaces the faults: reseeds the RNG and restarts the chunk-request

@@ -10,9 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::StreamExt;
 
 use crate::AppState;
+use crate::body;
 use crate::faults::ChunkFault;
 use crate::serve::KillSwitch;
 use crate::store::{NewUpload, Snapshot, Upload, is_valid_id};
@@ -21,7 +21,7 @@ use crate::store::{NewUpload, Snapshot, Upload, is_valid_id};
 pub(crate) const LAST_KNOWN_BYTE: HeaderName = HeaderName::from_static("x-last-known-byte");
 const UPLOAD_CONTENT_LENGTH: &str = "x-upload-content-length";
 /// Longest filename / content type remembered.
-const MAX_META_LEN: usize = 255;
+pub(crate) const MAX_META_LEN: usize = 255;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/ranged", post(create)).route(
@@ -175,7 +175,10 @@ pub(crate) fn sanitize_filename(raw: &str) -> Option<String> {
     }
 }
 
-fn header_str(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
+pub(crate) fn header_str(
+    headers: &HeaderMap,
+    name: impl axum::http::header::AsHeaderName,
+) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -203,9 +206,10 @@ async fn create(State(app): State<AppState>, headers: HeaderMap) -> Response {
         .map(|v| v.trim().chars().take(MAX_META_LEN).collect::<String>())
         .filter(|v| !v.is_empty());
     let new = NewUpload {
-        total,
+        total: Some(total),
         filename,
         content_type,
+        ..NewUpload::default()
     };
     match app.store.create(new).await {
         Ok(upload) => {
@@ -234,8 +238,9 @@ async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Response
         return text(StatusCode::SERVICE_UNAVAILABLE, "injected status fault");
     }
     let snap = upload.snapshot();
+    let total = snap.total.map_or("*".to_owned(), |t| t.to_string());
     let body = if snap.stored > 0 {
-        format!("0-{}/{}", snap.stored - 1, snap.total)
+        format!("0-{}/{total}", snap.stored - 1)
     } else {
         String::new()
     };
@@ -253,7 +258,7 @@ async fn remove(State(app): State<AppState>, Path(id): Path<String>) -> Response
     }
 }
 
-/// How streaming a body into an upload ended.
+/// How streaming a chunk into an upload ended.
 #[derive(Debug)]
 struct Written {
     /// Bytes written (the prefix of the body up to the limit).
@@ -290,58 +295,16 @@ async fn write_body(
             "chunk starts beyond the stored bytes",
         ));
     }
-    let complete = snap.complete;
-    let (mut pos, end) = (start, start + limit);
-    let (mut too_long, mut broken) = (false, false);
-    while pos < end {
-        match frames.next().await {
-            Some(Ok(bytes)) => {
-                let room = usize::try_from(end - pos).unwrap_or(usize::MAX);
-                let take = room.min(bytes.len());
-                if !complete {
-                    writer
-                        .write_at(pos, &bytes[..take])
-                        .await
-                        .map_err(|e| internal(&e))?;
-                }
-                pos += take as u64;
-                if bytes.len() > take {
-                    too_long = true;
-                    break;
-                }
-            }
-            Some(Err(e)) => {
-                tracing::info!(id = %snap.id, error = %e, at = pos, "chunk body broke off");
-                broken = true;
-                break;
-            }
-            None => break,
-        }
-    }
-    if whole && !too_long && !broken && pos == end {
-        // Notice a body longer than the range without waiting long for it.
-        if let Some(Ok(bytes)) = frames.next().await {
-            too_long = !bytes.is_empty();
-        }
-    }
+    let s = body::stream_into(&mut writer, start, limit, whole, !snap.complete, frames)
+        .await
+        .map_err(|e| internal(&e))?;
     let snap = writer.finish().await.map_err(|e| internal(&e))?;
     Ok(Written {
-        written: pos - start,
-        too_long,
-        broken,
+        written: s.written,
+        too_long: s.too_long,
+        broken: s.broken,
         snap,
     })
-}
-
-/// Reads and discards up to `max` body bytes.
-async fn drain(frames: &mut BodyDataStream, max: u64) {
-    let mut seen = 0u64;
-    while seen <= max {
-        match frames.next().await {
-            Some(Ok(b)) => seen += b.len() as u64,
-            _ => break,
-        }
-    }
 }
 
 /// Persists `after` body bytes, optionally stalls, then resets the
@@ -366,21 +329,13 @@ async fn reset_after(
             Err(r) => return r,
         }
     }
-    if let Some(secs) = stall {
-        // Keep the connection (and the unread rest of the body) open
-        // without reading.
-        tokio::time::sleep(secs).await;
-    }
-    match kill {
-        Some(kill) => {
-            kill.kill();
-            std::future::pending::<Response>().await
-        }
-        None => text(
+    body::reset_tail(stall, kill, || {
+        text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "connection reset (emulated)",
-        ),
-    }
+        )
+    })
+    .await
 }
 
 async fn chunk(
@@ -409,13 +364,11 @@ async fn chunk(
     if end < start || end >= total {
         return text(StatusCode::BAD_REQUEST, "invalid Content-Range");
     }
-    if total != snap.total {
+    if snap.total != Some(total) {
+        let known = snap.total.map_or("unknown".to_owned(), |t| t.to_string());
         return text(
             StatusCode::BAD_REQUEST,
-            format!(
-                "Content-Range total {total} differs from the upload's {}",
-                snap.total
-            ),
+            format!("Content-Range total {total} differs from the upload's {known}"),
         );
     }
     let len = end - start + 1;
@@ -423,12 +376,12 @@ async fn chunk(
     let kill = kill.map(|axum::Extension(k)| k);
     match app.faults.decide_chunk(len) {
         Some(ChunkFault::Error { status }) => {
-            drain(&mut frames, len).await;
+            body::drain(&mut frames, len).await;
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return text(status, "injected error");
         }
         Some(ChunkFault::Busy { retry_after }) => {
-            drain(&mut frames, len).await;
+            body::drain(&mut frames, len).await;
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::RETRY_AFTER, retry_after.to_string())],

@@ -5,7 +5,7 @@
 //! write-behind buffer they manage) and a short synchronous `state` lock that
 //! readers (status polls, admin) take without waiting for a writer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,13 +31,63 @@ fn new_id() -> io::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-/// What `{id}.json` holds.
+/// The protocol an upload was created with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Protocol {
+    /// `POST /ranged`.
+    #[default]
+    Ranged,
+    /// tus 1.0.0 (`POST /tus`).
+    Tus,
+    /// The IETF resumable-upload draft (`POST /ietf`): complete only when a
+    /// request says `Upload-Complete: ?1`, never just because the length
+    /// was reached.
+    Ietf,
+}
+
+/// A tus concatenation role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "role")]
+pub(crate) enum Concat {
+    /// `Upload-Concat: partial`.
+    Partial,
+    /// `Upload-Concat: final;...`: the bytes of `parts` (upload ids), in order.
+    Final {
+        /// Ids of the partial uploads.
+        parts: Vec<String>,
+    },
+}
+
+/// What `{id}.json` holds. Fields after `complete` were added with tus and
+/// the IETF draft; files without them still load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Meta {
-    total: u64,
+    /// Total size; `None` while a tus/IETF length is deferred.
+    total: Option<u64>,
     filename: Option<String>,
     content_type: Option<String>,
     complete: bool,
+    #[serde(default)]
+    protocol: Protocol,
+    /// Decoded tus `Upload-Metadata` (values as lossy UTF-8).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    metadata: BTreeMap<String, String>,
+    /// `Upload-Metadata` exactly as received (echoed on HEAD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    raw_metadata: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    concat: Option<Concat>,
+    /// Unix time in milliseconds after which an unfinished upload is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<u64>,
+}
+
+impl Meta {
+    /// Whether reaching the total completes the upload by itself.
+    fn auto_complete(&self) -> bool {
+        self.protocol != Protocol::Ietf
+    }
 }
 
 #[derive(Debug)]
@@ -58,16 +108,40 @@ impl UploadState {
     }
 }
 
-/// A point-in-time view of an upload.
+/// A point-in-time view of an upload (also the admin API's JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Snapshot {
     pub(crate) id: String,
-    pub(crate) total: u64,
+    /// `None` (JSON `null`) while the length is deferred.
+    pub(crate) total: Option<u64>,
     pub(crate) stored: u64,
     pub(crate) complete: bool,
     pub(crate) filename: Option<String>,
     pub(crate) content_type: Option<String>,
     pub(crate) bytes_received: u64,
+    pub(crate) protocol: Protocol,
+    pub(crate) metadata: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) concat: Option<Concat>,
+    /// The expiry as an HTTP-date, while the upload can still expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) expires: Option<String>,
+    #[serde(skip)]
+    pub(crate) raw_metadata: Option<String>,
+    #[serde(skip)]
+    pub(crate) expires_at_ms: Option<u64>,
+}
+
+impl Snapshot {
+    /// The expiry, unless the upload is complete (complete uploads stay).
+    pub(crate) fn live_expiry_ms(&self) -> Option<u64> {
+        self.expires_at_ms.filter(|_| !self.complete)
+    }
+
+    /// True when the upload is unfinished and its expiry has passed.
+    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
+        self.live_expiry_ms().is_some_and(|at| at <= now_ms)
+    }
 }
 
 /// One upload known to this instance.
@@ -89,15 +163,59 @@ impl Upload {
     /// Current view (counts write-behind bytes as stored).
     pub(crate) fn snapshot(&self) -> Snapshot {
         let st = self.state();
+        let m = &st.meta;
         Snapshot {
             id: self.id.clone(),
-            total: st.meta.total,
+            total: m.total,
             stored: st.stored(),
-            complete: st.meta.complete,
-            filename: st.meta.filename.clone(),
-            content_type: st.meta.content_type.clone(),
+            complete: m.complete,
+            filename: m.filename.clone(),
+            content_type: m.content_type.clone(),
             bytes_received: st.bytes_received,
+            protocol: m.protocol,
+            metadata: m.metadata.clone(),
+            concat: m.concat.clone(),
+            expires: m
+                .expires_at_ms
+                .filter(|_| !m.complete)
+                .map(crate::expiry::http_date),
+            raw_metadata: m.raw_metadata.clone(),
+            expires_at_ms: m.expires_at_ms,
         }
+    }
+
+    /// The upload's id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Copies every stored byte (file prefix + write-behind buffer) into
+    /// `dest` at `at`, in pieces. Returns the number of bytes copied.
+    pub(crate) async fn copy_into(&self, dest: &mut ChunkWriter<'_>, at: u64) -> io::Result<u64> {
+        let (file_len, buffer) = {
+            let st = self.state();
+            (st.file_len, st.buffer.clone())
+        };
+        let mut file = tokio::fs::File::open(&self.bin).await?;
+        let mut pos = at;
+        let mut left = file_len;
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = file.read(&mut buf[..want]).await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "upload file is shorter than recorded",
+                ));
+            }
+            dest.write(pos, &buf[..n], false).await?;
+            pos += n as u64;
+            left -= n as u64;
+        }
+        dest.write(pos, &buffer, false).await?;
+        pos += buffer.len() as u64;
+        Ok(pos - at)
     }
 
     /// Takes the writer lock and opens the file for writing.
@@ -115,6 +233,7 @@ impl Upload {
             _guard: guard,
             file,
             crashed,
+            dirty: false,
         })
     }
 
@@ -194,6 +313,8 @@ pub(crate) struct ChunkWriter<'a> {
     _guard: tokio::sync::MutexGuard<'a, ()>,
     file: tokio::fs::File,
     crashed: &'a AtomicBool,
+    /// The metadata changed and must be written by `finish`.
+    dirty: bool,
 }
 
 impl ChunkWriter<'_> {
@@ -205,6 +326,27 @@ impl ChunkWriter<'_> {
     /// Writes `data` at `pos`, which must not be beyond the stored bytes.
     /// Overlapping bytes are overwritten; stored advances past the end.
     pub(crate) async fn write_at(&mut self, pos: u64, data: &[u8]) -> io::Result<()> {
+        self.write(pos, data, true).await
+    }
+
+    /// Declares a deferred length. The caller checked it is acceptable.
+    pub(crate) fn set_total(&mut self, total: u64) {
+        self.upload.state().meta.total = Some(total);
+        self.dirty = true;
+    }
+
+    /// Moves the expiry (unix milliseconds) of an upload that has one.
+    pub(crate) fn refresh_expiry(&mut self, at_ms: u64) {
+        let mut st = self.upload.state();
+        if st.meta.expires_at_ms.is_some() {
+            st.meta.expires_at_ms = Some(at_ms);
+            self.dirty = true;
+        }
+    }
+
+    /// `write_at`; `count` adds the bytes to `bytes_received` (body bytes do,
+    /// bytes copied from other uploads do not).
+    async fn write(&mut self, pos: u64, data: &[u8], count: bool) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
         }
@@ -232,7 +374,9 @@ impl ChunkWriter<'_> {
         }
         let over = {
             let mut st = self.upload.state();
-            st.bytes_received += len;
+            if count {
+                st.bytes_received += len;
+            }
             if write_behind == 0 {
                 st.file_len = st.file_len.max(pos + len);
                 0
@@ -255,15 +399,33 @@ impl ChunkWriter<'_> {
         Ok(())
     }
 
-    /// Records completion when every byte is stored: flushes the
-    /// write-behind buffer and marks the metadata complete. Returns the
-    /// final view.
-    pub(crate) async fn finish(mut self) -> io::Result<Snapshot> {
+    /// Records completion when every byte is stored (for IETF uploads only
+    /// through [`ChunkWriter::finish_complete`]): flushes the write-behind
+    /// buffer and marks the metadata complete. Writes changed metadata.
+    /// Returns the final view.
+    pub(crate) async fn finish(self) -> io::Result<Snapshot> {
+        self.finish_inner(false).await
+    }
+
+    /// Like [`ChunkWriter::finish`], but completes an IETF upload too (the
+    /// request said `Upload-Complete: ?1`). The caller set the total to the
+    /// stored length.
+    pub(crate) async fn finish_complete(self) -> io::Result<Snapshot> {
+        self.finish_inner(true).await
+    }
+
+    async fn finish_inner(mut self, explicit: bool) -> io::Result<Snapshot> {
         let snap = self.upload.snapshot();
-        if snap.complete || snap.stored < snap.total {
+        let auto = self.upload.state().meta.auto_complete();
+        let done = !snap.complete
+            && (auto || explicit)
+            && snap.total.is_some_and(|total| snap.stored >= total);
+        if !done && !self.dirty {
             return Ok(snap);
         }
-        flush_front(self.upload, &mut self.file, usize::MAX, self.crashed).await?;
+        if done {
+            flush_front(self.upload, &mut self.file, usize::MAX, self.crashed).await?;
+        }
         if self.crashed.load(Ordering::SeqCst) {
             return Ok(snap);
         }
@@ -272,11 +434,13 @@ impl ChunkWriter<'_> {
             if st.deleted {
                 return Ok(snap);
             }
-            st.meta.complete = true;
+            st.meta.complete |= done;
             st.meta.clone()
         };
         write_meta(&self.upload.json, &meta).await?;
-        tracing::info!(id = %self.upload.id, total = meta.total, "upload complete");
+        if done {
+            tracing::info!(id = %self.upload.id, total = ?meta.total, "upload complete");
+        }
         Ok(self.upload.snapshot())
     }
 }
@@ -296,15 +460,23 @@ pub(crate) struct Store {
     max_size: u64,
     write_behind: u64,
     uploads: Mutex<HashMap<String, Arc<Upload>>>,
+    /// Ids of uploads this instance deleted because they expired (-> 410).
+    expired: Mutex<HashSet<String>>,
     crashed: AtomicBool,
 }
 
 /// Metadata given when an upload is created.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NewUpload {
-    pub(crate) total: u64,
+    /// `None` for a deferred length.
+    pub(crate) total: Option<u64>,
     pub(crate) filename: Option<String>,
     pub(crate) content_type: Option<String>,
+    pub(crate) protocol: Protocol,
+    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) raw_metadata: Option<String>,
+    pub(crate) concat: Option<Concat>,
+    pub(crate) expires_at_ms: Option<u64>,
 }
 
 impl Store {
@@ -316,6 +488,7 @@ impl Store {
             max_size,
             write_behind,
             uploads: Mutex::new(HashMap::new()),
+            expired: Mutex::new(HashSet::new()),
             crashed: AtomicBool::new(false),
         })
     }
@@ -373,7 +546,12 @@ impl Store {
             total: new.total,
             filename: new.filename,
             content_type: new.content_type,
-            complete: new.total == 0,
+            complete: new.total == Some(0) && new.protocol != Protocol::Ietf,
+            protocol: new.protocol,
+            metadata: new.metadata,
+            raw_metadata: new.raw_metadata,
+            concat: new.concat,
+            expires_at_ms: new.expires_at_ms,
         };
         tokio::fs::OpenOptions::new()
             .write(true)
@@ -408,7 +586,8 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        meta.complete = meta.complete || file_len >= meta.total;
+        meta.complete = meta.complete
+            || (meta.auto_complete() && meta.total.is_some_and(|total| file_len >= total));
         let upload = Arc::new(self.entry(id.to_owned(), meta, file_len));
         let mut map = self.map();
         Ok(Some(map.entry(id.to_owned()).or_insert(upload).clone()))
@@ -429,6 +608,26 @@ impl Store {
             }
         }
         Ok(true)
+    }
+
+    /// Deletes an upload found expired and remembers its id, so later
+    /// requests get 410 instead of 404.
+    pub(crate) async fn expire(&self, id: &str) -> io::Result<()> {
+        self.delete(id).await?;
+        self.expired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_owned());
+        tracing::info!(%id, "expired upload deleted");
+        Ok(())
+    }
+
+    /// True for an id this instance deleted because it expired.
+    pub(crate) fn was_expired(&self, id: &str) -> bool {
+        self.expired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
     }
 
     /// Every upload in the directory, sorted by id.
@@ -486,7 +685,7 @@ mod tests {
         let store = Store::open(dir.path().to_owned(), 1 << 20, 4).expect("open");
         let up = store
             .create(NewUpload {
-                total: 10,
+                total: Some(10),
                 ..NewUpload::default()
             })
             .await
