@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -89,7 +90,7 @@ async fn run(listener: TcpListener, backends: Arc<Vec<SocketAddr>>, current: Arc
     }
 }
 
-async fn forward(mut client: TcpStream, backends: Arc<Vec<SocketAddr>>, current: Arc<AtomicUsize>) {
+async fn forward(client: TcpStream, backends: Arc<Vec<SocketAddr>>, current: Arc<AtomicUsize>) {
     let _ = client.set_nodelay(true);
     let first = current.load(Ordering::SeqCst);
     for k in 0..backends.len() {
@@ -111,15 +112,64 @@ async fn forward(mut client: TcpStream, backends: Arc<Vec<SocketAddr>>, current:
             current.store(i, Ordering::SeqCst);
             tracing::info!(%backend, "proxy: failed over");
         }
-        let mut upstream = upstream;
         let _ = upstream.set_nodelay(true);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            // Pass a broken backend connection on as a reset.
-            tracing::debug!(error = %e, "proxy: connection broke");
-            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
-        }
+        relay(client, upstream).await;
         return;
     }
     tracing::warn!("proxy: no backend accepted the connection");
     let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+}
+
+/// Copies both ways until the backend is done. A backend that answers and
+/// then resets (e.g. a 416 sent without reading the request body) must not
+/// lose its answer: the client side is closed gracefully once any reply
+/// bytes were passed on, and reset only when the backend broke before
+/// answering anything.
+async fn relay(client: TcpStream, upstream: TcpStream) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut upstream_read, mut upstream_write) = upstream.into_split();
+    let up = async {
+        let _ = pump(&mut client_read, &mut upstream_write).await;
+        let _ = upstream_write.shutdown().await;
+    };
+    let mut down = Box::pin(pump(&mut upstream_read, &mut client_write));
+    tokio::pin!(up);
+    let mut up_done = false;
+    let (passed, outcome) = loop {
+        tokio::select! {
+            result = &mut down => break result,
+            () = &mut up, if !up_done => up_done = true,
+        }
+    };
+    drop(down);
+    if outcome.is_err() && passed == 0 {
+        tracing::debug!("proxy: backend broke before answering; resetting the client");
+        let _ = socket2::SockRef::from(client_write.as_ref()).set_linger(Some(Duration::ZERO));
+        return;
+    }
+    let _ = client_write.shutdown().await;
+    if !up_done {
+        // Let the client finish sending what it had in flight before closing.
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut up).await;
+    }
+}
+
+/// Copies until end of stream or error; returns the bytes passed on.
+async fn pump(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    writer: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> (u64, io::Result<()>) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut passed = 0u64;
+    loop {
+        let n = match reader.read(&mut buffer).await {
+            Ok(0) => return (passed, Ok(())),
+            Ok(n) => n,
+            Err(e) => return (passed, Err(e)),
+        };
+        if let Err(e) = writer.write_all(&buffer[..n]).await {
+            return (passed, Err(e));
+        }
+        passed += n as u64;
+    }
 }
