@@ -30,11 +30,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+
 use axum::Router;
-use axum::http::{HeaderName, Method};
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 use tower_http::cors::{Any, CorsLayer};
 
 mod admin;
@@ -149,13 +153,51 @@ fn router(state: AppState) -> Router {
         .allow_headers(Any)
         .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
         .max_age(Duration::from_secs(3600));
-    Router::new()
+    let plain = Router::new()
         .merge(ranged::routes())
         .merge(tus::routes())
         .merge(ietf::routes())
         .merge(admin::routes())
-        .with_state(state)
-        .layer(cors)
+        .with_state(state);
+    let with_cors = plain.clone().layer(cors);
+    // tower-http answers every OPTIONS as a CORS preflight, so a plain
+    // OPTIONS (tus/IETF discovery: no Access-Control-Request-Method) to
+    // /tus or /ietf goes past it to the protocol's handler.
+    Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let discovery = req.method() == Method::OPTIONS
+            && !req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+            && is_discovery_path(req.uri().path());
+        let origin = req.headers().contains_key(header::ORIGIN);
+        let svc = if discovery {
+            plain.clone()
+        } else {
+            with_cors.clone()
+        };
+        async move {
+            let mut resp = svc.oneshot(req).await?;
+            if discovery && origin {
+                let h = resp.headers_mut();
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&EXPOSED_HEADERS.join(",")) {
+                    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
+                }
+            }
+            Ok::<_, Infallible>(resp)
+        }
+    }))
+}
+
+/// `/tus`, `/tus/...`, `/ietf`, `/ietf/...`.
+fn is_discovery_path(path: &str) -> bool {
+    ["/tus", "/ietf"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// Starts a server on `addr` (use port 0 for any free port).

@@ -182,6 +182,21 @@ pub async fn server(dir: &Path, faults: &str, write_behind: u64) -> RunningServe
         .expect("server starts")
 }
 
+/// Starts a server with `config` on loopback.
+pub async fn server_with(config: ServerConfig) -> RunningServer {
+    chunkup_server::start(loopback(), config)
+        .await
+        .expect("server starts")
+}
+
+/// The path of an absolute (`http://test/tus/x`) or relative `Location`.
+pub fn path_of(location: &str) -> String {
+    match location.split_once("://") {
+        Some((_, rest)) => rest[rest.find('/').expect("a path")..].to_owned(),
+        None => location.to_owned(),
+    }
+}
+
 /// Creates an upload of `total` bytes; returns its path (`/ranged/{id}`).
 pub async fn create(addr: SocketAddr, total: u64) -> String {
     let total = total.to_string();
@@ -217,8 +232,9 @@ pub async fn send_chunk(
     .await
 }
 
+/// Admin view of the upload at `path` (`/ranged/{id}`, `/tus/{id}`, ...).
 pub async fn admin_upload(addr: SocketAddr, path: &str) -> serde_json::Value {
-    let id = path.trim_start_matches("/ranged/");
+    let id = path.rsplit('/').next().expect("an id");
     let r = req(addr, "GET", &format!("/_admin/uploads/{id}"), &[], b"").await;
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
