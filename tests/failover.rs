@@ -254,7 +254,7 @@ async fn failover_through_the_proxy_fills_the_hole() {
 
 /// The same through the proxy, demanding the 416 every time: B's reply is a
 /// complete `416` + `X-Last-Known-Byte`, then B closes with the unread body
-/// (a reset), and the proxy passes the reset on and may drop the reply.
+/// (a reset); the proxy must pass the reply on before closing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_through_the_proxy_always_delivers_the_416() {
     for seed in 0..10u64 {
