@@ -123,3 +123,126 @@ async fn proxy_needs_a_backend() {
         .expect_err("no backends");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[tokio::test]
+async fn tus_and_ietf_see_the_failover_hole_as_a_409_with_the_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = server(dir.path(), "none", 1000).await;
+    let body = data(5000);
+    let tus = ("Tus-Resumable", "1.0.0");
+    let octet = ("Content-Type", "application/offset+octet-stream");
+    let ietf = ("Upload-Draft-Interop-Version", "8");
+    let partial = ("Content-Type", "application/partial-upload");
+
+    let r = req(
+        first.addr(),
+        "POST",
+        "/tus",
+        &[tus, ("Upload-Length", "5000")],
+        b"",
+    )
+    .await;
+    let tus_path = path_of(r.header("location").expect("Location"));
+    let r = req(
+        first.addr(),
+        "POST",
+        "/ietf",
+        &[ietf, ("Upload-Complete", "?0"), ("Upload-Length", "5000")],
+        b"",
+    )
+    .await;
+    let ietf_path = path_of(r.header("location").expect("Location"));
+    // The first instance acknowledges 3000 bytes of each, 1000 only in memory.
+    let r = req(
+        first.addr(),
+        "PATCH",
+        &tus_path,
+        &[tus, octet, ("Upload-Offset", "0")],
+        &body[..3000],
+    )
+    .await;
+    assert_eq!((r.status, r.header("upload-offset")), (204, Some("3000")));
+    let r = req(
+        first.addr(),
+        "PATCH",
+        &ietf_path,
+        &[
+            ietf,
+            partial,
+            ("Upload-Offset", "0"),
+            ("Upload-Complete", "?0"),
+        ],
+        &body[..3000],
+    )
+    .await;
+    assert_eq!((r.status, r.header("upload-offset")), (204, Some("3000")));
+    first.crash();
+
+    let second = server(dir.path(), "none", 0).await;
+    let addr = second.addr();
+    let r = req(addr, "HEAD", &tus_path, &[tus], b"").await;
+    assert_eq!(r.header("upload-offset"), Some("2000"));
+    let r = req(
+        addr,
+        "PATCH",
+        &tus_path,
+        &[tus, octet, ("Upload-Offset", "3000")],
+        &body[3000..],
+    )
+    .await;
+    assert_eq!((r.status, r.header("upload-offset")), (409, Some("2000")));
+    let r = req(
+        addr,
+        "PATCH",
+        &tus_path,
+        &[tus, octet, ("Upload-Offset", "2000")],
+        &body[2000..],
+    )
+    .await;
+    assert_eq!((r.status, r.header("upload-offset")), (204, Some("5000")));
+    assert_eq!(
+        admin_upload(addr, &tus_path).await["sha256"],
+        sha256_hex(&body)
+    );
+
+    let r = req(addr, "HEAD", &ietf_path, &[ietf], b"").await;
+    assert_eq!(
+        (r.header("upload-offset"), r.header("upload-complete")),
+        (Some("2000"), Some("?0"))
+    );
+    let r = req(
+        addr,
+        "PATCH",
+        &ietf_path,
+        &[
+            ietf,
+            partial,
+            ("Upload-Offset", "3000"),
+            ("Upload-Complete", "?1"),
+        ],
+        &body[3000..],
+    )
+    .await;
+    assert_eq!((r.status, r.header("upload-offset")), (409, Some("2000")));
+    let r = req(
+        addr,
+        "PATCH",
+        &ietf_path,
+        &[
+            ietf,
+            partial,
+            ("Upload-Offset", "2000"),
+            ("Upload-Complete", "?1"),
+        ],
+        &body[2000..],
+    )
+    .await;
+    assert_eq!((r.status, r.header("upload-complete")), (204, Some("?1")));
+    let info = admin_upload(addr, &ietf_path).await;
+    assert_eq!(
+        (info["complete"].as_bool(), info["protocol"].as_str()),
+        (Some(true), Some("ietf"))
+    );
+    assert_eq!(info["sha256"], sha256_hex(&body));
+    second.shutdown().await;
+}
