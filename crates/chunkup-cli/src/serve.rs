@@ -49,6 +49,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         max_size: args.max_size,
         faults,
         write_behind: args.write_behind,
+        ..ServerConfig::default()
     };
     let server = match chunkup_server::start(args.addr, config).await {
         Ok(server) => server,
@@ -58,10 +59,12 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         }
     };
     eprintln!(
-        "chunkup serve: listening on {} (store {}); ranged endpoint {}",
+        "chunkup serve: listening on {} (store {}); endpoints: ranged {}, tus {}, ietf {}",
         server.base_url(),
         args.dir.display(),
-        server.ranged_endpoint()
+        server.ranged_endpoint(),
+        server.tus_endpoint(),
+        server.ietf_endpoint()
     );
     wait_for_shutdown_signal().await;
     eprintln!("chunkup serve: shutting down");
