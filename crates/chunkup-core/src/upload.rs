@@ -782,8 +782,14 @@ impl Upload {
         self.sent_high = flight.range.map_or(0, |r| r.end);
         self.inherited_limit = 0;
         self.resuming = false;
-        let final_concat = matches!(self.config.concat, Concat::Final(_));
-        if final_concat || self.total == Some(0) {
+        if matches!(self.config.concat, Concat::Final(_)) {
+            // The server joined parts it already holds: every byte is there.
+            let total = self.total.unwrap_or_default();
+            self.offset = total;
+            self.acknowledged = total;
+            return self.complete(now);
+        }
+        if self.total == Some(0) {
             return self.complete(now);
         }
         match (flight.range, held) {
