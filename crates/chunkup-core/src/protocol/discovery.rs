@@ -79,6 +79,27 @@ pub(crate) fn on_options(response: &Response) -> Verdict {
     }
 }
 
+/// The discovery request for `endpoint`: `OPTIONS` carrying the IETF interop
+/// version (so IETF servers and tusd answer as such), no `Tus-Resumable`.
+pub fn options_request(
+    id: crate::RequestId,
+    endpoint: &str,
+    interop: IetfVersion,
+) -> crate::RequestSpec {
+    crate::RequestSpec {
+        id,
+        kind: crate::RequestKind::Discover,
+        method: crate::Method::Options,
+        url: endpoint.to_string(),
+        headers: vec![(
+            "Upload-Draft-Interop-Version".into(),
+            interop.interop().to_string(),
+        )],
+        body: None,
+        checksum: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,26 +145,5 @@ mod tests {
             on_options(&Response::status(503)),
             Verdict::Retry { .. }
         ));
-    }
-}
-
-/// The discovery request for `endpoint`: `OPTIONS` carrying the IETF interop
-/// version (so IETF servers and tusd answer as such), no `Tus-Resumable`.
-pub fn options_request(
-    id: crate::RequestId,
-    endpoint: &str,
-    interop: IetfVersion,
-) -> crate::RequestSpec {
-    crate::RequestSpec {
-        id,
-        kind: crate::RequestKind::Discover,
-        method: crate::Method::Options,
-        url: endpoint.to_string(),
-        headers: vec![(
-            "Upload-Draft-Interop-Version".into(),
-            interop.interop().to_string(),
-        )],
-        body: None,
-        checksum: None,
     }
 }
