@@ -25,6 +25,7 @@
 //! [`Source`] (where bytes come from) and [`ResumeStore`] (where resume state
 //! is kept).
 
+pub mod batch;
 mod error;
 mod store;
 
