@@ -1,11 +1,16 @@
 //! `chunkup`: resumable uploads from the command line, the reference server,
 //! and a demo that shows both surviving faults.
 
+mod bulk;
 mod demo;
 mod report;
 mod serve;
 mod size;
+mod status;
+mod throttle;
 mod upload;
+mod view;
+mod walk;
 
 use std::process::ExitCode;
 
@@ -21,14 +26,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Upload files (resuming earlier attempts of the same files).
+    /// Upload files, directories or globs as one resumable batch (a re-run
+    /// skips finished files and resumes the others).
     Upload(upload::UploadArgs),
     /// Run the reference server (all protocols, fault injection).
     Serve(serve::ServeArgs),
     /// Start an embedded server with faults on and upload a test file to it.
     Demo(demo::DemoArgs),
-    /// List uploads that can be resumed.
-    Status(upload::StatusArgs),
+    /// List batches and uploads that can be resumed.
+    Status(status::StatusArgs),
 }
 
 /// Exit codes: 0 success, 1 an upload failed, 2 bad arguments, 130 interrupted.
@@ -62,7 +68,7 @@ fn main() -> ExitCode {
             Command::Upload(args) => upload::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
-            Command::Status(args) => upload::status(args),
+            Command::Status(args) => status::status(args),
         }
     });
     ExitCode::from(code)

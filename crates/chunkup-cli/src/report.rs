@@ -151,7 +151,7 @@ impl FileReporter {
     }
 }
 
-fn event_json(file: &str, event: &Event) -> Option<serde_json::Value> {
+pub(crate) fn event_json(file: &str, event: &Event) -> Option<serde_json::Value> {
     Some(match event {
         Event::Created { upload_url } => {
             json!({"event": "created", "file": file, "upload_url": upload_url})
@@ -208,7 +208,7 @@ pub(crate) fn emit(value: &serde_json::Value) {
     let _ = out.flush();
 }
 
-fn short_name(file: &str) -> String {
+pub(crate) fn short_name(file: &str) -> String {
     let name = std::path::Path::new(file)
         .file_name()
         .map_or_else(|| file.to_string(), |n| n.to_string_lossy().into_owned());

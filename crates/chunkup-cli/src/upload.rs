@@ -1,23 +1,21 @@
-//! `chunkup upload` and `chunkup status`.
+//! `chunkup upload`: the command line, turned into a batch (see `bulk`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chunkup::batch::BatchPolicy;
 use chunkup::core::IetfVersion;
-use chunkup::{
-    ChunkSizing, Client, FileResumeStore, Protocol, ResumeStore, RetryPolicy, UploadControl,
-    UploadOptions,
-};
+use chunkup::{ChunkSizing, Protocol, RetryPolicy, UploadOptions};
 use clap::Args;
 
 use crate::exit;
-use crate::report::{FileReporter, Output};
 use crate::size::parse_size;
 
 #[derive(Debug, Args)]
 pub(crate) struct UploadArgs {
-    /// Files to upload.
-    #[arg(required = true)]
+    /// Files, directories (walked recursively) or glob patterns (quote them:
+    /// 'photos/**/*.jpg') to upload as one resumable batch.
+    #[arg(required = true, value_name = "DIR|GLOB|FILE")]
     files: Vec<PathBuf>,
     /// Where uploads are created (for ranged: the endpoint that answers POST).
     #[arg(long)]
@@ -28,9 +26,28 @@ pub(crate) struct UploadArgs {
     /// IETF draft interop version: 6 (draft -05, tusd) or 8 (draft -11).
     #[arg(long, default_value_t = 8, value_parser = parse_ietf_version)]
     ietf_version: u8,
-    /// Metadata for the server, `key=value` (repeatable; tus Upload-Metadata).
+    /// Metadata for the server, `key=value` (repeatable; tus Upload-Metadata,
+    /// which also carries each file's `relativePath`).
     #[arg(long = "metadata")]
     metadata: Vec<String>,
+    /// Files uploaded at once.
+    #[arg(long, short = 'P', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    parallel: u16,
+    /// Only files whose remote name (e.g. `dir/sub/a.jpg`) matches this glob
+    /// (repeatable; `*` also matches `/`).
+    #[arg(long)]
+    include: Vec<String>,
+    /// Leave out files and directories whose remote name matches this glob
+    /// (repeatable; wins over --include).
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// Show what would be uploaded or skipped; send nothing, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Upload bandwidth for the whole run, per second, e.g. 10MiB (all files
+    /// together).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    bwlimit: Option<u64>,
     /// Do not send chunk checksums even when the server supports them.
     #[arg(long)]
     no_checksum: bool,
@@ -44,9 +61,14 @@ pub(crate) struct UploadArgs {
     /// Print NDJSON events on stdout instead of progress bars.
     #[arg(long)]
     json: bool,
-    /// Failed attempts allowed without progress before giving up.
+    /// Failed requests in a row, without the server's offset advancing,
+    /// before a file's try is given up.
     #[arg(long, default_value_t = RetryPolicy::default().max_attempts)]
     retries: u32,
+    /// Tries per file in one run: a file whose try ran out of retries goes
+    /// back to the queue until it had this many.
+    #[arg(long, default_value_t = BatchPolicy::default().file_attempts, value_parser = clap::value_parser!(u32).range(1..))]
+    file_tries: u32,
     /// Seconds without progress that count as a broken connection.
     #[arg(long, default_value_t = 30)]
     stall_timeout: u64,
@@ -56,10 +78,10 @@ pub(crate) struct UploadArgs {
     /// Content type announced for the files.
     #[arg(long)]
     content_type: Option<String>,
-    /// Where resume state is kept (default $XDG_STATE_HOME/chunkup).
+    /// Where resume and batch state is kept (default $XDG_STATE_HOME/chunkup).
     #[arg(long, env = "CHUNKUP_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// Do not resume earlier attempts or remember this one.
+    /// Do not resume earlier runs or remember this one (every file is sent).
     #[arg(long)]
     no_resume: bool,
 }
@@ -109,13 +131,6 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
     }
 }
 
-fn store_for(state_dir: Option<PathBuf>) -> Result<FileResumeStore, chunkup::Error> {
-    match state_dir {
-        Some(dir) => Ok(FileResumeStore::new(dir)),
-        None => FileResumeStore::default_location(),
-    }
-}
-
 pub(crate) async fn run(args: UploadArgs) -> u8 {
     let headers: Result<Vec<_>, _> = args.headers.iter().map(|h| parse_header(h)).collect();
     let headers = match headers {
@@ -132,19 +147,6 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
         chunkup::core::Upload::new(chunkup::core::UploadConfig::create(args.to.clone(), 0))
     {
         return usage(&error.to_string());
-    }
-    let mut client = match Client::new() {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("chunkup: {error}");
-            return exit::FAILED;
-        }
-    };
-    if !args.no_resume {
-        match store_for(args.state_dir.clone()) {
-            Ok(store) => client = client.with_resume_store(store),
-            Err(error) => eprintln!("chunkup: warning: {error}; uploads will not be resumable"),
-        }
     }
     let options = UploadOptions {
         protocol: args.protocol,
@@ -169,87 +171,26 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
         },
         ..UploadOptions::default()
     };
-
-    let output = Output::new(args.json);
-    let mut failed = 0usize;
-    for file in &args.files {
-        let shown = file.display().to_string();
-        let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-        let reporter = FileReporter::new(&output, &shown, size);
-        let control = UploadControl::new();
-        let options = UploadOptions {
-            control: Some(control.clone()),
-            ..options.clone()
-        };
-        let upload = client.upload_file(file, &args.to, options, |event| reporter.on_event(event));
-        let result = tokio::select! {
-            result = upload => result,
-            _ = tokio::signal::ctrl_c() => {
-                control.cancel();
-                reporter.finish(&Err(chunkup::Error::Cancelled));
-                eprintln!("chunkup: interrupted; run the same command again to resume");
-                return exit::INTERRUPTED;
-            }
-        };
-        reporter.finish(&result);
-        if result.is_err() {
-            failed += 1;
-        }
-    }
-    if args.files.len() > 1 && !args.json {
-        let done = args.files.len() - failed;
-        eprintln!("{done} of {} files uploaded", args.files.len());
-    }
-    if failed == 0 { 0 } else { exit::FAILED }
+    crate::bulk::run(crate::bulk::Settings {
+        inputs: args.files,
+        endpoint: args.to,
+        options,
+        parallel: usize::from(args.parallel),
+        include: args.include,
+        exclude: args.exclude,
+        dry_run: args.dry_run,
+        json: args.json,
+        resume: !args.no_resume,
+        state_dir: args.state_dir,
+        bwlimit: args.bwlimit,
+        policy: BatchPolicy {
+            file_attempts: args.file_tries,
+        },
+    })
+    .await
 }
 
 fn usage(message: &str) -> u8 {
     eprintln!("chunkup upload: {message}");
     exit::USAGE
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct StatusArgs {
-    /// Where resume state is kept (default $XDG_STATE_HOME/chunkup).
-    #[arg(long, env = "CHUNKUP_STATE_DIR")]
-    state_dir: Option<PathBuf>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-}
-
-pub(crate) fn status(args: StatusArgs) -> u8 {
-    let records = match store_for(args.state_dir).and_then(|store| store.list()) {
-        Ok(records) => records,
-        Err(error) => {
-            eprintln!("chunkup status: {error}");
-            return exit::FAILED;
-        }
-    };
-    if args.json {
-        for record in &records {
-            crate::report::emit(&serde_json::to_value(record).unwrap_or_default());
-        }
-        return 0;
-    }
-    if records.is_empty() {
-        println!("no unfinished uploads");
-    }
-    for record in records {
-        let percent = if record.total == 0 {
-            100.0
-        } else {
-            record.offset as f64 * 100.0 / record.total as f64
-        };
-        println!(
-            "{}  {:>5.1}%  {}/{}  {}  {}",
-            &record.fingerprint[..12.min(record.fingerprint.len())],
-            percent,
-            record.offset,
-            record.total,
-            record.protocol,
-            record.upload_url
-        );
-    }
-    0
 }
