@@ -17,7 +17,7 @@ use chunkup::batch::{
     AfterFailure, BatchPolicy, BatchSpec, Decision, DiscoveryCache, FileEntry, Journal,
     RELATIVE_PATH_KEY, after_failure, file_fingerprint,
 };
-use chunkup::{Client, Event, FileSource, ReqwestTransport, Source, UploadOptions};
+use chunkup::{Client, FileSource, ReqwestTransport, Source, UploadOptions};
 use futures_util::StreamExt;
 use indicatif::{HumanBytes, HumanDuration};
 use serde_json::json;
@@ -70,6 +70,8 @@ struct Job {
     path: String,
     name: String,
     size: u64,
+    /// Tries this run already made.
+    tries: u32,
 }
 
 /// This run's numbers.
@@ -106,6 +108,8 @@ struct Run {
     batch_id: String,
     journal: Option<Arc<Journal>>,
     discovery: DiscoveryCache,
+    /// Whether the shared discovery was reported yet.
+    announced: AtomicBool,
     view: Arc<BatchView>,
     policy: BatchPolicy,
     tally: Tally,
@@ -260,7 +264,8 @@ pub(crate) async fn run(settings: Settings) -> u8 {
         options: settings.options.clone(),
         batch_id: batch_id.clone(),
         journal,
-        discovery: DiscoveryCache::new(),
+        discovery: DiscoveryCache::new(&settings.policy),
+        announced: AtomicBool::new(false),
         view: Arc::clone(&view),
         policy: settings.policy.clone(),
         tally: Tally::default(),
@@ -354,6 +359,7 @@ impl Run {
                 path: entry.path,
                 name: entry.relative,
                 size: entry.size,
+                tries: 0,
             }),
         }
     }
@@ -400,14 +406,9 @@ impl Run {
     /// (later tries come from [`Run::retry_failed`] when there is a
     /// journal, at once otherwise).
     async fn upload(&self, job: &Job) {
-        let mut attempt = 0;
+        let mut attempt = job.tries;
         loop {
-            attempt = match &self.journal {
-                Some(journal) => journal
-                    .started(&self.batch_id, &job.path)
-                    .unwrap_or(attempt + 1),
-                None => attempt + 1,
-            };
+            attempt += 1;
             match self.try_upload(job, attempt).await {
                 None => return,
                 Some(AfterFailure::RetryLater) if self.journal.is_none() => continue,
@@ -423,9 +424,17 @@ impl Run {
             .discovery
             .capabilities(&self.transport, &self.endpoint, &self.options)
             .await;
-        let mut protocol = capabilities
-            .as_ref()
-            .map_or(self.options.protocol, |c| c.protocol);
+        if let Some(caps) = &capabilities
+            && !self.announced.swap(true, Ordering::Relaxed)
+        {
+            self.view.event(json!({
+                "event": "endpoint_discovered",
+                "endpoint": self.endpoint,
+                "protocol": caps.protocol.as_str(),
+                "extensions": caps.extensions,
+                "max_size": caps.max_size,
+            }));
+        }
         let mut metadata = self.options.metadata.clone();
         if !metadata.iter().any(|(k, _)| k == RELATIVE_PATH_KEY) {
             metadata.push((RELATIVE_PATH_KEY.to_string(), job.name.clone()));
@@ -438,22 +447,9 @@ impl Run {
         let journal = self.journal.as_deref();
         let result = self
             .client
+            // The journal learns the upload URL through the resume store.
             .upload_file(Path::new(&job.path), &self.endpoint, options, |event| {
-                match event {
-                    Event::Discovered(caps) => protocol = caps.protocol,
-                    Event::Created { upload_url } => {
-                        if let Some(journal) = journal {
-                            Self::journal_warn(journal.created(
-                                &self.batch_id,
-                                &job.path,
-                                upload_url,
-                                protocol,
-                            ));
-                        }
-                    }
-                    _ => {}
-                }
-                file.on_event(event);
+                file.on_event(event)
             })
             .await;
         match result {
@@ -505,7 +501,13 @@ impl Run {
                         name: item.relative,
                     };
                     match self.plan(found) {
-                        Item::Upload(job) => self.upload(&job).await,
+                        Item::Upload(job) => {
+                            let job = Job {
+                                tries: item.attempts,
+                                ..job
+                            };
+                            self.upload(&job).await;
+                        }
                         other => self.handle(other).await,
                     }
                 })

@@ -69,6 +69,12 @@ pub(crate) struct UploadArgs {
     /// back to the queue until it had this many.
     #[arg(long, default_value_t = BatchPolicy::default().file_attempts, value_parser = clap::value_parser!(u32).range(1..))]
     file_tries: u32,
+    /// Send small files inside their creation request (tus
+    /// creation-with-upload): one request per file instead of two, but a run
+    /// killed while such a request is in flight may leave a second copy of
+    /// that file on the server.
+    #[arg(long)]
+    creation_with_upload: bool,
     /// Seconds without progress that count as a broken connection.
     #[arg(long, default_value_t = 30)]
     stall_timeout: u64,
@@ -185,6 +191,7 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
         bwlimit: args.bwlimit,
         policy: BatchPolicy {
             file_attempts: args.file_tries,
+            creation_with_upload: args.creation_with_upload,
         },
     })
     .await

@@ -4,6 +4,7 @@
 use chunkup_core::protocol::discovery;
 use chunkup_core::{Capabilities, Protocol, RequestId, Upload, UploadConfig};
 
+use super::BatchPolicy;
 use crate::client::UploadOptions;
 use crate::transport::Transport;
 
@@ -46,12 +47,16 @@ pub async fn discover<T: Transport>(
 #[derive(Debug, Default)]
 pub struct DiscoveryCache {
     known: tokio::sync::Mutex<Option<Capabilities>>,
+    policy: BatchPolicy,
 }
 
 impl DiscoveryCache {
-    /// An empty cache.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty cache for a batch run with `policy`.
+    pub fn new(policy: &BatchPolicy) -> Self {
+        DiscoveryCache {
+            known: tokio::sync::Mutex::default(),
+            policy: policy.clone(),
+        }
     }
 
     /// Capabilities to put in [`UploadOptions::capabilities`]; the first
@@ -71,7 +76,7 @@ impl DiscoveryCache {
         if known.is_none() {
             *known = discover(transport, endpoint, options)
                 .await
-                .map(super::for_batch);
+                .map(|caps| super::for_batch(caps, &self.policy));
         }
         known.clone()
     }

@@ -6,6 +6,11 @@
 //! `resume` (the batch's [`ResumeRecord`]s, keyed by fingerprint, so the
 //! engine's resume logic works unchanged).
 //!
+//! A file is `pending` until the server holds an upload for it, then
+//! `uploading` (its URL is written in the same transaction as its resume
+//! record, before any byte is sent), then `done` or `failed`. Four short
+//! transactions per file: planned, created, resume record dropped, done.
+//!
 //! Durability: write-ahead log with `synchronous=NORMAL`. Every change is in
 //! the operating system before the call returns, so a killed process
 //! (`kill -9`, a crash, Ctrl-C) loses nothing; a power cut may lose the last
@@ -17,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chunkup_core::{Protocol, ResumeRecord};
+use chunkup_core::ResumeRecord;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{BatchSpec, Decision, FileState, Known, decide};
@@ -40,6 +45,7 @@ CREATE TABLE IF NOT EXISTS files (
     relative TEXT NOT NULL,
     size INTEGER NOT NULL,
     modified_ms INTEGER,
+    fingerprint TEXT,
     state TEXT NOT NULL,
     upload_url TEXT,
     protocol TEXT,
@@ -50,6 +56,7 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (batch_id, path)
 );
 CREATE INDEX IF NOT EXISTS files_by_state ON files (batch_id, state);
+CREATE INDEX IF NOT EXISTS files_by_fingerprint ON files (batch_id, fingerprint);
 CREATE TABLE IF NOT EXISTS resume (
     fingerprint TEXT PRIMARY KEY,
     batch_id TEXT NOT NULL,
@@ -271,6 +278,12 @@ impl Journal {
                  ON CONFLICT (id) DO UPDATE SET runs = runs + 1, updated_ms = ?4",
                 params![id, spec.endpoint, text, now],
             )?;
+            // Tries count per run.
+            tx.execute(
+                "UPDATE files SET attempts = 0
+                 WHERE batch_id = ?1 AND state != 'done' AND attempts != 0",
+                [&id],
+            )?;
             tx.commit()?;
             Ok(runs.map_or(0, |r| r.max(0) as u64))
         })
@@ -293,7 +306,8 @@ impl Journal {
     }
 
     /// Decides what to do with a file the walk found and records it: a file
-    /// to upload becomes `pending`, and when it continues an earlier upload
+    /// to upload becomes `pending` (`uploading` when it continues an upload
+    /// the server holds), and when it continues an earlier upload
     /// whose resume record is gone (a run killed between the server's last
     /// answer and the journal's), the record is written back so the engine
     /// asks the server instead of creating a second upload.
@@ -310,20 +324,27 @@ impl Journal {
                         .as_ref()
                         .map(|(url, p)| (Some(url.clone()), Some(p.as_str())))
                         .unwrap_or((None, None));
+                    let state = if url.is_some() {
+                        FileState::Uploading
+                    } else {
+                        FileState::Pending
+                    };
                     tx.execute(
-                        "INSERT INTO files (batch_id, path, relative, size, modified_ms, state,
-                             upload_url, protocol, reason, retryable, attempts, updated_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, NULL, 0, 0, ?8)
+                        "INSERT INTO files (batch_id, path, relative, size, modified_ms,
+                             fingerprint, state, upload_url, protocol, reason, retryable,
+                             attempts, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, 0, 0, ?10)
                          ON CONFLICT (batch_id, path) DO UPDATE SET relative = ?3, size = ?4,
-                             modified_ms = ?5, state = 'pending', upload_url = ?6,
-                             protocol = ?7, reason = NULL, retryable = 0, attempts = 0,
-                             updated_ms = ?8",
+                             modified_ms = ?5, fingerprint = ?6, state = ?7, upload_url = ?8,
+                             protocol = ?9, reason = NULL, retryable = 0, updated_ms = ?10",
                         params![
                             batch_id,
                             file.path,
                             file.relative,
                             to_i64(file.size),
                             file.modified_ms,
+                            file.fingerprint,
+                            state.as_str(),
                             url,
                             protocol,
                             now
@@ -360,38 +381,6 @@ impl Journal {
         Ok(decide(known.as_ref(), file.size, file.modified_ms))
     }
 
-    /// A file's upload starts (another try counts).
-    pub fn started(&self, batch_id: &str, path: &str) -> Result<u32, Error> {
-        self.with(|conn| {
-            conn.query_row(
-                "UPDATE files SET state = 'uploading', attempts = attempts + 1, updated_ms = ?3
-                 WHERE batch_id = ?1 AND path = ?2 RETURNING attempts",
-                params![batch_id, path, now_ms()],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|a| a.map_or(1, |a| a.clamp(0, i64::from(u32::MAX)) as u32))
-        })
-    }
-
-    /// The server created the file's upload.
-    pub fn created(
-        &self,
-        batch_id: &str,
-        path: &str,
-        upload_url: &str,
-        protocol: Protocol,
-    ) -> Result<(), Error> {
-        self.with(|conn| {
-            conn.execute(
-                "UPDATE files SET upload_url = ?3, protocol = ?4, updated_ms = ?5
-                 WHERE batch_id = ?1 AND path = ?2",
-                params![batch_id, path, upload_url, protocol.as_str(), now_ms()],
-            )
-            .map(drop)
-        })
-    }
-
     /// The file is complete on the server.
     pub fn done(&self, batch_id: &str, path: &str, upload_url: &str) -> Result<(), Error> {
         self.with(|conn| {
@@ -405,7 +394,8 @@ impl Journal {
         })
     }
 
-    /// The file's upload failed; `retryable` when this run may try again.
+    /// The file's upload failed (one more try counted); `retryable` when this
+    /// run may try again.
     pub fn failed(
         &self,
         batch_id: &str,
@@ -415,7 +405,8 @@ impl Journal {
     ) -> Result<(), Error> {
         self.with(|conn| {
             conn.execute(
-                "UPDATE files SET state = 'failed', reason = ?3, retryable = ?4, updated_ms = ?5
+                "UPDATE files SET state = 'failed', reason = ?3, retryable = ?4,
+                     attempts = attempts + 1, updated_ms = ?5
                  WHERE batch_id = ?1 AND path = ?2",
                 params![batch_id, path, reason, retryable, now_ms()],
             )
@@ -663,18 +654,34 @@ impl ResumeStore for BatchResumeStore {
         }))
     }
 
+    /// Also marks the batch's file with this fingerprint `uploading` with
+    /// the record's URL, in the same transaction.
     fn save(&self, record: &ResumeRecord) -> Result<(), Error> {
         let json = serde_json::to_string(record).map_err(|e| Error::Store {
             path: self.journal.path.clone(),
             source: std::io::Error::other(e),
         })?;
         self.journal.with(|conn| {
-            conn.prepare_cached(
+            let tx = conn.transaction()?;
+            tx.prepare_cached(
                 "INSERT INTO resume (fingerprint, batch_id, record) VALUES (?1, ?2, ?3)
                  ON CONFLICT (fingerprint) DO UPDATE SET batch_id = ?2, record = ?3",
             )?
-            .execute(params![record.fingerprint, self.batch_id, json])
-            .map(drop)
+            .execute(params![record.fingerprint, self.batch_id, json])?;
+            tx.prepare_cached(
+                "UPDATE files SET state = 'uploading', upload_url = ?3, protocol = ?4,
+                     updated_ms = ?5
+                 WHERE batch_id = ?1 AND fingerprint = ?2 AND state != 'done'
+                     AND (upload_url IS NOT ?3 OR state != 'uploading')",
+            )?
+            .execute(params![
+                self.batch_id,
+                record.fingerprint,
+                record.upload_url,
+                record.protocol.as_str(),
+                record.updated_ms
+            ])?;
+            tx.commit()
         })
     }
 

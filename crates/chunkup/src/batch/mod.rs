@@ -183,10 +183,8 @@ pub fn decide(known: Option<&Known>, size: u64, modified_ms: Option<i64>) -> Dec
             upload_url: url.clone(),
         },
         (Some(url), _) if unchanged => Decision::Upload {
-            resume: known
-                .protocol
-                .filter(|p| *p != Protocol::Auto)
-                .map(|p| (url.clone(), p)),
+            // `auto`: the engine learns the protocol again from the endpoint.
+            resume: Some((url.clone(), known.protocol.unwrap_or(Protocol::Auto))),
         },
         _ => Decision::Upload { resume: None },
     }
@@ -200,11 +198,19 @@ pub struct BatchPolicy {
     /// failure goes back to the queue (after the other files) until it has
     /// had this many.
     pub file_attempts: u32,
+    /// Send small files inside their creation request (tus
+    /// creation-with-upload): one request per file instead of two, but a run
+    /// killed while such a request is in flight may leave a second copy of
+    /// that file on the server (see [`for_batch`]). Off by default.
+    pub creation_with_upload: bool,
 }
 
 impl Default for BatchPolicy {
     fn default() -> Self {
-        BatchPolicy { file_attempts: 3 }
+        BatchPolicy {
+            file_attempts: 3,
+            creation_with_upload: false,
+        }
     }
 }
 
@@ -248,16 +254,19 @@ pub fn needs_discovery(protocol: Protocol) -> bool {
 }
 
 /// The capabilities every file of a batch is sent with, from the endpoint's
-/// answer. tus creation-with-upload is left out: a creation request that
+/// answer. Unless the policy allows it, tus creation-with-upload is left
+/// out: a creation request that
 /// carries the whole file and is cut off by a kill (or a broken connection)
 /// after the server stored it leaves a complete upload the client never
 /// learned the URL of, so the next run would store the file twice. Creating
 /// first (an empty upload, saved in the journal) and then sending makes a
 /// second copy impossible; the cost is one request per file.
-pub fn for_batch(mut capabilities: Capabilities) -> Capabilities {
-    capabilities
-        .extensions
-        .retain(|e| e != "creation-with-upload");
+pub fn for_batch(mut capabilities: Capabilities, policy: &BatchPolicy) -> Capabilities {
+    if !policy.creation_with_upload {
+        capabilities
+            .extensions
+            .retain(|e| e != "creation-with-upload");
+    }
     capabilities
 }
 
@@ -358,7 +367,10 @@ mod tests {
 
     #[test]
     fn only_transient_failures_are_retried_and_only_so_often() {
-        let policy = BatchPolicy { file_attempts: 2 };
+        let policy = BatchPolicy {
+            file_attempts: 2,
+            ..BatchPolicy::default()
+        };
         let exhausted = Error::Upload(chunkup_core::Error::RetriesExhausted {
             attempts: 10,
             last: "HTTP 502".into(),
@@ -391,9 +403,14 @@ mod tests {
             ..Capabilities::default()
         };
         assert_eq!(
-            for_batch(caps).extensions,
+            for_batch(caps.clone(), &BatchPolicy::default()).extensions,
             vec!["creation".to_string(), "concatenation".to_string()]
         );
+        let opted_in = BatchPolicy {
+            creation_with_upload: true,
+            ..BatchPolicy::default()
+        };
+        assert_eq!(for_batch(caps.clone(), &opted_in), caps);
         assert!(needs_discovery(Protocol::Auto) && !needs_discovery(Protocol::Ranged));
     }
 }
