@@ -30,6 +30,78 @@ ensure_rust() {
     cargo clippy --version
 }
 
+# Interop peers (interop/peers): servers and clients nobody here wrote, for
+# the chunkup-interop tests. Each is installed only when missing or stale.
+INTEROP_PEERS="$ROOT/interop/peers"
+TUSD_MODULE="github.com/tus/tusd/v2/cmd/tusd@latest"
+
+ensure_npm_peers() {
+    have node && have npm || die "node and npm are needed for the interop peers"
+    local stamp="$INTEROP_PEERS/node_modules/.chunkup-installed"
+    if [[ -f "$INTEROP_PEERS/package-lock.json" ]]; then
+        if [[ -f "$stamp" ]] && cmp -s "$stamp" "$INTEROP_PEERS/package-lock.json"; then
+            echo "npm peers: up to date"
+            return
+        fi
+        (cd "$INTEROP_PEERS" && npm ci --no-audit --no-fund)
+    else
+        (cd "$INTEROP_PEERS" && npm install --no-audit --no-fund)
+    fi
+    cp "$INTEROP_PEERS/package-lock.json" "$stamp"
+}
+
+ensure_python_peers() {
+    have python3 || die "python3 is needed for the interop peers"
+    local venv="$INTEROP_PEERS/.venv"
+    local stamp="$venv/.chunkup-installed"
+    if [[ -x "$venv/bin/python" && -f "$stamp" ]] \
+        && cmp -s "$stamp" "$INTEROP_PEERS/requirements.txt"; then
+        echo "python peers: up to date"
+        return
+    fi
+    [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        -r "$INTEROP_PEERS/requirements.txt"
+    cp "$INTEROP_PEERS/requirements.txt" "$stamp"
+}
+
+# tusd comes from the Go module proxy; where it cannot be had, the tusd tests
+# are skipped (loudly) with the reason in CHUNKUP_TUSD_SKIP.
+ensure_tusd() {
+    if [[ -n "${CHUNKUP_TUSD:-}" && -x "${CHUNKUP_TUSD}" ]]; then
+        echo "tusd: $CHUNKUP_TUSD (CHUNKUP_TUSD)"
+        return
+    fi
+    if [[ -x "$INTEROP_PEERS/bin/tusd" ]]; then
+        echo "tusd: $INTEROP_PEERS/bin/tusd"
+        return
+    fi
+    local reason log
+    if ! have go; then
+        reason="go is not installed"
+    else
+        log="$(mktemp)"
+        if GOBIN="$INTEROP_PEERS/bin" timeout 900 go install "$TUSD_MODULE" >"$log" 2>&1; then
+            rm -f "$log"
+            echo "tusd: installed $INTEROP_PEERS/bin/tusd"
+            return
+        fi
+        reason="go install $TUSD_MODULE failed: $(grep -v '^\s*$' "$log" | tail -n 2 | tr '\n' ' ')"
+        rm -f "$log"
+    fi
+    export CHUNKUP_TUSD_SKIP="$reason"
+    echo "SKIPPED: tusd not installable: $reason"
+}
+
+ensure_interop_peers() {
+    section "interop peers (npm, PyPI, tusd)"
+    local started=$SECONDS
+    ensure_npm_peers
+    ensure_python_peers
+    ensure_tusd
+    echo "interop peers ready in $((SECONDS - started)) s"
+}
+
 # --- checks -----------------------------------------------------------------
 
 check_fmt() {
@@ -49,11 +121,14 @@ build_rust() {
 
 test_rust() {
     section "cargo test"
+    # The interop tests drive the `chunkup` binary.
+    cargo build -p chunkup-cli
     cargo test --workspace
 }
 
 main() {
     ensure_rust
+    ensure_interop_peers
     check_fmt
     check_clippy
     build_rust
