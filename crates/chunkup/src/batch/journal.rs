@@ -241,6 +241,9 @@ impl Journal {
         })?;
         let path = dir.join(format!("{}.lock", &batch_id[..batch_id.len().min(64)]));
         let conn = Connection::open(&path).map_err(|e| store_error(&path, e))?;
+        // Taken or not, at once.
+        conn.busy_timeout(std::time::Duration::ZERO)
+            .map_err(|e| store_error(&path, e))?;
         match conn.execute_batch("PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE;") {
             Ok(()) => Ok(BatchLock { _conn: conn }),
             Err(rusqlite::Error::SqliteFailure(e, _))
@@ -701,5 +704,130 @@ impl ResumeStore for BatchResumeStore {
             .filter(|(batch, _)| *batch == self.batch_id)
             .map(|(_, record)| record)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::BatchSpec;
+    use chunkup_core::Protocol;
+
+    fn spec() -> BatchSpec {
+        BatchSpec {
+            endpoint: "http://127.0.0.1:1/tus".into(),
+            roots: vec!["/data".into()],
+            protocol: Protocol::Tus,
+            include: vec![],
+            exclude: vec![],
+            metadata: vec![],
+        }
+    }
+
+    fn entry(modified_ms: i64) -> FileEntry {
+        FileEntry {
+            path: "/data/a.bin".into(),
+            relative: "data/a.bin".into(),
+            size: 10,
+            modified_ms: Some(modified_ms),
+            fingerprint: format!("{modified_ms:064x}"),
+        }
+    }
+
+    fn record(file: &FileEntry, url: &str) -> ResumeRecord {
+        ResumeRecord {
+            fingerprint: file.fingerprint.clone(),
+            upload_url: url.into(),
+            protocol: Protocol::Tus,
+            offset: 0,
+            total: file.size,
+            updated_ms: 1,
+            expires_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_file_goes_pending_uploading_done_and_is_then_skipped() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Http(e.to_string()))?;
+        let journal = Arc::new(Journal::open(&Journal::location(dir.path()))?);
+        let id = spec().id();
+        assert_eq!(journal.begin(&spec())?, 0);
+        let file = entry(5);
+        assert_eq!(journal.plan(&id, &file)?, Decision::Upload { resume: None });
+        assert_eq!(journal.counts(&id)?.pending, 1);
+        // The engine saves its resume record: the file is uploading, with URL.
+        let store = journal.resume_store(&id);
+        store.save(&record(&file, "http://x/1"))?;
+        let known = journal.known(&id, &file.path)?.expect("known");
+        assert_eq!(known.state, FileState::Uploading);
+        assert_eq!(known.upload_url.as_deref(), Some("http://x/1"));
+        // Killed after the engine dropped the record on completion but before
+        // the journal heard of it: the next run writes the record back so the
+        // engine asks the server instead of creating a second upload.
+        store.remove(&file.fingerprint)?;
+        assert_eq!(journal.begin(&spec())?, 1);
+        assert_eq!(
+            journal.plan(&id, &file)?,
+            Decision::Upload {
+                resume: Some(("http://x/1".into(), Protocol::Tus))
+            }
+        );
+        assert_eq!(
+            store.load(&file.fingerprint)?.map(|r| r.upload_url),
+            Some("http://x/1".into())
+        );
+        journal.done(&id, &file.path, "http://x/1")?;
+        assert_eq!(
+            journal.plan(&id, &file)?,
+            Decision::Skip {
+                upload_url: "http://x/1".into()
+            }
+        );
+        // Changed content is a new upload.
+        assert_eq!(
+            journal.plan(&id, &entry(6))?,
+            Decision::Upload { resume: None }
+        );
+        let batches = journal.batches()?;
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].runs, 2);
+        assert_eq!(batches[0].roots, vec!["/data".to_string()]);
+        Ok(())
+    }
+
+    #[test]
+    fn failures_are_retried_within_the_run_limit_then_kept_with_reasons() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Http(e.to_string()))?;
+        let journal = Journal::open(&Journal::location(dir.path()))?;
+        let id = spec().id();
+        journal.begin(&spec())?;
+        let file = entry(5);
+        journal.plan(&id, &file)?;
+        journal.failed(&id, &file.path, "gave up", true)?;
+        let again = journal.retry_candidates(&id, 2, 0, 10)?;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 1);
+        journal.failed(&id, &file.path, "gave up", true)?;
+        assert!(journal.retry_candidates(&id, 2, 0, 10)?.is_empty());
+        assert_eq!(
+            journal.failure_reasons(&id)?,
+            vec![("gave up".to_string(), 1)]
+        );
+        // A new run counts tries afresh.
+        journal.begin(&spec())?;
+        assert_eq!(journal.retry_candidates(&id, 2, 0, 10)?.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn one_process_at_a_time_per_batch() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Http(e.to_string()))?;
+        let journal = Journal::open(&Journal::location(dir.path()))?;
+        let held = journal.lock_batch("abc")?;
+        assert!(journal.lock_batch("abc").is_err());
+        assert!(journal.lock_batch("def").is_ok());
+        drop(held);
+        assert!(journal.lock_batch("abc").is_ok());
+        Ok(())
     }
 }
