@@ -216,7 +216,7 @@ pub(crate) async fn run(settings: Settings) -> u8 {
     }));
     if !settings.json {
         let run = if runs_before > 0 {
-            format!("continuing (run {})", runs_before + 1)
+            format!("run {}, continuing", runs_before + 1)
         } else {
             "new".to_string()
         };

@@ -152,7 +152,7 @@ fn print_batch(batch: &BatchInfo) {
         batch.endpoint
     );
     println!(
-        "      {} files: {} done ({}), {} failed, {} uploading, {} pending; {} runs, updated {}",
+        "      {} files: {} done ({}), {} failed, {} uploading, {} pending; runs: {}, updated {}",
         c.total(),
         c.done,
         HumanBytes(c.done_bytes),

@@ -77,18 +77,32 @@ async fn admin_sha(http: &reqwest::Client, base: &str, id: &str) -> String {
     info["sha256"].as_str().unwrap().to_string()
 }
 
-/// Complete, non-partial uploads on the server by `relativePath`.
+/// Complete, non-partial uploads on the server by `relativePath` (a final
+/// concatenation carries no metadata of its own: it is named by its parts).
 fn complete_by_name(list: &[Value]) -> HashMap<String, Vec<Value>> {
+    let name_of = |upload: &Value| {
+        upload["metadata"]["relativePath"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let by_id: HashMap<&str, &Value> = list
+        .iter()
+        .map(|u| (u["id"].as_str().unwrap_or_default(), u))
+        .collect();
     let mut by_name: HashMap<String, Vec<Value>> = HashMap::new();
     for upload in list {
-        let partial = upload["concat"]["role"] == "partial";
-        if upload["complete"] == true && !partial {
-            let name = upload["metadata"]["relativePath"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            by_name.entry(name).or_default().push(upload.clone());
+        if upload["complete"] != true || upload["concat"]["role"] == "partial" {
+            continue;
         }
+        let name = name_of(upload).or_else(|| {
+            let first = upload["concat"]["parts"][0].as_str()?;
+            let id = first.rsplit('/').next()?;
+            by_id.get(id).and_then(|part| name_of(part))
+        });
+        by_name
+            .entry(name.unwrap_or_default())
+            .or_default()
+            .push(upload.clone());
     }
     by_name
 }
@@ -478,5 +492,42 @@ async fn bwlimit_holds_all_files_together_to_the_rate() {
     assert_eq!(events(&all, "completed").count(), 4);
     // 256 KiB at 128 KiB/s (16 KiB burst): about 1.9 s, whatever the parallelism.
     assert!(elapsed > 1.6, "{elapsed}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_files_go_as_parallel_parts_within_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&dir.path().join("store"), "none", u64::MAX).await;
+    let root = dir.path().join("mixed");
+    let big = write_file(&root.join("big.bin"), 17 << 20, 1);
+    let small = write_file(&root.join("small.bin"), 5000, 2);
+    let (code, all, stderr) = run_to_end(
+        Command::new(BIN)
+            .arg("upload")
+            .arg(&root)
+            .args(["--to", &server.tus_endpoint(), "--protocol", "auto"])
+            .args(["--parts", "2", "--parallel", "2", "--no-checksum", "--json"])
+            .arg("--state-dir")
+            .arg(dir.path().join("state")),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(events(&all, "completed").count(), 2);
+    let list = admin_list(&server).await;
+    let parts = list
+        .iter()
+        .filter(|u| u["concat"]["role"] == "partial")
+        .count();
+    assert_eq!(parts, 2, "the big file went as two parts");
+    let by_name = complete_by_name(&list);
+    let http = reqwest::Client::new();
+    let base = server.base_url();
+    for (name, sha) in [("mixed/big.bin", &big), ("mixed/small.bin", &small)] {
+        let uploads = &by_name[name];
+        assert_eq!(uploads.len(), 1, "{name}");
+        let id = uploads[0]["id"].as_str().unwrap();
+        assert_eq!(&admin_sha(&http, &base, id).await, sha, "{name}");
+    }
+    drop(http);
     server.shutdown().await;
 }
