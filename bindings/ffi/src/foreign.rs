@@ -1,0 +1,156 @@
+//! Traits the app implements (Kotlin, Swift, Python), and their adapters to
+//! the client's own traits. The adapters only convert types.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chunkup::core::{MAX_RESPONSE_BODY, RequestSpec, Response, TransportErrorKind};
+
+use crate::error::{StoreError, TransportError};
+
+/// The client's body stream type (`chunkup::source::BodyStream`, which the
+/// client does not re-export).
+type BodyStream = futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
+use crate::types::{EventKind, KeyValue, ResumeRecord};
+
+/// Hears how an upload is doing. Called on one of the bindings' worker
+/// threads: hop to the UI thread yourself.
+#[uniffi::export(with_foreign)]
+pub trait ProgressListener: Send + Sync {
+    /// Bytes the server acknowledged (never decreasing), the total, and the
+    /// recent speed. Throttled (`progress_interval_ms`).
+    fn on_progress(&self, acknowledged: u64, total: u64, bytes_per_second: f64);
+    /// Anything else that happened, with a readable message.
+    fn on_event(&self, kind: EventKind, message: String);
+}
+
+/// Keeps resume records where the app likes (SharedPreferences,
+/// UserDefaults, a database, files). Calls are short and synchronous.
+#[uniffi::export(with_foreign)]
+pub trait ResumeStore: Send + Sync {
+    /// The record for `fingerprint`, if any.
+    fn load(&self, fingerprint: String) -> Result<Option<ResumeRecord>, StoreError>;
+    /// Adds or replaces the record with the same fingerprint.
+    fn save(&self, record: ResumeRecord) -> Result<(), StoreError>;
+    /// Forgets a record (absent records are fine).
+    fn remove(&self, fingerprint: String) -> Result<(), StoreError>;
+    /// Every record.
+    fn list(&self) -> Result<Vec<ResumeRecord>, StoreError>;
+}
+
+/// The part of a file to send as a request body: the transport reads
+/// `length` bytes at `offset` of `path` itself (streamed, never whole files
+/// across the FFI).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BodyRange {
+    pub path: String,
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// A request the engine decided on.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpRequest {
+    /// `GET`, `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE` or `OPTIONS`.
+    pub method: String,
+    pub url: String,
+    /// Send these headers as they are, in order (add `Content-Length` =
+    /// `body.length` when there is a body).
+    pub headers: Vec<KeyValue>,
+    pub body: Option<BodyRange>,
+}
+
+/// The final response (no 1xx). Only the first 64 KiB of the body are used.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<KeyValue>,
+    pub body: Vec<u8>,
+}
+
+/// Sends requests for the engine (OkHttp, URLSession, ...). Implementations
+/// only do IO: no redirects, no retries — every decision is the engine's.
+/// Called on a blocking worker thread, so a blocking call is fine.
+#[uniffi::export(with_foreign)]
+pub trait Transport: Send + Sync {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+}
+
+/// [`ResumeStore`] as the client's store.
+pub(crate) struct StoreAdapter(pub(crate) Arc<dyn ResumeStore>);
+
+fn store_error(error: StoreError) -> chunkup::Error {
+    chunkup::Error::Store {
+        path: PathBuf::from("<app resume store>"),
+        source: std::io::Error::other(error.to_string()),
+    }
+}
+
+impl chunkup::ResumeStore for StoreAdapter {
+    fn load(&self, fingerprint: &str) -> Result<Option<chunkup::ResumeRecord>, chunkup::Error> {
+        let record = self.0.load(fingerprint.to_string()).map_err(store_error)?;
+        Ok(record.map(Into::into))
+    }
+
+    fn save(&self, record: &chunkup::ResumeRecord) -> Result<(), chunkup::Error> {
+        self.0.save(record.clone().into()).map_err(store_error)
+    }
+
+    fn remove(&self, fingerprint: &str) -> Result<(), chunkup::Error> {
+        self.0.remove(fingerprint.to_string()).map_err(store_error)
+    }
+
+    fn list(&self) -> Result<Vec<chunkup::ResumeRecord>, chunkup::Error> {
+        let records = self.0.list().map_err(store_error)?;
+        Ok(records.into_iter().map(Into::into).collect())
+    }
+}
+
+/// [`Transport`] as the client's transport, for uploads of the file at
+/// `path` (the body ranges refer to it).
+pub(crate) struct TransportAdapter {
+    pub(crate) inner: Arc<dyn Transport>,
+    pub(crate) path: String,
+}
+
+impl chunkup::Transport for TransportAdapter {
+    async fn send(
+        &self,
+        spec: RequestSpec,
+        body: Option<BodyStream>,
+    ) -> Result<Response, chunkup::core::TransportError> {
+        // The foreign side reads the range itself; the stream is not polled.
+        drop(body);
+        let request = HttpRequest {
+            method: spec.method.as_str().to_string(),
+            url: spec.url,
+            headers: spec
+                .headers
+                .into_iter()
+                .map(|(key, value)| KeyValue { key, value })
+                .collect(),
+            body: spec.body.map(|range| BodyRange {
+                path: self.path.clone(),
+                offset: range.start,
+                length: range.len(),
+            }),
+        };
+        let inner = self.inner.clone();
+        let outcome = tokio::task::spawn_blocking(move || inner.send(request))
+            .await
+            .map_err(|e| {
+                chunkup::core::TransportError::new(TransportErrorKind::Other, e.to_string())
+            })?;
+        let mut response = outcome.map_err(chunkup::core::TransportError::from)?;
+        response.body.truncate(MAX_RESPONSE_BODY);
+        Ok(Response {
+            status: response.status,
+            headers: response
+                .headers
+                .into_iter()
+                .map(|kv| (kv.key, kv.value))
+                .collect(),
+            body: response.body,
+        })
+    }
+}
