@@ -1,0 +1,176 @@
+// The Kotlin API over the generated bindings (package dev.chunkup.ffi).
+// Plain JVM Kotlin + kotlinx.coroutines: it runs on Android and, for tests,
+// on a desktop JVM through JNA. Android-only helpers live in dev.chunkup.android.
+package dev.chunkup
+
+import dev.chunkup.ffi.ChunkSize
+import dev.chunkup.ffi.EventKind
+import dev.chunkup.ffi.KeyValue
+import dev.chunkup.ffi.ProgressListener
+import dev.chunkup.ffi.Protocol
+import dev.chunkup.ffi.ResumeStore
+import dev.chunkup.ffi.Transport
+import dev.chunkup.ffi.Upload
+import dev.chunkup.ffi.UploadException
+import dev.chunkup.ffi.UploadOptions
+import dev.chunkup.ffi.UploadReport
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.channels.BufferOverflow
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableSharedFlow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.SharedFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asSharedFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.filterNotNull
+import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.launch
+
+/** How far an upload is: bytes the server acknowledged, never decreasing. */
+data class Progress(val acknowledged: Long, val total: Long, val bytesPerSecond: Double) {
+    val fraction: Double get() = if (total == 0L) 1.0 else acknowledged.toDouble() / total
+}
+
+/** Anything else that happened (created, resumed, retrying, paused, ...). */
+data class UploadEvent(val kind: EventKind, val message: String)
+
+/** Stable error kinds; [ChunkupException.kind] is one of them. */
+enum class ErrorKind {
+    INVALID_URL, INVALID_CONFIG, REJECTED, UPLOAD_GONE, PROTOCOL_VIOLATION,
+    RETRIES_EXHAUSTED, DEADLINE_EXCEEDED, SOURCE, SOURCE_CHANGED, STORE, HTTP,
+    CANCELLED, ALREADY_STARTED, INTERNAL,
+}
+
+/** The stable kind of a generated [UploadException]. */
+val UploadException.kind: ErrorKind
+    get() = when (this) {
+        is UploadException.InvalidUrl -> ErrorKind.INVALID_URL
+        is UploadException.InvalidConfig -> ErrorKind.INVALID_CONFIG
+        is UploadException.Rejected -> ErrorKind.REJECTED
+        is UploadException.UploadGone -> ErrorKind.UPLOAD_GONE
+        is UploadException.ProtocolViolation -> ErrorKind.PROTOCOL_VIOLATION
+        is UploadException.RetriesExhausted -> ErrorKind.RETRIES_EXHAUSTED
+        is UploadException.DeadlineExceeded -> ErrorKind.DEADLINE_EXCEEDED
+        is UploadException.Source -> ErrorKind.SOURCE
+        is UploadException.SourceChanged -> ErrorKind.SOURCE_CHANGED
+        is UploadException.Store -> ErrorKind.STORE
+        is UploadException.Http -> ErrorKind.HTTP
+        is UploadException.Cancelled -> ErrorKind.CANCELLED
+        is UploadException.AlreadyStarted -> ErrorKind.ALREADY_STARTED
+        is UploadException.Internal -> ErrorKind.INTERNAL
+    }
+
+/** Why an upload did not complete: a stable [kind] and a readable message. */
+class ChunkupException(val kind: ErrorKind, message: String, cause: Throwable? = null) :
+    Exception(message, cause)
+
+/** Options with Kotlin defaults (see the generated [UploadOptions]). */
+fun uploadOptions(
+    protocol: Protocol = Protocol.RANGED,
+    chunkSizeBytes: Long? = null,
+    headers: Map<String, String> = emptyMap(),
+    metadata: Map<String, String> = emptyMap(),
+    maxAttempts: Int = 10,
+    stallTimeoutMs: Long = 30_000,
+    contentType: String? = null,
+): UploadOptions = UploadOptions(
+    protocol = protocol,
+    chunkSize = chunkSizeBytes?.let { ChunkSize.Fixed(it.toULong()) } ?: ChunkSize.Auto,
+    headers = headers.map { KeyValue(it.key, it.value) },
+    metadata = metadata.map { KeyValue(it.key, it.value) },
+    maxAttempts = maxAttempts.toUInt(),
+    stallTimeoutMs = stallTimeoutMs.toULong(),
+    contentType = contentType,
+)
+
+/**
+ * One file upload. Collect [progress] (a [Flow], conflated, never going
+ * backwards) and call [start] from a coroutine: cancelling that coroutine
+ * cancels the upload. A new `ChunkupUpload` of the same file over the same
+ * [ResumeStore] continues where the server stands.
+ */
+class ChunkupUpload(
+    path: String,
+    endpoint: String,
+    options: UploadOptions = uploadOptions(),
+    store: ResumeStore? = null,
+    transport: Transport? = null,
+) : AutoCloseable {
+    private val progressState = MutableStateFlow<Progress?>(null)
+    private val eventFlow = MutableSharedFlow<UploadEvent>(
+        extraBufferCapacity = 256,
+        onBufferOverflow = BufferOverflow.DROP_OLDEST,
+    )
+
+    /** The latest progress (null before the first report). */
+    val progressNow: StateFlow<Progress?> = progressState.asStateFlow()
+
+    /** Progress reports; a slow collector sees the latest. */
+    val progress: Flow<Progress> = progressNow.filterNotNull()
+
+    /** Other events (hot: collect before [start] to see them all). */
+    val events: SharedFlow<UploadEvent> = eventFlow.asSharedFlow()
+
+    private val listener = object : ProgressListener {
+        override fun onProgress(acknowledged: ULong, total: ULong, bytesPerSecond: Double) {
+            val next = Progress(acknowledged.toLong(), total.toLong(), bytesPerSecond)
+            // The engine never reports less; keep the Flow monotonic anyway.
+            progressState.update { old ->
+                if (old == null || next.acknowledged >= old.acknowledged) next else old
+            }
+        }
+
+        override fun onEvent(kind: EventKind, message: String) {
+            eventFlow.tryEmit(UploadEvent(kind, message))
+        }
+    }
+
+    private val upload: Upload = try {
+        Upload(path, endpoint, options, listener, store, transport)
+    } catch (e: UploadException) {
+        throw ChunkupException(e.kind, e.message ?: e.toString(), e)
+    }
+
+    /** Runs the upload to its end; throws [ChunkupException] when it fails. */
+    suspend fun start(): UploadReport = try {
+        upload.start()
+    } catch (e: CancellationException) {
+        // The generated call drops the Rust future (which cancels too); say
+        // it explicitly so the upload stops even if the runtime is busy.
+        upload.cancel()
+        throw e
+    } catch (e: UploadException) {
+        throw ChunkupException(e.kind, e.message ?: e.toString(), e)
+    }
+
+    fun pause() = upload.pause()
+    fun resume() = upload.resume()
+    fun cancel() = upload.cancel()
+
+    override fun close() = upload.close()
+}
+
+/**
+ * Uploads the file at [path] to [endpoint], reporting progress to
+ * [onProgress]; returns when the server holds every byte. Cancel the
+ * calling coroutine to cancel the upload.
+ */
+suspend fun upload(
+    path: String,
+    endpoint: String,
+    options: UploadOptions = uploadOptions(),
+    store: ResumeStore? = null,
+    transport: Transport? = null,
+    onProgress: suspend (Progress) -> Unit = {},
+): UploadReport = coroutineScope {
+    ChunkupUpload(path, endpoint, options, store, transport).use { upload ->
+        val collector = launch { upload.progress.collect(onProgress) }
+        try {
+            upload.start()
+        } finally {
+            collector.cancel()
+        }
+    }
+}

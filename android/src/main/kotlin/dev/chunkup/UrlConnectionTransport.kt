@@ -1,0 +1,78 @@
+package dev.chunkup
+
+import dev.chunkup.ffi.HttpRequest
+import dev.chunkup.ffi.HttpResponse
+import dev.chunkup.ffi.KeyValue
+import dev.chunkup.ffi.Transport
+import dev.chunkup.ffi.TransportException
+import java.io.IOException
+import java.io.RandomAccessFile
+import java.net.ConnectException
+import java.net.HttpURLConnection
+import java.net.SocketTimeoutException
+import java.net.URI
+import java.net.UnknownHostException
+import javax.net.ssl.SSLException
+
+/**
+ * A foreign [Transport] over `HttpURLConnection`: the app sends the chunks,
+ * the Rust engine decides what to send. It streams the body range straight
+ * from the file (never the whole file in memory). `HttpURLConnection` cannot
+ * send `PATCH`, so it suits the ranged protocol; use OkHttp for tus/IETF
+ * (same shape: read `request.body` from `path` at `offset`).
+ */
+class UrlConnectionTransport(
+    private val connectTimeoutMs: Int = 15_000,
+    private val readTimeoutMs: Int = 60_000,
+) : Transport {
+    override fun send(request: HttpRequest): HttpResponse {
+        try {
+            val connection = URI(request.url).toURL().openConnection() as HttpURLConnection
+            try {
+                connection.instanceFollowRedirects = false
+                connection.connectTimeout = connectTimeoutMs
+                connection.readTimeout = readTimeoutMs
+                connection.requestMethod = request.method
+                connection.useCaches = false
+                for (header in request.headers) connection.addRequestProperty(header.key, header.value)
+                val body = request.body
+                if (body != null) {
+                    connection.doOutput = true
+                    connection.setFixedLengthStreamingMode(body.length.toLong())
+                    RandomAccessFile(body.path, "r").use { file ->
+                        file.seek(body.offset.toLong())
+                        val buffer = ByteArray(256 * 1024)
+                        var left = body.length.toLong()
+                        connection.outputStream.use { out ->
+                            while (left > 0) {
+                                val n = file.read(buffer, 0, minOf(buffer.size.toLong(), left).toInt())
+                                if (n < 0) throw IOException("${body.path} is shorter than expected")
+                                out.write(buffer, 0, n)
+                                left -= n
+                            }
+                        }
+                    }
+                }
+                val status = connection.responseCode
+                val headers = connection.headerFields
+                    .filterKeys { it != null }
+                    .flatMap { (name, values) -> values.map { KeyValue(name, it) } }
+                val stream = if (status >= 400) connection.errorStream else connection.inputStream
+                val bytes = stream?.use { it.readNBytes(64 * 1024) } ?: ByteArray(0)
+                return HttpResponse(status.toUShort(), headers, bytes)
+            } finally {
+                connection.disconnect()
+            }
+        } catch (e: ConnectException) {
+            throw TransportException.Connect(e.toString())
+        } catch (e: UnknownHostException) {
+            throw TransportException.Dns(e.toString())
+        } catch (e: SSLException) {
+            throw TransportException.Tls(e.toString())
+        } catch (e: SocketTimeoutException) {
+            throw TransportException.Timeout(e.toString())
+        } catch (e: IOException) {
+            throw TransportException.Reset(e.toString())
+        }
+    }
+}
