@@ -1,0 +1,2 @@
+// The generated bindings (ChunkupFFI.swift) are written here by
+// ../../build-xcframework.sh; this file keeps the target non-empty in git.
