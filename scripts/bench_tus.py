@@ -11,9 +11,8 @@ servers on 127.0.0.1:
 Clients:
 
   chunkup        chunkup upload FILE --to EP --protocol tus --json --no-resume
-                 (adaptive chunks; sha1 Upload-Checksum per chunk where the
-                 server offers checksums: chunkup's server does, @tus/server not)
-  chunkup-nosum  the same with --no-checksum (only where checksums are offered)
+                 (adaptive chunks; no checksums, the default)
+  chunkup-checksum  the same with --checksum (only where checksums are offered)
   tus-js-client  interop/peers/tus-js-upload.mjs (Node; chunkSize left at its
                  default, Infinity: one PATCH streamed from an fs.ReadStream)
   tuspy          interop/peers/tuspy_upload.py (chunk_size left at its default,
@@ -61,7 +60,7 @@ BINARY = ROOT / "target" / "release" / "chunkup"
 MIB = 1024 * 1024
 UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": MIB, "mib": MIB,
          "mb": 1000**2, "g": 1 << 30, "gib": 1 << 30, "gb": 1000**3}
-CLIENTS = ["chunkup", "chunkup-nosum", "tus-js-client", "tuspy", "curl"]
+CLIENTS = ["chunkup", "chunkup-checksum", "tus-js-client", "tuspy", "curl"]
 SERVERS = ["@tus/server", "chunkup"]
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -304,8 +303,8 @@ class Bench:
         if client.startswith("chunkup"):
             cmd = [str(self.binary), "upload", str(self.file), "--to", ep, "--protocol", "tus",
                    "--json", "--no-resume"]
-            if client == "chunkup-nosum":
-                cmd.append("--no-checksum")
+            if client == "chunkup-checksum":
+                cmd.append("--checksum")
         elif client == "tus-js-client":
             cmd = ["node", str(PEERS / "tus-js-upload.mjs"), ep, str(self.file)]
         elif client == "tuspy":
@@ -357,8 +356,8 @@ class Bench:
     def clients_for(self, server):
         clients = [c for c in self.args.clients if c in CLIENTS]
         if server.name != "chunkup":
-            # @tus/server offers no checksum: chunkup-nosum would equal chunkup.
-            clients = [c for c in clients if c != "chunkup-nosum"]
+            # @tus/server offers no checksum: chunkup-checksum would equal chunkup.
+            clients = [c for c in clients if c != "chunkup-checksum"]
         return clients
 
     def run(self):

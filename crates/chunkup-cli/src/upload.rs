@@ -48,9 +48,11 @@ pub(crate) struct UploadArgs {
     /// together).
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     bwlimit: Option<u64>,
-    /// Do not send chunk checksums even when the server supports them.
+    /// Send a checksum with every chunk when the server supports it (tus
+    /// checksum). Off by default: each chunk is then read and hashed before
+    /// it is sent, and TCP/TLS already protect the bytes in transit.
     #[arg(long)]
-    no_checksum: bool,
+    checksum: bool,
     /// Connections per big file: it is sent as parallel parts where the
     /// server allows (tus concatenation; parts are not resumed by a later run).
     #[arg(long, default_value_t = 1)]
@@ -168,7 +170,7 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
         headers,
         content_type: args.content_type.clone(),
         metadata,
-        checksum: !args.no_checksum,
+        checksum: args.checksum,
         parallel: args.parts.max(1),
         ietf_version: if args.ietf_version == 6 {
             IetfVersion::Interop6

@@ -507,7 +507,7 @@ async fn big_files_go_as_parallel_parts_within_a_batch() {
             .arg("upload")
             .arg(&root)
             .args(["--to", &server.tus_endpoint(), "--protocol", "auto"])
-            .args(["--parts", "2", "--parallel", "2", "--no-checksum", "--json"])
+            .args(["--parts", "2", "--parallel", "2", "--json"])
             .arg("--state-dir")
             .arg(dir.path().join("state")),
     );

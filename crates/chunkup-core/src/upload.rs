@@ -56,6 +56,7 @@ pub struct UploadConfig {
     /// User metadata (tus `Upload-Metadata`).
     pub metadata: Vec<(String, String)>,
     /// Send chunk checksums when the server supports them (tus checksum).
+    /// Off by default: the driver must read and hash a chunk before sending.
     pub checksum: bool,
     /// Remove the upload from the server when cancelled (when the protocol
     /// can).
@@ -107,7 +108,7 @@ impl UploadConfig {
             ietf_version: IetfVersion::default(),
             capabilities: None,
             metadata: Vec::new(),
-            checksum: true,
+            checksum: false,
             terminate_on_cancel: true,
             concat: Concat::None,
             seed: 0,

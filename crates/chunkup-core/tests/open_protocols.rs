@@ -212,7 +212,10 @@ fn checksum_uses_the_strongest_algorithm_and_460_resends() {
         checksum: Some(ChecksumAlgorithm::Sha256),
         ..tus_caps(&["creation", "checksum"])
     };
-    let mut h = Harness::new(tus_config(20, 10, Some(caps.clone())));
+    let mut h = Harness::new(UploadConfig {
+        checksum: true,
+        ..tus_config(20, 10, Some(caps.clone()))
+    });
     let create = h.expect_request();
     h.respond(
         &create,
@@ -230,7 +233,7 @@ fn checksum_uses_the_strongest_algorithm_and_460_resends() {
             ..
         }
     )));
-    // Turned off by the user: no checksum.
+    // Off (the default): no checksum.
     let mut off = Harness::new(UploadConfig {
         checksum: false,
         ..tus_config(20, 10, Some(caps))

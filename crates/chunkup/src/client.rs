@@ -40,7 +40,8 @@ pub struct UploadOptions {
     pub ietf_version: IetfVersion,
     /// Metadata for the server (tus `Upload-Metadata`).
     pub metadata: Vec<(String, String)>,
-    /// Checksum chunks when the server supports it (tus checksum).
+    /// Checksum chunks when the server supports it (tus checksum). Off by
+    /// default: a checksummed chunk is read and hashed before it is sent.
     pub checksum: bool,
     /// Connections one file may use: big files go as parallel parts where
     /// the server allows it (tus concatenation). Parallel parts are retried
@@ -62,7 +63,7 @@ impl Default for UploadOptions {
             progress_interval: Duration::from_millis(100),
             ietf_version: IetfVersion::default(),
             metadata: Vec::new(),
-            checksum: true,
+            checksum: false,
             parallel: 1,
             capabilities: None,
         }
