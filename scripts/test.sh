@@ -134,6 +134,7 @@ main() {
     build_rust
     test_rust
     section "all checks passed"
+    bash scripts/ffi.sh
 }
 
 main "$@"
