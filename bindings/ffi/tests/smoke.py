@@ -204,4 +204,11 @@ if __name__ == "__main__":
         asyncio.run(killed_child(child_path, child_state, int(child_stop)))
         sys.exit("the upload completed before it could be killed")
     print(f"chunkup_ffi {c.chunkup_version()} against {BASE}")
-    sys.exit(asyncio.run(main()))
+    code = asyncio.run(main())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization: a bindings worker thread that calls back
+    # into Python while the interpreter shuts down is stopped with
+    # pthread_exit, whose forced unwind through Rust aborts the process
+    # ("FATAL: exception not rethrown", seen intermittently at exit).
+    os._exit(code)
