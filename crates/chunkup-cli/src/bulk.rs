@@ -485,15 +485,19 @@ impl Run {
     async fn retry_failed(&self, parallel: usize) {
         let Some(journal) = &self.journal else { return };
         loop {
-            let items =
-                match journal.retry_candidates(&self.batch_id, self.policy.file_attempts, 0, 256) {
-                    Ok(items) if !items.is_empty() => items,
-                    Ok(_) => return,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot read the batch journal");
-                        return;
-                    }
-                };
+            let items = match journal.retry_candidates(
+                &self.batch_id,
+                self.policy.file_attempts,
+                "",
+                256,
+            ) {
+                Ok(items) if !items.is_empty() => items,
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the batch journal");
+                    return;
+                }
+            };
             futures_util::stream::iter(items)
                 .map(|item| async move {
                     let found = Found::File {

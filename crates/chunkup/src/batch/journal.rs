@@ -16,7 +16,8 @@
 //! (`kill -9`, a crash, Ctrl-C) loses nothing; a power cut may lose the last
 //! changes, which costs at most re-asking the server about those files (their
 //! upload URL is written before any byte is sent). No `fsync` per file keeps
-//! thousands of small files cheap.
+//! thousands of small files cheap; so do small pages and only the indexes
+//! the per-file statements need (counts and retries scan one batch's rows).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,14 +56,12 @@ CREATE TABLE IF NOT EXISTS files (
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (batch_id, path)
 );
-CREATE INDEX IF NOT EXISTS files_by_state ON files (batch_id, state);
 CREATE INDEX IF NOT EXISTS files_by_fingerprint ON files (batch_id, fingerprint);
 CREATE TABLE IF NOT EXISTS resume (
     fingerprint TEXT PRIMARY KEY,
     batch_id TEXT NOT NULL,
     record TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS resume_by_batch ON resume (batch_id);
 ";
 
 /// A file the walk found, as the journal records it.
@@ -137,8 +136,6 @@ pub struct FileFailure {
 /// A failed file that may be tried again in this run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryItem {
-    /// Row position, for paging.
-    pub rowid: i64,
     /// Canonical path.
     pub path: String,
     /// Remote name.
@@ -192,6 +189,10 @@ impl Journal {
         };
         journal.with(|conn| {
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            // Small pages: a file's row change rewrites a few pages in the
+            // log, so their size is the journal's write volume (only takes
+            // effect when the database is created).
+            conn.pragma_update(None, "page_size", 1024)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)
@@ -433,35 +434,34 @@ impl Journal {
         })
     }
 
-    /// Up to `limit` failed files after `after_rowid` that this run may try
-    /// again (fewer than `max_attempts` tries so far).
+    /// Up to `limit` failed files, in path order after `after_path`, that
+    /// this run may try again (fewer than `max_attempts` tries so far).
     pub fn retry_candidates(
         &self,
         batch_id: &str,
         max_attempts: u32,
-        after_rowid: i64,
+        after_path: &str,
         limit: usize,
     ) -> Result<Vec<RetryItem>, Error> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT rowid, path, relative, attempts FROM files
-                 WHERE batch_id = ?1 AND state = 'failed' AND retryable = 1
-                     AND attempts < ?2 AND rowid > ?3
-                 ORDER BY rowid LIMIT ?4",
+                "SELECT path, relative, attempts FROM files
+                 WHERE batch_id = ?1 AND path > ?3 AND state = 'failed' AND retryable = 1
+                     AND attempts < ?2
+                 ORDER BY path LIMIT ?4",
             )?;
             let rows = stmt.query_map(
                 params![
                     batch_id,
                     i64::from(max_attempts),
-                    after_rowid,
+                    after_path,
                     to_i64(limit as u64)
                 ],
                 |r| {
                     Ok(RetryItem {
-                        rowid: r.get(0)?,
-                        path: r.get(1)?,
-                        relative: r.get(2)?,
-                        attempts: r.get::<_, i64>(3)?.clamp(0, i64::from(u32::MAX)) as u32,
+                        path: r.get(0)?,
+                        relative: r.get(1)?,
+                        attempts: r.get::<_, i64>(2)?.clamp(0, i64::from(u32::MAX)) as u32,
                     })
                 },
             )?;
@@ -804,18 +804,18 @@ mod tests {
         let file = entry(5);
         journal.plan(&id, &file)?;
         journal.failed(&id, &file.path, "gave up", true)?;
-        let again = journal.retry_candidates(&id, 2, 0, 10)?;
+        let again = journal.retry_candidates(&id, 2, "", 10)?;
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].attempts, 1);
         journal.failed(&id, &file.path, "gave up", true)?;
-        assert!(journal.retry_candidates(&id, 2, 0, 10)?.is_empty());
+        assert!(journal.retry_candidates(&id, 2, "", 10)?.is_empty());
         assert_eq!(
             journal.failure_reasons(&id)?,
             vec![("gave up".to_string(), 1)]
         );
         // A new run counts tries afresh.
         journal.begin(&spec())?;
-        assert_eq!(journal.retry_candidates(&id, 2, 0, 10)?.len(), 1);
+        assert_eq!(journal.retry_candidates(&id, 2, "", 10)?.len(), 1);
         Ok(())
     }
 
