@@ -84,8 +84,9 @@ pub struct UploadOptions {
     /// Content type announced (default `application/octet-stream`).
     #[uniffi(default)]
     pub content_type: Option<String>,
-    /// Checksum chunks where the server supports it (tus checksum).
-    #[uniffi(default = true)]
+    /// Checksum chunks where the server supports it (tus checksum); off by
+    /// default, as in the client (hashing a chunk delays its sending).
+    #[uniffi(default = false)]
     pub checksum: bool,
     /// Minimum milliseconds between progress reports.
     #[uniffi(default = 100)]
@@ -103,7 +104,7 @@ impl Default for UploadOptions {
             stall_timeout_ms: 30_000,
             deadline_ms: 0,
             content_type: None,
-            checksum: true,
+            checksum: false,
             progress_interval_ms: 100,
         }
     }

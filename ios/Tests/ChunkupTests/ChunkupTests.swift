@@ -58,10 +58,9 @@ final class ChunkupTests: XCTestCase {
 
     func testTusUnderFaultsWithChecksums() async throws {
         let file = try sourceFile("tus.bin", size: 5 * 1024 * 1024 + 7, seed: 2)
-        let report = try await upload(
-            fileURL: file, endpoint: "\(base)/tus",
-            options: uploadOptions(protocol: .tus, chunkSizeBytes: 512 * 1024, metadata: ["user": "swift"])
-        )
+        var options = uploadOptions(protocol: .tus, chunkSizeBytes: 512 * 1024, metadata: ["user": "swift"])
+        options.checksum = true
+        let report = try await upload(fileURL: file, endpoint: "\(base)/tus", options: options)
         try await assertStoredExactly(file, report.uploadUrl)
     }
 

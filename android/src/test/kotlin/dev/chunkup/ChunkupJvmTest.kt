@@ -85,7 +85,8 @@ class ChunkupJvmTest {
         val file = sourceFile("tus.bin", 5 * 1024 * 1024 + 7, 2)
         val report = upload(
             file.path, "$base/tus",
-            uploadOptions(protocol = Protocol.TUS, chunkSizeBytes = 512 * 1024, metadata = mapOf("user" to "jvm")),
+            uploadOptions(protocol = Protocol.TUS, chunkSizeBytes = 512 * 1024, metadata = mapOf("user" to "jvm"))
+                .copy(checksum = true),
         )
         assertStoredExactly(file, report.uploadUrl)
     }
