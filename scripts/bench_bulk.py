@@ -16,7 +16,8 @@ with the same parallelism:
 
 Reports per client: files/s (median of rounds), CPU seconds (user + sys of
 the client process, from wait4), peak RSS, and the server's CPU seconds
-(from /proc). Every run is checked: the server must hold exactly N complete
+(from /proc). Before each run the script syncs and waits --settle seconds so
+one run's writeback does not land on the next. Every run is checked: the server must hold exactly N complete
 uploads, and a sample of them must hash to the source.
 
     scripts/bench_bulk.py                         # 10,000 x 16 KiB, -P 8, 3 rounds
@@ -243,6 +244,11 @@ class Bench:
 
     def run(self, client, round_no, tus_js):
         args = self.args
+        # Every run writes ~200 MB into the server's store: let the kernel
+        # write the last run's (and the dataset's) dirty pages back first, or
+        # the next run pays for them in the server's file system calls.
+        os.sync()
+        time.sleep(args.settle)
         self.start_server(f"{client}-{round_no}")
         endpoint = f"{self.base}/tus"
         env = child_env(self.tmp / f"home-{client}-{round_no}")
@@ -279,6 +285,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--verify", type=int, default=100, help="files whose sha256 is checked per run")
     parser.add_argument("--clients", default="chunkup,chunkup-cwu,tus-js-client")
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="seconds to wait after sync before each run")
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--tmpdir", default=None)
     args = parser.parse_args()
