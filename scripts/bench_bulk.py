@@ -22,6 +22,11 @@ uploads, and a sample of them must hash to the source.
 
     scripts/bench_bulk.py                         # 10,000 x 16 KiB, -P 8, 3 rounds
     scripts/bench_bulk.py --files 2000 --rounds 1
+    scripts/bench_bulk.py --rounds 1 --clients tus-js-client   # one client
+
+On the 2-core machines every run after the first in one invocation is
+slower for every client (the server's file system after a 200 MB run), so
+compare clients on separate invocations (docs/BENCHMARKS.md does).
 
 tus-js-client is taken from interop/peers/node_modules, else installed with
 `npm install --prefix /tmp/bulkpeers tus-js-client@4`. Python 3 standard
