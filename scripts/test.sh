@@ -133,8 +133,8 @@ main() {
     check_clippy
     build_rust
     test_rust
-    section "all checks passed"
     bash scripts/ffi.sh
+    section "all checks passed"
 }
 
 main "$@"
