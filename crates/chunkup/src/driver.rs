@@ -134,9 +134,11 @@ async fn prepare_body<S: Source>(
     let Some(algorithm) = spec.checksum else {
         return Ok((spec, Some(source.stream(range))));
     };
+    let capacity = usize::try_from(range.len()).unwrap_or(0);
     let chunk: Vec<u8> = source
         .stream(range)
-        .try_fold(Vec::new(), |mut all, piece| async move {
+        // One allocation of the chunk's size rather than repeated growth.
+        .try_fold(Vec::with_capacity(capacity), |mut all, piece| async move {
             all.extend_from_slice(&piece);
             Ok(all)
         })
