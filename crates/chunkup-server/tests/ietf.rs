@@ -499,3 +499,28 @@ async fn protocols_share_one_store() {
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn v6_an_append_reaching_the_known_length_completes_the_upload() {
+    // tus-js-client's chunked draft -05 mode sends `Upload-Complete: ?0` on
+    // every append; like tusd, the server completes at Upload-Length.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(dir.path(), "none", 0).await;
+    let addr = srv.addr();
+    let body = data(5000);
+    let (_, path) = create_ietf(
+        addr,
+        6,
+        &[("Upload-Complete", "?0"), ("Upload-Length", "5000")],
+        b"",
+    )
+    .await;
+    let r = append(addr, 6, &path, 0, false, &body[..3000]).await;
+    assert_eq!((r.status, offset_of(&r)), (204, Some(3000)));
+    let r = head(addr, 6, &path).await;
+    assert_eq!(r.header("upload-complete"), Some("?0"));
+    let r = append(addr, 6, &path, 3000, false, &body[3000..]).await;
+    assert_eq!((r.status, offset_of(&r)), (204, Some(5000)));
+    let r = head(addr, 6, &path).await;
+    assert_eq!(r.header("upload-complete"), Some("?1"));
+}

@@ -161,7 +161,12 @@ pub(super) async fn append(
     }
     let end = offset + streamed.written;
     let mut inconsistent = false;
-    let finished = if complete && !streamed.broken && !streamed.too_long {
+    let intact = !streamed.broken && !streamed.too_long;
+    // Interop 6 (draft -05): an append that reaches a known Upload-Length
+    // completes the upload even with `Upload-Complete: ?0`, as tusd does;
+    // clients such as tus-js-client never send `?1` on a chunked upload.
+    let reaches_length = version == 6 && intact && total == Some(end);
+    let finished = if (complete || reaches_length) && intact {
         match total {
             Some(t) if t != end => {
                 inconsistent = true;
