@@ -78,29 +78,18 @@ async fn admin_sha(http: &reqwest::Client, base: &str, id: &str) -> String {
 }
 
 /// Complete, non-partial uploads on the server by `relativePath` (a final
-/// concatenation carries no metadata of its own: it is named by its parts).
+/// concatenation carries the file's metadata; its parts carry none).
 fn complete_by_name(list: &[Value]) -> HashMap<String, Vec<Value>> {
-    let name_of = |upload: &Value| {
-        upload["metadata"]["relativePath"]
-            .as_str()
-            .map(str::to_string)
-    };
-    let by_id: HashMap<&str, &Value> = list
-        .iter()
-        .map(|u| (u["id"].as_str().unwrap_or_default(), u))
-        .collect();
     let mut by_name: HashMap<String, Vec<Value>> = HashMap::new();
     for upload in list {
         if upload["complete"] != true || upload["concat"]["role"] == "partial" {
             continue;
         }
-        let name = name_of(upload).or_else(|| {
-            let first = upload["concat"]["parts"][0].as_str()?;
-            let id = first.rsplit('/').next()?;
-            by_id.get(id).and_then(|part| name_of(part))
-        });
+        let name = upload["metadata"]["relativePath"]
+            .as_str()
+            .unwrap_or_default();
         by_name
-            .entry(name.unwrap_or_default())
+            .entry(name.to_string())
             .or_default()
             .push(upload.clone());
     }

@@ -403,6 +403,11 @@ fn concatenation_final_joins_the_parts() {
     );
     assert_eq!(create.header("Upload-Length"), None);
     assert_eq!(create.body, None);
+    let metadata = create.header("Upload-Metadata").unwrap_or_default();
+    assert!(
+        metadata.contains("filename Y2xpcC5tcDQ=") && metadata.contains("owner YW5h"),
+        "the final upload carries the file's metadata: {metadata}"
+    );
     h.respond(
         &create,
         Response::status(201).with_header("Location", "/tus/final"),
@@ -414,10 +419,9 @@ fn concatenation_final_joins_the_parts() {
         concat: Concat::Partial,
         ..tus_config(30, 10, Some(tus_caps(&["creation", "concatenation"])))
     });
-    assert_eq!(
-        part.expect_request().header("Upload-Concat"),
-        Some("partial")
-    );
+    let create = part.expect_request();
+    assert_eq!(create.header("Upload-Concat"), Some("partial"));
+    assert_eq!(create.header("Upload-Metadata"), None);
 }
 
 fn ietf_config(total: u64, chunk: u64, version: IetfVersion) -> UploadConfig {

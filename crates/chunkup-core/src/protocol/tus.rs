@@ -44,7 +44,9 @@ impl Tus {
                 headers.push(("Upload-Concat".into(), format!("final;{}", parts.join(" "))))
             }
         }
-        if !matches!(meta.concat, Concat::Final(_)) {
+        // The file's metadata (name, type, the user's pairs) belongs to the
+        // upload that stands for the whole file: a part is only a window.
+        if !matches!(meta.concat, Concat::Partial) {
             headers.push(("Upload-Metadata".into(), encode_metadata(meta)));
         }
         if body.is_some() {
