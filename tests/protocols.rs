@@ -133,3 +133,76 @@ async fn big_file_as_parallel_tus_parts_under_faults() {
     assert!(report.upload_url.contains("/tus/"));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_parts_resume_in_a_later_run() {
+    let store = tempfile::tempdir().expect("store");
+    let state = tempfile::tempdir().expect("resume state");
+    let server = start_server(store.path(), "seed=9,reset=0.05").await;
+    let size = 24 * MIB;
+    let source = random_file(size, 21);
+    let options = || UploadOptions {
+        protocol: Protocol::Tus,
+        parallel: 3,
+        ..fixed_options(256 * KIB)
+    };
+    let resuming_client =
+        || client().with_resume_store(chunkup::FileResumeStore::new(state.path()));
+
+    // The first run stops (its future is dropped, as a killed process
+    // would) once about a third of the file is acknowledged.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut stop_tx = Some(stop_tx);
+    let first_client = resuming_client();
+    let endpoint = server.tus_endpoint();
+    let first = first_client.upload_file(&source.path, &endpoint, options(), |e| {
+        if let Event::Progress(p) = e
+            && p.acknowledged >= size / 3
+            && let Some(tx) = stop_tx.take()
+        {
+            let _ = tx.send(());
+        }
+    });
+    tokio::select! {
+        result = first => panic!("the first run should have been stopped: {result:?}"),
+        _ = stop_rx => {}
+    }
+    let parts_before = chunkup_e2e::admin_uploads(&server.base_url()).await;
+    assert_eq!(
+        parts_before.len(),
+        3,
+        "three parts created: {parts_before:?}"
+    );
+    let stored_before: u64 = parts_before
+        .iter()
+        .map(|u| u["stored"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(stored_before >= size / 3, "{parts_before:?}");
+
+    let report = resuming_client()
+        .upload_file(&source.path, &server.tus_endpoint(), options(), |_| {})
+        .await
+        .expect("the second run completes");
+    assert_stored_exactly(&server.base_url(), &report.upload_url, &source).await;
+    assert!(
+        report.resumed_from.is_some_and(|at| at > 0),
+        "the parts were continued: {report:?}"
+    );
+    let uploads = chunkup_e2e::admin_uploads(&server.base_url()).await;
+    // The same three parts, joined by one final upload: nothing created twice.
+    assert_eq!(uploads.len(), 4, "{uploads:?}");
+    let received: u64 = uploads
+        .iter()
+        .filter(|u| u["concat"]["role"] == "partial")
+        .map(|u| u["bytes_received"].as_u64().unwrap_or(0))
+        .sum();
+    // Resets and the stop cost at most a few chunks per part, never a restart.
+    assert!(
+        received < size + 3 * 8 * 256 * KIB,
+        "{received} bytes for {size}"
+    );
+    // The finished upload leaves nothing to resume.
+    let left = std::fs::read_dir(state.path()).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "resume records left behind");
+    server.shutdown().await;
+}

@@ -54,7 +54,8 @@ pub(crate) struct UploadArgs {
     #[arg(long)]
     checksum: bool,
     /// Connections per big file: it is sent as parallel parts where the
-    /// server allows (tus concatenation; parts are not resumed by a later run).
+    /// server allows (tus concatenation; a later run with the same split
+    /// continues each part).
     #[arg(long, default_value_t = 1)]
     parts: usize,
     /// Chunk size: `auto` (adaptive) or a size such as 8MiB.

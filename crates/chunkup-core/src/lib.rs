@@ -28,6 +28,9 @@
 mod checksum;
 pub mod concat;
 mod error;
+/// Check functions for the fuzz targets and their regression replay.
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod progress;
 pub mod protocol;
@@ -42,7 +45,7 @@ pub use error::{Error, TransportError, TransportErrorKind};
 pub use http::{ByteRange, Method, RequestId, RequestKind, RequestSpec, Response};
 pub use progress::Progress;
 pub use protocol::{Capabilities, Concat, IetfVersion, Protocol};
-pub use resume::{ResumeRecord, fingerprint};
+pub use resume::{ResumeRecord, fingerprint, part_fingerprint};
 pub use retry::{RetryPolicy, RetryReason};
 pub use sizing::{ChunkSizer, ChunkSizing};
 pub use time::Instant;

@@ -29,6 +29,19 @@ pub fn fingerprint(endpoint: &str, name: &str, size: u64, modified: Option<i64>)
     hex::encode(hasher.finalize())
 }
 
+/// The fingerprint of one part of a file sent as parallel parts (tus
+/// concatenation): the file's [`fingerprint`] and the part's byte range, so
+/// a later run with the same split finds each part again, and a different
+/// split finds none.
+pub fn part_fingerprint(file_fingerprint: &str, part: crate::ByteRange) -> String {
+    fingerprint(
+        "chunkup-part-v1",
+        file_fingerprint,
+        part.len(),
+        Some(i64::try_from(part.start).unwrap_or(i64::MAX)),
+    )
+}
+
 /// One entry of a resume store, the same JSON on every platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResumeRecord {
@@ -59,11 +72,70 @@ impl ResumeRecord {
         self.expires_ms
             .is_none_or(|expires| now_ms.saturating_add(MARGIN_MS) < expires)
     }
+
+    /// Whether a store should forget the record at `now_ms` (wall clock,
+    /// milliseconds since the Unix epoch): it can no longer be resumed, or it
+    /// names no expiry and was last written more than
+    /// [`ResumeRecord::MAX_AGE_MS`] ago (an upload abandoned long ago; stores
+    /// that outlive their uploads, such as a browser's, sweep these).
+    pub fn is_stale(&self, now_ms: i64) -> bool {
+        !self.is_resumable(now_ms)
+            || (self.expires_ms.is_none()
+                && now_ms.saturating_sub(self.updated_ms) > Self::MAX_AGE_MS)
+    }
+
+    /// How long a record without an expiry is kept: seven days.
+    pub const MAX_AGE_MS: i64 = 7 * 24 * 3600 * 1000;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ByteRange;
+
+    #[test]
+    fn part_fingerprints_differ_by_range_and_file() {
+        let file = fingerprint("http://h/e", "/a/b", 100, Some(5));
+        let other = fingerprint("http://h/e", "/a/c", 100, Some(5));
+        let first = ByteRange { start: 0, end: 50 };
+        let second = ByteRange {
+            start: 50,
+            end: 100,
+        };
+        let key = part_fingerprint(&file, first);
+        assert_eq!(key, part_fingerprint(&file, first));
+        assert_ne!(key, part_fingerprint(&file, second));
+        assert_ne!(key, part_fingerprint(&other, first));
+        assert_ne!(
+            key,
+            part_fingerprint(&file, ByteRange { start: 0, end: 60 })
+        );
+        assert!(key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn stale_records_are_expired_or_old() {
+        let record = ResumeRecord {
+            fingerprint: "ab".into(),
+            upload_url: "http://h/u".into(),
+            protocol: Protocol::Tus,
+            offset: 1,
+            total: 2,
+            updated_ms: 1_000,
+            expires_ms: None,
+        };
+        assert!(!record.is_stale(1_000));
+        assert!(!record.is_stale(1_000 + ResumeRecord::MAX_AGE_MS));
+        assert!(record.is_stale(1_001 + ResumeRecord::MAX_AGE_MS));
+        let expiring = ResumeRecord {
+            expires_ms: Some(100_000),
+            ..record
+        };
+        // The server's expiry decides, not the age.
+        assert!(!expiring.is_stale(1_000));
+        assert!(expiring.is_stale(40_001));
+        assert!(expiring.is_stale(200_000));
+    }
 
     #[test]
     fn fingerprint_changes_with_each_part() {

@@ -44,8 +44,8 @@ pub struct UploadOptions {
     /// default: a checksummed chunk is read and hashed before it is sent.
     pub checksum: bool,
     /// Connections one file may use: big files go as parallel parts where
-    /// the server allows it (tus concatenation). Parallel parts are retried
-    /// within the run but not resumed by a later run.
+    /// the server allows it (tus concatenation). With a resume store, a
+    /// later run with the same split continues each part.
     pub parallel: usize,
     /// What the endpoint supports, if already known (skips discovery).
     pub capabilities: Option<Capabilities>,
@@ -177,6 +177,12 @@ impl<T: Transport> Client<T> {
         mut on_event: impl FnMut(&Event) + Send,
     ) -> Result<UploadReport, Error> {
         let source = FileSource::open(path)?;
+        let key = fingerprint(
+            endpoint,
+            &source.path().to_string_lossy(),
+            source.size(),
+            source.modified_ms(),
+        );
         let mut options = options;
         if options.parallel > 1 && matches!(options.protocol, Protocol::Tus | Protocol::Auto) {
             let capabilities = match options.capabilities.clone() {
@@ -189,6 +195,8 @@ impl<T: Transport> Client<T> {
                 on_event(&Event::Discovered(capabilities.clone()));
                 return crate::parallel::upload_parts(
                     &self.transport,
+                    self.store.as_deref(),
+                    &key,
                     &source,
                     endpoint,
                     &options,
@@ -200,17 +208,8 @@ impl<T: Transport> Client<T> {
             }
             options.capabilities = Some(capabilities);
         }
-        let key = fingerprint(
-            endpoint,
-            &source.path().to_string_lossy(),
-            source.size(),
-            source.modified_ms(),
-        );
         let known = match &self.store {
-            Some(store) => store
-                .load(&key)?
-                .filter(|r| options.protocol == Protocol::Auto || r.protocol == options.protocol)
-                .filter(|r| r.total == source.size() && r.is_resumable(now_ms())),
+            Some(store) => load_resumable(store.as_ref(), &key, options.protocol, source.size())?,
             None => None,
         };
         let config = UploadConfig {
@@ -225,15 +224,8 @@ impl<T: Transport> Client<T> {
         let started = std::time::Instant::now();
         let mut resumed_from = None;
         let mut retries = Vec::new();
-        let mut persister = Persister {
-            store: self.store.as_deref(),
-            key: &key,
-            protocol,
-            total: source.size(),
-            expires_ms: known.as_ref().and_then(|r| r.expires_ms),
-            upload_url: known.map(|r| r.upload_url),
-            last_saved: None,
-        };
+        let mut persister = Persister::new(self.store.as_deref(), &key, protocol, source.size());
+        persister.resume_from(known);
         let control = options
             .control
             .as_ref()
@@ -260,10 +252,24 @@ impl<T: Transport> Client<T> {
     }
 }
 
+/// The record under `key`, if it can continue an upload of `total` bytes
+/// over `protocol` now.
+pub(crate) fn load_resumable(
+    store: &dyn ResumeStore,
+    key: &str,
+    protocol: Protocol,
+    total: u64,
+) -> Result<Option<ResumeRecord>, Error> {
+    Ok(store
+        .load(key)?
+        .filter(|r| protocol == Protocol::Auto || r.protocol == protocol)
+        .filter(|r| r.total == total && r.is_resumable(now_ms())))
+}
+
 /// Keeps the resume store in step with the upload. Store failures never fail
 /// the upload (it can still complete); they only cost the ability to resume,
 /// so they are logged.
-struct Persister<'a> {
+pub(crate) struct Persister<'a> {
     store: Option<&'a dyn ResumeStore>,
     key: &'a str,
     protocol: Protocol,
@@ -271,10 +277,39 @@ struct Persister<'a> {
     upload_url: Option<String>,
     expires_ms: Option<i64>,
     last_saved: Option<std::time::Instant>,
+    /// A part of a parallel upload stays remembered after it completes,
+    /// until the final upload that joins the parts does.
+    pub(crate) keep_when_complete: bool,
 }
 
-impl Persister<'_> {
-    fn observe(&mut self, event: &Event) {
+impl<'a> Persister<'a> {
+    pub(crate) fn new(
+        store: Option<&'a dyn ResumeStore>,
+        key: &'a str,
+        protocol: Protocol,
+        total: u64,
+    ) -> Self {
+        Persister {
+            store,
+            key,
+            protocol,
+            total,
+            upload_url: None,
+            expires_ms: None,
+            last_saved: None,
+            keep_when_complete: false,
+        }
+    }
+
+    /// Continues the record of an earlier run.
+    pub(crate) fn resume_from(&mut self, known: Option<ResumeRecord>) {
+        if let Some(record) = known {
+            self.expires_ms = record.expires_ms;
+            self.upload_url = Some(record.upload_url);
+        }
+    }
+
+    pub(crate) fn observe(&mut self, event: &Event) {
         let Some(store) = self.store else { return };
         let result = match event {
             Event::Discovered(capabilities) => {
@@ -299,6 +334,7 @@ impl Persister<'_> {
                     Ok(())
                 }
             }
+            Event::Completed { .. } if self.keep_when_complete => self.save(store, self.total),
             Event::Completed { .. } => store.remove(self.key),
             Event::Failed(
                 chunkup_core::Error::UploadGone { .. } | chunkup_core::Error::Rejected { .. },

@@ -10,8 +10,9 @@ use chunkup_core::{
     ByteRange, Capabilities, Concat, Event, Progress, Protocol, RequestId, Upload, UploadConfig,
 };
 
-use crate::client::{UploadOptions, UploadReport, base_config};
+use crate::client::{Persister, UploadOptions, UploadReport, base_config, load_resumable};
 use crate::source::{BodyStream, FileSource, Source};
+use crate::store::ResumeStore;
 use crate::transport::Transport;
 use crate::{Error, driver};
 
@@ -91,8 +92,16 @@ impl Totals {
     }
 }
 
+/// Uploads `parts` of `file` in parallel, then the final upload that joins
+/// them. Each part is remembered in `store` under its
+/// [`part_fingerprint`](chunkup_core::part_fingerprint) of `key` until the
+/// final upload completes, so a later run with the same split continues each
+/// part where the server has it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn upload_parts<T: Transport>(
     transport: &T,
+    store: Option<&dyn ResumeStore>,
+    key: &str,
     file: &FileSource,
     endpoint: &str,
     options: &UploadOptions,
@@ -116,25 +125,43 @@ pub(crate) async fn upload_parts<T: Transport>(
             started,
         },
         Vec::new(),
+        None::<u64>,
     ));
+    let part_keys: Vec<String> = parts
+        .iter()
+        .map(|range| chunkup_core::part_fingerprint(key, *range))
+        .collect();
     let part_uploads = parts.iter().enumerate().map(|(index, range)| {
         let shared = &shared;
         let options = &options;
+        let part_key = part_keys[index].as_str();
         async move {
+            let known = match store {
+                Some(store) => load_resumable(store, part_key, Protocol::Tus, range.len())?,
+                None => None,
+            };
             let config = UploadConfig {
                 concat: Concat::Partial,
+                upload_url: known.as_ref().map(|r| r.upload_url.clone()),
                 ..base_config(endpoint, file, range.len(), options)
             };
             let mut upload = Upload::new(config)?;
+            let mut persister = Persister::new(store, part_key, Protocol::Tus, range.len());
+            persister.keep_when_complete = true;
+            persister.resume_from(known);
             let window = Window {
                 file,
                 offset: range.start,
                 len: range.len(),
             };
             let mut observe = |event: &Event| {
+                persister.observe(event);
                 let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
-                let (on_event, totals, retries) = &mut *guard;
+                let (on_event, totals, retries, resumed) = &mut *guard;
                 match event {
+                    Event::ResumedAt { offset } => {
+                        *resumed = Some(resumed.unwrap_or(0) + offset);
+                    }
                     Event::Progress(progress) => {
                         let whole = totals.update(index, progress);
                         on_event(&Event::Progress(whole));
@@ -153,17 +180,25 @@ pub(crate) async fn upload_parts<T: Transport>(
     });
     let urls = futures_util::future::try_join_all(part_uploads).await?;
 
-    let (on_event, _, retries) = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (on_event, _, retries, resumed_from) =
+        shared.into_inner().unwrap_or_else(|e| e.into_inner());
     let config = UploadConfig {
         concat: Concat::Final(urls),
         ..base_config(endpoint, file, total, &options)
     };
     let mut upload = Upload::new(config)?;
     let upload_url = driver::drive(&mut upload, transport, file, None, on_event).await?;
+    if let Some(store) = store {
+        for part_key in &part_keys {
+            if let Err(error) = store.remove(part_key) {
+                tracing::warn!(%error, "the resume store failed to forget a finished part");
+            }
+        }
+    }
     Ok(UploadReport {
         upload_url,
         size: total,
-        resumed_from: None,
+        resumed_from,
         retries,
         elapsed: started.elapsed(),
     })
