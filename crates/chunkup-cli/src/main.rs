@@ -3,6 +3,7 @@
 
 mod bulk;
 mod demo;
+mod link;
 mod report;
 mod serve;
 mod size;
@@ -35,6 +36,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// List batches and uploads that can be resumed.
     Status(status::StatusArgs),
+    /// Emulate a bad network link (bandwidth, latency, resets, stalls) in
+    /// front of a server on loopback.
+    Link(link::LinkArgs),
 }
 
 /// Exit codes: 0 success, 1 an upload failed, 2 bad arguments, 130 interrupted.
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Status(args) => status::status(args),
+            Command::Link(args) => link::run(args).await,
         }
     });
     ExitCode::from(code)

@@ -48,6 +48,7 @@ mod checksum;
 mod expiry;
 mod faults;
 mod ietf;
+pub mod link;
 pub mod proxy;
 mod ranged;
 mod reply;
