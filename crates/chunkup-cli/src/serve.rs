@@ -1,8 +1,10 @@
-//! `chunkup serve`: the reference server until Ctrl-C.
+//! `chunkup serve`: the reference server until Ctrl-C, optionally with the
+//! web demo page (`--web-demo`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use chunkup_server::web_demo::{self, WebDemo};
 use chunkup_server::{FaultSpec, ServerConfig};
 use clap::Args;
 
@@ -26,6 +28,21 @@ pub(crate) struct ServeArgs {
     /// Keep this many acknowledged bytes per upload in memory only (failover emulation).
     #[arg(long, default_value = "0", value_parser = parse_write_behind)]
     write_behind: u64,
+    /// Also serve the web demo page and the npm package (bindings/wasm/pkg).
+    #[arg(long)]
+    web_demo: bool,
+    /// The demo page's directory [default: web-demo/ in the current directory
+    /// or above the chunkup binary].
+    #[arg(long, requires = "web_demo")]
+    web_demo_dir: Option<PathBuf>,
+    /// The built npm package (scripts/wasm.sh) [default: bindings/wasm/pkg
+    /// beside the demo directory].
+    #[arg(long, requires = "web_demo")]
+    wasm_pkg: Option<PathBuf>,
+    /// Serve the page on this second address instead of --addr, so the page's
+    /// origin differs from the upload server's (cross-origin, CORS).
+    #[arg(long, requires = "web_demo")]
+    web_demo_addr: Option<SocketAddr>,
 }
 
 fn parse_write_behind(text: &str) -> Result<u64, String> {
@@ -44,11 +61,28 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    let site = if args.web_demo {
+        match locate_web_demo(&args) {
+            Ok(site) => Some(site),
+            Err(error) => {
+                eprintln!("chunkup serve: {error}");
+                return exit::USAGE;
+            }
+        }
+    } else {
+        None
+    };
+    let (same_origin, cross_origin) = match (site, args.web_demo_addr) {
+        (Some(site), Some(addr)) => (None, Some((site, addr))),
+        (site, _) => (site, None),
+    };
+    let demo_here = same_origin.is_some();
     let config = ServerConfig {
         dir: args.dir.clone(),
         max_size: args.max_size,
         faults,
         write_behind: args.write_behind,
+        web_demo: same_origin,
         ..ServerConfig::default()
     };
     let server = match chunkup_server::start(args.addr, config).await {
@@ -66,10 +100,68 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         server.tus_endpoint(),
         server.ietf_endpoint()
     );
+    let mut page_server = None;
+    if demo_here {
+        eprintln!("chunkup serve: web demo: {}/", server.base_url());
+    } else if let Some((site, addr)) = cross_origin {
+        match web_demo::start(addr, site.with_upload_server(server.base_url())).await {
+            Ok(page) => {
+                eprintln!(
+                    "chunkup serve: web demo: {} (uploads cross-origin to {})",
+                    page.url(),
+                    server.base_url()
+                );
+                page_server = Some(page);
+            }
+            Err(error) => {
+                eprintln!("chunkup serve: cannot listen on {addr}: {error}");
+                server.shutdown().await;
+                return exit::FAILED;
+            }
+        }
+    }
     wait_for_shutdown_signal().await;
     eprintln!("chunkup serve: shutting down");
+    if let Some(page) = page_server {
+        page.shutdown().await;
+    }
     server.shutdown().await;
     0
+}
+
+/// The demo page and package from the flags, or found by convention: a
+/// `web-demo/` holding `index.html` in the current directory or in a
+/// directory above the binary (`target/debug/chunkup` in a checkout), and the
+/// package at `bindings/wasm/pkg` beside it.
+fn locate_web_demo(args: &ServeArgs) -> Result<WebDemo, String> {
+    let page_dir = match &args.web_demo_dir {
+        Some(dir) => dir.clone(),
+        None => find_page_dir().ok_or(
+            "cannot find the web demo (web-demo/index.html) in the current directory or \
+             above the chunkup binary; pass --web-demo-dir",
+        )?,
+    };
+    let pkg_dir = match &args.wasm_pkg {
+        Some(dir) => dir.clone(),
+        None => page_dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("bindings/wasm/pkg"),
+    };
+    WebDemo::new(page_dir, pkg_dir).map_err(|e| e.to_string())
+}
+
+fn find_page_dir() -> Option<PathBuf> {
+    let is_page = |dir: &Path| dir.join("index.html").is_file();
+    let here = PathBuf::from("web-demo");
+    if is_page(&here) {
+        return Some(here);
+    }
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .skip(1)
+        .map(|dir| dir.join("web-demo"))
+        .find(|dir| is_page(dir))
 }
 
 async fn wait_for_shutdown_signal() {

@@ -55,6 +55,7 @@ mod reply;
 mod serve;
 mod store;
 mod tus;
+pub mod web_demo;
 
 pub use faults::{FaultCounts, FaultKind, FaultSpec, FaultSpecError, ScriptedFault};
 
@@ -107,6 +108,9 @@ pub struct ServerConfig {
     /// Largest tus PATCH body with an `Upload-Checksum` (it is held in
     /// memory until verified); larger -> 413. Default 64 MiB.
     pub max_checksum_body: u64,
+    /// Also serve the web demo page and the npm package from this server,
+    /// behind the protocol and admin routes (default `None`).
+    pub web_demo: Option<web_demo::WebDemo>,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +123,7 @@ impl Default for ServerConfig {
             expire_after: Some(Duration::from_secs(24 * 3600)),
             max_append_size: None,
             max_checksum_body: 64 << 20,
+            web_demo: None,
         }
     }
 }
@@ -139,7 +144,7 @@ pub(crate) struct AppState {
     pub(crate) limits: Limits,
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, site: Option<web_demo::WebDemo>) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([
@@ -160,6 +165,10 @@ fn router(state: AppState) -> Router {
         .merge(ietf::routes())
         .merge(admin::routes())
         .with_state(state);
+    let plain = match site {
+        Some(site) => plain.fallback_service(web_demo::router(site)),
+        None => plain,
+    };
     let with_cors = plain.clone().layer(cors);
     // tower-http answers every OPTIONS as a CORS preflight, so a plain
     // OPTIONS (tus/IETF discovery: no Access-Control-Request-Method) to
@@ -223,7 +232,8 @@ pub async fn start(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Ru
     let local = listener.local_addr()?;
     let listener_sock = socket2::SockRef::from(&listener).try_clone()?;
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(serve::accept_loop(listener, router(state.clone()), rx));
+    let router = router(state.clone(), config.web_demo);
+    let task = tokio::spawn(serve::accept_loop(listener, router, rx));
     tracing::info!(addr = %local, "chunkup server listening");
     Ok(RunningServer {
         addr: local,
@@ -232,6 +242,17 @@ pub async fn start(addr: SocketAddr, config: ServerConfig) -> std::io::Result<Ru
         task,
         listener_sock,
     })
+}
+
+/// `addr` with an unspecified IP (`0.0.0.0`, `::`) replaced by loopback: an
+/// address a local client can connect to.
+pub(crate) fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 /// A running server. Dropping it stops it abruptly, like [`RunningServer::crash`].
@@ -253,12 +274,7 @@ impl RunningServer {
 
     /// `http://IP:PORT` (loopback when listening on an unspecified address).
     pub fn base_url(&self) -> String {
-        let ip = match self.addr.ip() {
-            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        format!("http://{}", loopback_if_unspecified(self.addr))
     }
 
     /// The ranged protocol's creation endpoint: `base_url() + "/ranged"`.
