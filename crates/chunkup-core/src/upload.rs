@@ -469,7 +469,9 @@ impl Upload {
                     && flight.id == id
                 {
                     flight.last_activity = now;
-                    flight.body_sent = bytes;
+                    // A count beyond the body (a driver bug) must not
+                    // overflow progress arithmetic.
+                    flight.body_sent = bytes.min(flight.range.map_or(0, |r| r.len()));
                     self.report_progress(now, false);
                 }
             }
@@ -679,6 +681,16 @@ impl Upload {
             Step::Chunk => self.codec.on_chunk(&response, range),
             Step::Terminate => return self.finish_cancelled(),
         };
+        // Only a chunk can be sent again or stepped back from, and only an
+        // upload that exists has an offset to ask for: the same answers to
+        // any other request are refusals (a 409 or 460 to a creation).
+        let verdict = match verdict {
+            Verdict::ResendChunk(_) | Verdict::StepBack if flight.step != Step::Chunk => {
+                refusal(&response)
+            }
+            Verdict::Resync if self.upload_url.is_none() => refusal(&response),
+            verdict => verdict,
+        };
         if let Some((min, max)) = self.codec.append_limits(&response) {
             self.sizer.set_server_limits(min, max);
         }
@@ -870,7 +882,11 @@ impl Upload {
     }
 
     fn on_source_ended(&mut self, flight: InFlight, at: u64) {
-        let plausible = flight.range.is_some_and(|r| r.start <= at && at < r.end);
+        // Bytes the server acknowledged came from the source: it cannot end
+        // before them (the server may have lost some, that is not an end).
+        let plausible = flight
+            .range
+            .is_some_and(|r| r.start <= at && at < r.end && at >= self.acknowledged);
         if self.total.is_some() || !plausible {
             return self.fail(Error::InvalidConfig(format!(
                 "the source ended at byte {at}, which does not fit the upload"
@@ -1015,6 +1031,13 @@ impl InFlight {
     fn body_is_empty(&self) -> bool {
         self.range.is_none_or(|r| r.is_empty())
     }
+}
+
+fn refusal(response: &Response) -> Verdict {
+    Verdict::Fatal(Error::Rejected {
+        status: response.status,
+        message: response.body_excerpt(),
+    })
 }
 
 fn parse_http_url(text: &str) -> Result<Url, Error> {

@@ -132,3 +132,89 @@ fn non_http_location_is_refused() {
     assert!(h.next_request().is_none());
     assert!(matches!(h.failure(), Some(Error::InvalidUrl { .. })));
 }
+
+/// Found by fuzzing (`upload_machine`): a tus creation answered `460` (or a
+/// `409`) asked the engine to resend a chunk of an upload that did not exist
+/// yet, and it panicked for want of a URL. It is a refusal.
+#[test]
+fn chunk_only_answers_to_a_creation_are_refusals() {
+    for status in [409, 460] {
+        let mut h = Harness::new(UploadConfig {
+            protocol: chunkup_core::Protocol::Tus,
+            capabilities: Some(chunkup_core::Capabilities {
+                protocol: chunkup_core::Protocol::Tus,
+                ..Default::default()
+            }),
+            ..UploadConfig::create("http://127.0.0.1:9/tus", 10)
+        });
+        let create = h.expect_request();
+        assert_eq!(create.kind, RequestKind::Create);
+        h.respond(&create, Response::status(status));
+        assert!(h.next_request().is_none());
+        assert!(
+            matches!(h.failure(), Some(Error::Rejected { status: s, .. }) if *s == status),
+            "{status}: {:?}",
+            h.failure()
+        );
+    }
+}
+
+/// Found by fuzzing (`upload_machine`): a driver reporting more body bytes
+/// than the chunk holds overflowed the progress arithmetic. The count is
+/// capped at the chunk; progress never passes the file.
+#[test]
+fn body_sent_beyond_the_chunk_is_capped() {
+    let mut h = created_upload(100, 10);
+    let chunk = h.expect_request();
+    h.input(chunkup_core::Input::BodySent {
+        id: chunk.id,
+        bytes: u64::MAX,
+    });
+    h.respond(&chunk, ok_lkb(9));
+    let next = h.expect_request();
+    assert_eq!(range_of(&next).0, 10);
+    assert!(h.progress_values().iter().all(|&p| p <= 100));
+}
+
+/// Found by fuzzing (`upload_machine`): a stream whose server lost its newest
+/// bytes, then a source claiming to end before bytes it had already
+/// produced, made an upload "complete" at a size below what was acknowledged.
+/// Such a source is refused with a typed error.
+#[test]
+fn a_stream_cannot_end_before_acknowledged_bytes() {
+    let mut h = Harness::new(UploadConfig {
+        protocol: chunkup_core::Protocol::Ietf,
+        chunking: ChunkSizing::Fixed(10),
+        ..UploadConfig::create_stream("http://127.0.0.1:9/ietf")
+    });
+    let create = h.expect_request();
+    h.respond(
+        &create,
+        Response::status(201).with_header("Location", "/ietf/a"),
+    );
+    let first = h.expect_request();
+    assert_eq!(first.body.map(|r| r.end), Some(10));
+    h.respond(
+        &first,
+        Response::status(204).with_header("Upload-Offset", "10"),
+    );
+    let second = h.expect_request();
+    // The server lost five bytes.
+    h.respond(
+        &second,
+        Response::status(204).with_header("Upload-Offset", "5"),
+    );
+    let refill = h.expect_request();
+    assert_eq!(refill.body.map(|r| r.start), Some(5));
+    h.input(chunkup_core::Input::SourceEnded {
+        id: refill.id,
+        at: 5,
+    });
+    assert!(h.next_request().is_none());
+    assert!(!h.completed());
+    assert!(
+        matches!(h.failure(), Some(Error::InvalidConfig(_))),
+        "{:?}",
+        h.failure()
+    );
+}
