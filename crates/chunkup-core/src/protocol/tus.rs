@@ -171,7 +171,8 @@ fn optional_offset(response: &Response) -> Result<Option<u64>, Verdict> {
 
 /// `Upload-Metadata`: comma-separated `key base64(value)` pairs; keys are
 /// ASCII without spaces or commas (others are dropped rather than sent
-/// malformed).
+/// malformed). A key the user gives (`filename`, as tus-js-client users do)
+/// replaces the standard one: a key twice is refused by servers.
 fn encode_metadata(meta: &UploadMeta<'_>) -> String {
     let engine = base64::engine::general_purpose::STANDARD;
     let standard = [
@@ -179,9 +180,18 @@ fn encode_metadata(meta: &UploadMeta<'_>) -> String {
         ("filetype", meta.content_type),
     ];
     let user = meta.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    standard
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<(&str, &str)> = user
+        .chain(standard)
+        .filter(|(key, _)| seen.insert(*key))
+        .collect();
+    // The standard keys stay first, as before.
+    let (first, rest): (Vec<_>, Vec<_>) = unique
         .into_iter()
-        .chain(user)
+        .partition(|(key, _)| *key == "filename" || *key == "filetype");
+    first
+        .into_iter()
+        .chain(rest)
         .filter(|(key, _)| {
             !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic() && b != b',')
         })
@@ -224,6 +234,19 @@ mod tests {
         assert_eq!(
             encode_metadata(&meta(&user)),
             "filename YSBiLnR4dA==,filetype dGV4dC9wbGFpbg==,user asO2,flag"
+        );
+    }
+
+    #[test]
+    fn user_metadata_replaces_the_standard_keys_without_duplicates() {
+        let user = vec![
+            ("filename".to_string(), "x".to_string()),
+            ("user".to_string(), "u".to_string()),
+            ("user".to_string(), "again".to_string()),
+        ];
+        assert_eq!(
+            encode_metadata(&meta(&user)),
+            "filename eA==,filetype dGV4dC9wbGFpbg==,user dQ=="
         );
     }
 
