@@ -41,8 +41,7 @@ async function main() {
 
   try {
     const pkg = await import('./pkg/index.js');
-    // A `--target web` build exports an init function that loads the .wasm.
-    if (typeof pkg.default === 'function') await pkg.default();
+    await pkg.init(); // load the WebAssembly now: a broken build shows here
     Upload = pkg.Upload;
   } catch (e) {
     showLoadError(`Cannot load the chunkup package from ./pkg/ (${e.message ?? e}). ` +
@@ -86,7 +85,7 @@ function wireFaultSwitch() {
     }
   });
   pollFaults();
-  setInterval(pollFaults, 2000);
+  setInterval(pollFaults, 1000);
 }
 
 async function pollFaults() {
@@ -98,7 +97,8 @@ async function pollFaults() {
     if (!box.disabled) box.checked = on;
     const total = counts.resets + counts.errors + counts.busy + counts.stalls;
     $('#fault-status').textContent = (on ? 'Faults on. ' : '') + (total
-      ? `Injected so far: ${counts.resets} resets, ${counts.errors} errors, ${counts.busy} busy (503), ${counts.stalls} stalls.`
+      ? `Injected so far: ${plural(counts.resets, 'reset')}, ${plural(counts.errors, 'error')} (5xx), ` +
+        `${counts.busy} busy (503), ${plural(counts.stalls, 'stall')}.`
       : '');
   } catch {
     $('#fault-status').textContent = 'The upload server does not answer.';
@@ -184,7 +184,9 @@ function start(entry) {
       endpoint: entry.endpoint,
       protocol: entry.protocol,
       chunkSize: CHUNK_SIZE,
-      metadata: { filename: entry.file.name, filetype: entry.file.type || 'application/octet-stream' },
+      // The package announces the file's name and type itself (tus
+      // filename/filetype, Content-Disposition); metadata is for extra keys.
+      metadata: { source: 'chunkup-web-demo' },
       resume: true,
       onProgress: (p) => onProgress(entry, p),
       onEvent: (e) => onEvent(entry, e),
@@ -212,28 +214,49 @@ function onProgress(entry, p) {
   render();
 }
 
-/** Maps the package's events onto the row: which ones a user cares about. */
+/** Maps the package's events (its UploadEvent type) onto the row. */
 function onEvent(entry, e) {
-  const type = String(e.type).toLowerCase().replace(/[^a-z]/g, '');
-  if (type === 'created') {
-    entry.url = e.uploadUrl ?? e.url ?? null;
-    remembered.remember(entry);
-    renderRemembered();
-  } else if (type === 'resumedat' || type === 'resumed') {
-    entry.resumedAt = Number(e.offset ?? e.bytes ?? 0);
-    entry.acked = Math.max(entry.acked, entry.resumedAt);
-    entry.row.dataset.resumedAt = String(entry.resumedAt);
-    entry.status = resumedNote(entry);
-    remembered.remember(entry);
-    renderRemembered();
-  } else if (type === 'retrying') {
-    const reason = e.reason ? ` after ${describe(e.reason)}` : '';
-    const delay = Number(e.delayMs ?? e.delay_ms ?? NaN);
-    entry.status = `Retrying${reason}` + (Number.isFinite(delay) ? ` in ${formatDuration(delay / 1000)}` : '');
-  } else if (type === 'serverrewound') {
-    entry.status = 'The server lost some bytes; sending them again';
-  } else if (type === 'discovered' && e.protocol) {
-    entry.row.querySelector('.size').textContent = `${formatBytes(entry.total)} · ${entry.protocol} → ${e.protocol}`;
+  switch (e.type) {
+    case 'created':
+      entry.url = e.url;
+      entry.row.dataset.url = e.url;
+      remembered.remember(entry);
+      renderRemembered();
+      break;
+    case 'resumed':
+      entry.resumedAt = Number(e.offset);
+      entry.acked = Math.max(entry.acked, entry.resumedAt);
+      entry.row.dataset.resumedAt = String(entry.resumedAt);
+      entry.status = resumedNote(entry);
+      remembered.remember(entry);
+      renderRemembered();
+      break;
+    case 'discovered':
+      if (entry.protocol !== 'auto') return;
+      entry.row.querySelector('.size').textContent =
+        `${formatBytes(entry.total)} · ${entry.protocol} → ${e.protocol}`;
+      break;
+    case 'retrying':
+      entry.status = `Retrying in ${e.delayMs < 1000 ? `${Math.round(e.delayMs)} ms` : formatDuration(e.delayMs / 1000)}` +
+        ` (attempt ${e.attempt}): ${e.reason}`;
+      break;
+    case 'chunk':
+      if (entry.state === 'uploading') entry.status = resumedNote(entry) || 'Uploading';
+      break;
+    case 'rewound':
+      entry.status = 'The server lost some bytes; sending them again';
+      break;
+    case 'offline':
+      entry.status = 'Offline — continues when the network is back';
+      break;
+    case 'online':
+      entry.status = 'Back online';
+      break;
+    case 'storeFailed':
+      entry.status = 'Cannot remember this upload (storage full?); it still runs';
+      break;
+    default:
+      return;
   }
   render();
 }
@@ -269,6 +292,7 @@ function togglePause(entry) {
   if (entry.state === 'uploading' && entry.upload) {
     entry.upload.pause();
     entry.speed = 0;
+    entry.sent = entry.acked; // the request in flight is abandoned
     setState(entry, 'paused', 'Paused');
     startQueued();
   } else if (entry.state === 'paused' && entry.upload) {
@@ -399,6 +423,10 @@ function positiveInt(text) {
   return text !== null && Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 function formatBytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
@@ -417,9 +445,4 @@ function formatDuration(seconds) {
   const m = Math.floor(s / 60);
   if (m < 60) return `${m} min ${s % 60} s`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-
-function describe(reason) {
-  return typeof reason === 'string' ? reason.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`).trim()
-    : reason.kind ?? reason.type ?? JSON.stringify(reason);
 }
