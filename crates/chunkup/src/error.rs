@@ -34,6 +34,11 @@ pub enum Error {
     #[error("the upload was cancelled")]
     Cancelled,
 
+    /// The platform lacks something chunkup needs (a browser without
+    /// XMLHttpRequest or fetch).
+    #[error("this platform cannot run the upload: {0}")]
+    Environment(String),
+
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
     Http(String),

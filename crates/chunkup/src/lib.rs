@@ -24,6 +24,10 @@
 //! Seams a user can replace: [`Transport`] (how requests are sent),
 //! [`Source`] (where bytes come from) and [`ResumeStore`] (where resume state
 //! is kept).
+//!
+//! With the `web` feature on `wasm32`, [`web`] drives the same engine in a
+//! browser, a worker or Node (XMLHttpRequest or fetch, `Blob` slices,
+//! `localStorage` / IndexedDB).
 
 pub mod batch;
 mod error;
@@ -39,6 +43,8 @@ mod parallel;
 mod source;
 #[cfg(feature = "native")]
 mod transport;
+#[cfg(all(feature = "web", target_arch = "wasm32"))]
+pub mod web;
 
 pub use chunkup_core::{
     self as core, ChunkSizing, Event, Progress, Protocol, ResumeRecord, RetryPolicy, RetryReason,

@@ -234,7 +234,10 @@ pub fn is_transient(error: &Error) -> bool {
         Error::Upload(Core::Rejected { status, .. }) => matches!(status, 408 | 425 | 429),
         Error::Upload(_) => false,
         Error::Store { .. } | Error::Http(_) => true,
-        Error::Source { .. } | Error::SourceChanged { .. } | Error::Cancelled => false,
+        Error::Source { .. }
+        | Error::SourceChanged { .. }
+        | Error::Cancelled
+        | Error::Environment(_) => false,
     }
 }
 

@@ -1,0 +1,115 @@
+// Type declarations of the npm package `chunkup` (hand-written; they
+// describe js/index.js, the wrapper around the WebAssembly module).
+
+/** The upload protocol; 'auto' asks the endpoint (OPTIONS) and picks one. */
+export type Protocol = 'auto' | 'ranged' | 'tus' | 'ietf';
+
+/** Where an upload stands. Never goes backwards. */
+export interface Progress {
+  /** Bytes the server has confirmed. */
+  bytesAcknowledged: number;
+  /** Confirmed bytes plus the bytes of the current request already sent (smoother bars). */
+  bytesSent: number;
+  bytesTotal: number;
+  /** Recent speed in bytes per second. */
+  speed: number;
+  /** Estimated seconds to completion, null while unknown. */
+  etaSeconds: number | null;
+}
+
+/**
+ * Events passed to `onEvent`, in order. Besides these, `onEvent` sees
+ * 'progress' (the Progress fields) and 'chunk' ({ offset }).
+ */
+export type UploadEvent =
+  | { type: 'transport'; name: 'xhr' | 'fetch' }
+  | { type: 'discovered'; protocol: Exclude<Protocol, 'auto'> }
+  | { type: 'expires'; at: number }
+  | { type: 'created'; url: string }
+  | { type: 'resumed'; offset: number }
+  | { type: 'chunk'; offset: number }
+  | ({ type: 'progress' } & Progress)
+  | { type: 'rewound'; from: number; to: number }
+  | { type: 'retrying'; attempt: number; delayMs: number; reason: string }
+  | { type: 'paused' }
+  | { type: 'completed'; url: string }
+  | { type: 'failed'; error: { kind: UploadErrorKind; message: string; status?: number } }
+  | { type: 'cancelled' }
+  | { type: 'storeFailed'; message: string }
+  | { type: 'offline' }
+  | { type: 'online' };
+
+export interface UploadOptions {
+  /** Create endpoint (ranged: POST endpoint; tus/ietf: creation URL). Part of the resume fingerprint. */
+  endpoint: string;
+  /** Resume a known upload URL instead of creating one. */
+  uploadUrl?: string;
+  /** Default 'auto'. */
+  protocol?: Protocol;
+  /** Default 'auto' (adaptive); a number fixes the chunk size in bytes. */
+  chunkSize?: 'auto' | number;
+  /** Sent to the server (tus Upload-Metadata). */
+  metadata?: Record<string, string>;
+  /** Extra headers for every request (credentials only go to the upload's own origin). */
+  headers?: Record<string, string>;
+  /** Default true: remember the upload (localStorage, else IndexedDB) and continue a remembered one. */
+  resume?: boolean;
+  /** Failed attempts in a row without the server's offset advancing before giving up (default 10). */
+  retries?: number;
+  /** HTTP stack: default 'auto' (XMLHttpRequest where it exists, for byte-level progress; else fetch). */
+  transport?: 'auto' | 'xhr' | 'fetch';
+  /** Content type to announce; default the Blob's type, else application/octet-stream. */
+  contentType?: string;
+  /** File name to announce; default the File's name, else 'blob'. */
+  fileName?: string;
+  /** A request with no upload progress for this long counts as broken (default 30000). */
+  stallTimeoutMs?: number;
+  onProgress?: (p: Progress) => void;
+  onChunkComplete?: (chunkBytes: number, bytesAcknowledged: number, bytesTotal: number) => void;
+  /** Called once when the upload fails (not when it is aborted). */
+  onError?: (e: UploadError) => void;
+  onSuccess?: (r: { url: string }) => void;
+  /** Every event: created, resumed(offset), retrying, paused, ... (see UploadEvent). */
+  onEvent?: (e: { type: string; [k: string]: unknown }) => void;
+}
+
+/** The kinds of UploadError. */
+export type UploadErrorKind =
+  | 'InvalidUrl'
+  | 'InvalidConfig'
+  | 'Rejected'
+  | 'UploadGone'
+  | 'ProtocolViolation'
+  | 'RetriesExhausted'
+  | 'DeadlineExceeded'
+  | 'Cancelled'
+  | 'Environment'
+  | 'Other';
+
+export class UploadError extends Error {
+  /** One of UploadErrorKind. */
+  kind: string;
+  /** The HTTP status, for 'Rejected' and 'UploadGone'. */
+  status?: number;
+}
+
+export class Upload {
+  constructor(file: Blob | File, options: UploadOptions);
+  /** Starts (or continues a remembered upload); resolves on completion, rejects with UploadError. */
+  start(): Promise<{ url: string }>;
+  /** The same promise as start() returns. */
+  readonly done: Promise<{ url: string }>;
+  /** Stops sending until resume(). */
+  pause(): void;
+  /** Continues after pause(), from the server's offset. */
+  resume(): void;
+  /** Gives up; done rejects with kind 'Cancelled'. Settles when the upload has stopped. */
+  abort(): Promise<void>;
+  /** The upload's URL once created or found. */
+  readonly url: string | null;
+}
+
+/** Loads the WebAssembly module early (start() does it on first use). */
+export function init(
+  source?: BufferSource | WebAssembly.Module | URL | string | Response,
+): Promise<void>;

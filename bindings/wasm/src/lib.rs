@@ -1,0 +1,306 @@
+//! # chunkup-wasm — the npm package `chunkup`
+//!
+//! wasm-bindgen glue over [`chunkup::web`]: it maps a JavaScript options
+//! object to [`chunkup::web::WebUploadOptions`] and each
+//! [`chunkup::web::WebEvent`] to a plain JavaScript object handed to one
+//! callback. The idiomatic surface (`Upload`, callbacks, Promises,
+//! `UploadError`) is the thin `js/index.js` wrapper; every protocol, retry
+//! and sizing decision is the core's.
+//!
+//! Event objects (`type` first):
+//! `transport {name}`, `discovered {protocol}`, `expires {at}` (unix ms),
+//! `created {url}`, `resumed {offset}`, `chunk {offset}`,
+//! `progress {bytesAcknowledged, bytesSent, bytesTotal, speed, etaSeconds}`,
+//! `rewound {from, to}`, `retrying {attempt, delayMs, reason}`, `paused`,
+//! `completed {url}`, `failed {error}`, `cancelled`, `storeFailed {message}`,
+//! `offline`, `online`, and last `finished {url}` or `finished {error}`
+//! where `error` is `{kind, message, status?}`.
+
+#![cfg(target_arch = "wasm32")]
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chunkup::core::{ChunkSizing, Event, Protocol};
+use chunkup::web::{TransportChoice, WebEvent, WebUpload, WebUploadOptions};
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use web_sys::Blob;
+
+/// Reports panics on the console (they should not happen: errors are typed).
+#[wasm_bindgen(start)]
+fn init() {
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&format!("chunkup panicked: {info}").into());
+    }));
+}
+
+/// One upload; the JavaScript `Upload` class wraps it.
+#[wasm_bindgen(js_name = RawUpload)]
+#[derive(Debug)]
+pub struct RawUpload {
+    upload: WebUpload,
+}
+
+#[wasm_bindgen(js_class = RawUpload)]
+impl RawUpload {
+    /// `options` as in `UploadOptions` (callbacks ignored); `sink` receives
+    /// every event object. Throws `{kind: 'InvalidConfig', message}` for
+    /// options that cannot work.
+    #[wasm_bindgen(constructor)]
+    pub fn new(file: Blob, options: JsValue, sink: Function) -> Result<RawUpload, JsValue> {
+        let options = parse_options(&options)
+            .map_err(|message| error_object("InvalidConfig", &message, None))?;
+        let upload = WebUpload::new(file, options, move |event| {
+            if let Some(object) = event_object(&event) {
+                // A throwing callback is the wrapper's to report.
+                let _ = sink.call1(&JsValue::NULL, &object);
+            }
+        });
+        Ok(RawUpload { upload })
+    }
+
+    /// Starts (or, after a reload, continues) the upload.
+    pub fn start(&self) {
+        self.upload.start();
+    }
+
+    /// Stops sending until `resume()`.
+    pub fn pause(&self) {
+        self.upload.pause();
+    }
+
+    /// Continues after `pause()`.
+    pub fn resume(&self) {
+        self.upload.resume();
+    }
+
+    /// Gives the upload up (removing it on the server where possible).
+    pub fn abort(&self) {
+        self.upload.cancel();
+    }
+
+    /// The upload's URL once created or found, else `null`.
+    #[wasm_bindgen(getter)]
+    pub fn url(&self) -> Option<String> {
+        self.upload.upload_url()
+    }
+}
+
+fn get(object: &JsValue, key: &str) -> Option<JsValue> {
+    Reflect::get(object, &JsValue::from_str(key))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+fn get_string(object: &JsValue, key: &str) -> Result<Option<String>, String> {
+    match get(object, key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_string()
+            .map(Some)
+            .ok_or_else(|| format!("{key} must be a string")),
+    }
+}
+
+fn get_bool(object: &JsValue, key: &str) -> Result<Option<bool>, String> {
+    match get(object, key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_bool()
+            .map(Some)
+            .ok_or_else(|| format!("{key} must be a boolean")),
+    }
+}
+
+fn get_number(object: &JsValue, key: &str) -> Result<Option<f64>, String> {
+    match get(object, key) {
+        None => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
+            _ => Err(format!("{key} must be a non-negative number")),
+        },
+    }
+}
+
+fn get_pairs(object: &JsValue, key: &str) -> Result<Vec<(String, String)>, String> {
+    let Some(map) = get(object, key) else {
+        return Ok(Vec::new());
+    };
+    let map: Object = map
+        .dyn_into()
+        .map_err(|_| format!("{key} must be an object of strings"))?;
+    Object::entries(&map)
+        .iter()
+        .map(|entry| {
+            let pair = js_sys::Array::from(&entry);
+            match (pair.get(0).as_string(), pair.get(1).as_string()) {
+                (Some(k), Some(v)) => Ok((k, v)),
+                _ => Err(format!("{key} must be an object of strings")),
+            }
+        })
+        .collect()
+}
+
+fn parse_options(js: &JsValue) -> Result<WebUploadOptions, String> {
+    if !js.is_object() {
+        return Err("options must be an object".into());
+    }
+    let endpoint = get_string(js, "endpoint")?;
+    let upload_url = get_string(js, "uploadUrl")?;
+    if endpoint.is_none() && upload_url.is_none() {
+        return Err("options.endpoint (or options.uploadUrl) is required".into());
+    }
+    let mut options = WebUploadOptions::new(String::new());
+    options.endpoint = endpoint;
+    options.upload_url = upload_url;
+    if let Some(protocol) = get_string(js, "protocol")? {
+        options.protocol = Protocol::from_str(&protocol).map_err(|e| e.to_string())?;
+    }
+    match get(js, "chunkSize") {
+        None => {}
+        Some(v) if v.as_string().as_deref() == Some("auto") => {}
+        Some(v) => match v.as_f64() {
+            Some(n) if n >= 1.0 && n.fract() == 0.0 && n <= 9.0e15 => {
+                options.chunking = ChunkSizing::Fixed(n as u64);
+            }
+            _ => return Err("chunkSize must be 'auto' or a positive whole number of bytes".into()),
+        },
+    }
+    options.metadata = get_pairs(js, "metadata")?;
+    options.headers = get_pairs(js, "headers")?;
+    if let Some(resume) = get_bool(js, "resume")? {
+        options.resume = resume;
+    }
+    if let Some(retries) = get_number(js, "retries")? {
+        options.retry.max_attempts = retries.min(f64::from(u32::MAX)) as u32;
+    }
+    if let Some(kind) = get_string(js, "transport")? {
+        options.transport = match kind.as_str() {
+            "auto" => TransportChoice::Auto,
+            "xhr" => TransportChoice::Xhr,
+            "fetch" => TransportChoice::Fetch,
+            _ => return Err("transport must be 'auto', 'xhr' or 'fetch'".into()),
+        };
+    }
+    if let Some(ms) = get_number(js, "stallTimeoutMs")? {
+        options.retry.stall_timeout = Duration::from_secs_f64(ms / 1000.0);
+    }
+    options.content_type = get_string(js, "contentType")?;
+    options.file_name = get_string(js, "fileName")?;
+    Ok(options)
+}
+
+/// `{type, ...fields}`.
+fn object(kind: &str, fields: &[(&str, JsValue)]) -> JsValue {
+    let object = Object::new();
+    let _ = Reflect::set(&object, &"type".into(), &kind.into());
+    for (key, value) in fields {
+        let _ = Reflect::set(&object, &JsValue::from_str(key), value);
+    }
+    object.into()
+}
+
+fn error_object(kind: &str, message: &str, status: Option<u16>) -> JsValue {
+    let object = Object::new();
+    let _ = Reflect::set(&object, &"kind".into(), &kind.into());
+    let _ = Reflect::set(&object, &"message".into(), &message.into());
+    if let Some(status) = status {
+        let _ = Reflect::set(&object, &"status".into(), &status.into());
+    }
+    object.into()
+}
+
+/// The public error as `{kind, message, status?}`.
+fn map_error(error: &chunkup::Error) -> JsValue {
+    use chunkup::core::Error as Core;
+    let message = error.to_string();
+    let (kind, status) = match error {
+        chunkup::Error::Upload(core) => match core {
+            Core::InvalidUrl { .. } => ("InvalidUrl", None),
+            Core::InvalidConfig(_) => ("InvalidConfig", None),
+            Core::Rejected { status, .. } => ("Rejected", Some(*status)),
+            Core::UploadGone { status } => ("UploadGone", Some(*status)),
+            Core::ProtocolViolation(_) => ("ProtocolViolation", None),
+            Core::RetriesExhausted { .. } => ("RetriesExhausted", None),
+            Core::DeadlineExceeded { .. } => ("DeadlineExceeded", None),
+            _ => ("Other", None),
+        },
+        chunkup::Error::Cancelled => ("Cancelled", None),
+        chunkup::Error::Environment(_) => ("Environment", None),
+        _ => ("Other", None),
+    };
+    error_object(kind, &message, status)
+}
+
+fn num(n: u64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}
+
+fn event_object(event: &WebEvent) -> Option<JsValue> {
+    Some(match event {
+        WebEvent::Transport(name) => object("transport", &[("name", (*name).into())]),
+        WebEvent::StoreFailed(message) => {
+            object("storeFailed", &[("message", message.as_str().into())])
+        }
+        WebEvent::Network { online: true } => object("online", &[]),
+        WebEvent::Network { online: false } => object("offline", &[]),
+        WebEvent::Finished(Ok(url)) => object("finished", &[("url", url.as_str().into())]),
+        WebEvent::Finished(Err(error)) => object("finished", &[("error", map_error(error))]),
+        WebEvent::Engine(event) => engine_event(event),
+        _ => return None,
+    })
+}
+
+fn engine_event(event: &Event) -> JsValue {
+    match event {
+        Event::Discovered(capabilities) => object(
+            "discovered",
+            &[("protocol", capabilities.protocol.as_str().into())],
+        ),
+        Event::Expires { at_unix_ms } => {
+            object("expires", &[("at", JsValue::from_f64(*at_unix_ms as f64))])
+        }
+        Event::Created { upload_url } => object("created", &[("url", upload_url.as_str().into())]),
+        Event::ResumedAt { offset } => object("resumed", &[("offset", num(*offset))]),
+        Event::ChunkAcknowledged { offset } => object("chunk", &[("offset", num(*offset))]),
+        Event::Progress(p) => object(
+            "progress",
+            &[
+                ("bytesAcknowledged", num(p.acknowledged)),
+                ("bytesSent", num(p.sent)),
+                ("bytesTotal", num(p.total)),
+                ("speed", JsValue::from_f64(p.bytes_per_second)),
+                (
+                    "etaSeconds",
+                    p.eta
+                        .map_or(JsValue::NULL, |d| JsValue::from_f64(d.as_secs_f64())),
+                ),
+            ],
+        ),
+        Event::ServerRewound { from, to } => {
+            object("rewound", &[("from", num(*from)), ("to", num(*to))])
+        }
+        Event::Retrying {
+            attempt,
+            delay,
+            reason,
+        } => object(
+            "retrying",
+            &[
+                ("attempt", (*attempt).into()),
+                ("delayMs", JsValue::from_f64(delay.as_secs_f64() * 1000.0)),
+                ("reason", reason.to_string().into()),
+            ],
+        ),
+        Event::Paused => object("paused", &[]),
+        Event::Completed { upload_url } => {
+            object("completed", &[("url", upload_url.as_str().into())])
+        }
+        Event::Failed(error) => object(
+            "failed",
+            &[("error", map_error(&chunkup::Error::Upload(error.clone())))],
+        ),
+        Event::Cancelled => object("cancelled", &[]),
+    }
+}

@@ -1,0 +1,294 @@
+//! Requests in the browser: `XMLHttpRequest` (byte-level upload progress)
+//! where it exists, the global `fetch` elsewhere (Node 20, workers). Both send
+//! a `Blob.slice` as the body, so the platform streams the bytes from the
+//! file and memory does not grow with the chunk, let alone the file.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use chunkup_core::{
+    Input, MAX_RESPONSE_BODY, RequestId, RequestSpec, Response, TransportError, TransportErrorKind,
+};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Blob, Headers, ProgressEvent, RequestInit, XmlHttpRequest};
+
+use super::js;
+
+/// Feeds an outcome back to the driver.
+pub(crate) type Deliver = Rc<dyn Fn(Input)>;
+
+/// Which HTTP stack to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportChoice {
+    /// `XMLHttpRequest` when the platform has it, else `fetch`.
+    #[default]
+    Auto,
+    /// Always `XMLHttpRequest` (byte-level upload progress).
+    Xhr,
+    /// Always `fetch` (no upload progress: a chunk reports its bytes when
+    /// its response arrives).
+    Fetch,
+}
+
+/// The stack chosen for this platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stack {
+    Xhr,
+    Fetch,
+}
+
+impl Stack {
+    /// The stack for `choice`, or `None` when the platform has neither.
+    pub(crate) fn pick(choice: TransportChoice) -> Option<Stack> {
+        let xhr = js::global("XMLHttpRequest").is_some();
+        let fetch = js::global("fetch").is_some();
+        match choice {
+            TransportChoice::Auto if xhr => Some(Stack::Xhr),
+            TransportChoice::Auto | TransportChoice::Fetch if fetch => Some(Stack::Fetch),
+            TransportChoice::Xhr if xhr => Some(Stack::Xhr),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Stack::Xhr => "xhr",
+            Stack::Fetch => "fetch",
+        }
+    }
+}
+
+/// A request on its way; dropping it abandons the request (its outcome is
+/// never delivered).
+pub(crate) struct InFlight {
+    pub(crate) id: RequestId,
+    handle: Handle,
+}
+
+enum Handle {
+    Xhr {
+        xhr: XmlHttpRequest,
+        _on_progress: Closure<dyn FnMut(ProgressEvent)>,
+        _on_load: Closure<dyn FnMut()>,
+        _on_error: Closure<dyn FnMut()>,
+    },
+    Fetch {
+        controller: AbortController,
+        abandoned: Rc<Cell<bool>>,
+    },
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        match &self.handle {
+            Handle::Xhr { xhr, .. } => {
+                // Handlers first: `abort()` dispatches events synchronously.
+                xhr.set_onload(None);
+                xhr.set_onerror(None);
+                xhr.set_ontimeout(None);
+                if let Ok(upload) = xhr.upload() {
+                    upload.set_onprogress(None);
+                }
+                let _ = xhr.abort();
+            }
+            Handle::Fetch {
+                controller,
+                abandoned,
+            } => {
+                abandoned.set(true);
+                controller.abort();
+            }
+        }
+    }
+}
+
+/// Starts `spec` on `stack` with its body sliced from `blob`. A request that
+/// cannot even start is reported as a transport failure through `deliver`'s
+/// return path: the `Err` is that failure.
+pub(crate) fn start(
+    stack: Stack,
+    spec: &RequestSpec,
+    blob: &Blob,
+    deliver: Deliver,
+) -> Result<InFlight, TransportError> {
+    let body = match spec.body {
+        Some(range) => Some(
+            blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)
+                .map_err(|e| TransportError::new(TransportErrorKind::Body, js::describe(&e)))?,
+        ),
+        None => None,
+    };
+    let handle = match stack {
+        Stack::Xhr => start_xhr(spec, body.as_ref(), deliver),
+        Stack::Fetch => start_fetch(spec, body.as_ref(), deliver),
+    }
+    .map_err(|e| TransportError::new(TransportErrorKind::Other, js::describe(&e)))?;
+    Ok(InFlight {
+        id: spec.id,
+        handle,
+    })
+}
+
+fn start_xhr(spec: &RequestSpec, body: Option<&Blob>, deliver: Deliver) -> Result<Handle, JsValue> {
+    let id = spec.id;
+    let xhr = XmlHttpRequest::new()?;
+    xhr.open_with_async(spec.method.as_str(), &spec.url, true)?;
+    for (name, value) in &spec.headers {
+        // The browser refuses headers it owns (it sets them itself).
+        let _ = xhr.set_request_header(name, value);
+    }
+    let progress = {
+        let deliver = deliver.clone();
+        Closure::<dyn FnMut(ProgressEvent)>::new(move |event: ProgressEvent| {
+            deliver(Input::BodySent {
+                id,
+                bytes: event.loaded() as u64,
+            });
+        })
+    };
+    let load = {
+        let deliver = deliver.clone();
+        let xhr = xhr.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            let response = xhr_response(&xhr);
+            deliver(Input::Response { id, response });
+        })
+    };
+    let error = Closure::<dyn FnMut()>::new(move || {
+        deliver(Input::TransportFailed {
+            id,
+            error: TransportError::new(
+                TransportErrorKind::Reset,
+                "the request failed (XMLHttpRequest network error)",
+            ),
+        });
+    });
+    xhr.upload()?
+        .set_onprogress(Some(progress.as_ref().unchecked_ref()));
+    xhr.set_onload(Some(load.as_ref().unchecked_ref()));
+    xhr.set_onerror(Some(error.as_ref().unchecked_ref()));
+    xhr.set_ontimeout(Some(error.as_ref().unchecked_ref()));
+    match body {
+        Some(blob) => xhr.send_with_opt_blob(Some(blob))?,
+        None => xhr.send()?,
+    }
+    Ok(Handle::Xhr {
+        xhr,
+        _on_progress: progress,
+        _on_load: load,
+        _on_error: error,
+    })
+}
+
+fn xhr_response(xhr: &XmlHttpRequest) -> Response {
+    let status = xhr.status().unwrap_or(0);
+    let headers = xhr
+        .get_all_response_headers()
+        .unwrap_or_default()
+        .split("\r\n")
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            Some((name.trim().to_string(), value.trim().to_string()))
+        })
+        .collect();
+    let mut body = xhr
+        .response_text()
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .into_bytes();
+    body.truncate(MAX_RESPONSE_BODY);
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn start_fetch(
+    spec: &RequestSpec,
+    body: Option<&Blob>,
+    deliver: Deliver,
+) -> Result<Handle, JsValue> {
+    let id = spec.id;
+    let controller = AbortController::new()?;
+    let headers = Headers::new()?;
+    for (name, value) in &spec.headers {
+        let _ = headers.append(name, value);
+    }
+    let init = RequestInit::new();
+    init.set_method(spec.method.as_str());
+    init.set_headers(&headers);
+    init.set_signal(Some(&controller.signal()));
+    if let Some(blob) = body {
+        init.set_body(blob);
+    }
+    let promise = js::fetch(&spec.url, &init);
+    let abandoned = Rc::new(Cell::new(false));
+    let sent = body.map(|b| b.size() as u64);
+    {
+        let abandoned = abandoned.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let input = match fetch_response(promise).await {
+                Ok(response) => {
+                    if let Some(bytes) = sent {
+                        // fetch cannot report upload progress: the whole body
+                        // was handed over once a response arrived.
+                        if !abandoned.get() {
+                            deliver(Input::BodySent { id, bytes });
+                        }
+                    }
+                    Input::Response { id, response }
+                }
+                Err(error) => Input::TransportFailed {
+                    id,
+                    error: TransportError::new(TransportErrorKind::Reset, js::describe(&error)),
+                },
+            };
+            if !abandoned.get() {
+                deliver(input);
+            }
+        });
+    }
+    Ok(Handle::Fetch {
+        controller,
+        abandoned,
+    })
+}
+
+async fn fetch_response(promise: js_sys::Promise) -> Result<Response, JsValue> {
+    let response: web_sys::Response = JsFuture::from(promise).await?.dyn_into()?;
+    let mut headers = Vec::new();
+    if let Ok(Some(entries)) = js_sys::try_iter(&response.headers()) {
+        for entry in entries.flatten() {
+            let pair = js_sys::Array::from(&entry);
+            if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                headers.push((name, value));
+            }
+        }
+    }
+    let status = response.status();
+    let mut body = match response.text() {
+        Ok(text) => JsFuture::from(text)
+            .await
+            .ok()
+            .and_then(|t| t.as_string())
+            .unwrap_or_default()
+            .into_bytes(),
+        Err(_) => Vec::new(),
+    };
+    body.truncate(MAX_RESPONSE_BODY);
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Builds the npm package `chunkup` (Rust -> wasm32 -> wasm-bindgen -> wasm-opt)
+# into bindings/wasm/pkg/, and with `test` runs its Node tests.
+#
+#   scripts/wasm.sh          build bindings/wasm/pkg and print its sizes
+#   scripts/wasm.sh test     build, then run bindings/wasm/tests (node --test)
+#   scripts/wasm.sh sizes    print the sizes of an existing build
+#
+# Idempotent; installs what it needs. Uses rustup's wasm32-unknown-unknown
+# target when it is installed, else Debian's rustc-web with std built from
+# source (-Zbuild-std). No wasm-pack: the package is assembled here.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+MODE="${1:-build}"
+WASM_DIR="$ROOT/bindings/wasm"
+PKG="$WASM_DIR/pkg"
+TOOLS="$WASM_DIR/.tools"          # gitignored: binaryen (wasm-opt) from npm
+BINARYEN_VERSION="132.0.0"
+TARGET=wasm32-unknown-unknown
+PROFILE=wasm-release
+export CARGO_TARGET_DIR="${CHUNKUP_WASM_TARGET_DIR:-$ROOT/target-wasm}"
+
+log() { printf 'wasm.sh: %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+sizes() {
+    local files=("$PKG/chunkup_wasm_bg.wasm" "$PKG/chunkup_wasm.js" "$PKG/index.js")
+    local raw_total=0 gz_total=0
+    printf '%-28s %10s %10s\n' "file" "raw" "gzip -9"
+    for f in "${files[@]}"; do
+        local raw gz
+        raw=$(wc -c <"$f")
+        gz=$(gzip -9 -c "$f" | wc -c)
+        raw_total=$((raw_total + raw))
+        gz_total=$((gz_total + gz))
+        printf '%-28s %10d %10d\n' "$(basename "$f")" "$raw" "$gz"
+    done
+    printf '%-28s %10d %10d  (%d KiB gzipped; target <= 150 KB)\n' \
+        "total (wasm + JS)" "$raw_total" "$gz_total" $((gz_total / 1024))
+}
+
+if [ "$MODE" = sizes ]; then
+    sizes
+    exit 0
+fi
+
+# --- the Rust toolchain for wasm32 -------------------------------------------
+CARGO_BUILD=()
+if command -v rustup >/dev/null 2>&1 &&
+    rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+    log "using rustup's $TARGET target"
+    CARGO_BUILD=(cargo build)
+else
+    log "no rustup $TARGET target: Debian rustc-web with -Zbuild-std"
+    if ! dpkg-query -W -f='${Status}\n' rustc-web cargo-web rust-web-src 2>/dev/null |
+        grep -c 'install ok installed' | grep -qx 3; then
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src
+    fi
+    # rust-lld links wasm; rustup toolchains ship one, else Debian's lld does.
+    LINKER="$(command -v rust-lld || true)"
+    if [ -z "$LINKER" ] && [ -d "$HOME/.rustup" ]; then
+        LINKER="$(find "$HOME/.rustup" -name rust-lld -type f 2>/dev/null | sort | head -n1)"
+    fi
+    if [ -z "$LINKER" ]; then
+        LINKER="$(command -v wasm-ld || true)"
+        if [ -z "$LINKER" ]; then
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lld
+            LINKER="$(command -v wasm-ld || ls /usr/bin/wasm-ld-* 2>/dev/null | head -n1)"
+        fi
+    fi
+    export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$LINKER"
+    CARGO_BUILD=(/usr/bin/cargo build -Zbuild-std=std,panic_abort -Zbuild-std-features=)
+fi
+
+# --- wasm-bindgen-cli, exactly the version in Cargo.lock ---------------------
+BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)"
+if [ -z "$BINDGEN_VERSION" ]; then
+    log "wasm-bindgen is not in Cargo.lock"; exit 1
+fi
+BINDGEN="$(command -v wasm-bindgen || echo "$HOME/.cargo/bin/wasm-bindgen")"
+if ! "$BINDGEN" --version 2>/dev/null | grep -qx "wasm-bindgen $BINDGEN_VERSION"; then
+    log "installing wasm-bindgen-cli $BINDGEN_VERSION"
+    # With the host's own toolchain (not the RUSTC override above).
+    env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
+        cargo install wasm-bindgen-cli --version "$BINDGEN_VERSION"
+    BINDGEN="$HOME/.cargo/bin/wasm-bindgen"
+fi
+
+# --- wasm-opt from npm's binaryen ---------------------------------------------
+WASM_OPT="$TOOLS/node_modules/.bin/wasm-opt"
+if ! [ -x "$WASM_OPT" ] || ! "$WASM_OPT" --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}"; then
+    log "installing binaryen $BINARYEN_VERSION (wasm-opt) into $TOOLS"
+    mkdir -p "$TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION" >/dev/null
+fi
+
+# --- build ----------------------------------------------------------------------
+log "cargo build -p chunkup-wasm --profile $PROFILE --target $TARGET"
+"${CARGO_BUILD[@]}" -p chunkup-wasm --profile "$PROFILE" --target "$TARGET"
+RAW="$CARGO_TARGET_DIR/$TARGET/$PROFILE/chunkup_wasm.wasm"
+
+GEN="$CARGO_TARGET_DIR/chunkup-pkg"
+rm -rf "$GEN"
+"$BINDGEN" "$RAW" --target web --out-dir "$GEN" --out-name chunkup_wasm
+"$WASM_OPT" -Oz --strip-debug --strip-producers \
+    --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-multivalue \
+    "$GEN/chunkup_wasm_bg.wasm" -o "$GEN/chunkup_wasm_bg.opt.wasm"
+
+# --- assemble the package -------------------------------------------------------
+rm -rf "$PKG"
+mkdir -p "$PKG"
+cp "$GEN/chunkup_wasm_bg.opt.wasm" "$PKG/chunkup_wasm_bg.wasm"
+cp "$GEN/chunkup_wasm.js" "$PKG/chunkup_wasm.js"
+cp "$WASM_DIR/js/index.js" "$WASM_DIR/js/index.d.ts" "$PKG/"
+cp "$WASM_DIR/README.md" "$PKG/README.md"
+VERSION="$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)"
+sed "s/\"version\": \"0.0.0\"/\"version\": \"$VERSION\"/" "$WASM_DIR/js/package.json" >"$PKG/package.json"
+log "package assembled in ${PKG#"$ROOT"/}"
+sizes
+
+if [ "$MODE" = test ]; then
+    log "building the reference server (chunkup serve) for the tests"
+    env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
+        cargo build -q -p chunkup-cli --bin chunkup
+    export CHUNKUP_BIN="$ROOT/target/debug/chunkup" CHUNKUP_PKG="$PKG"
+    node --test --test-reporter=spec "$WASM_DIR/tests/"
+fi
