@@ -1,12 +1,24 @@
 //! Chunk sizing: fixed, or adaptive from what the link shows.
 //!
 //! Big chunks lose much on each break and give coarse progress; small chunks
-//! pay a round trip each. With a break rate of `λ` per byte and a per-request
-//! cost of `c` bytes (throughput × round-trip time), the expected completion
-//! time is smallest near `sqrt(2c/λ)`. The adaptive sizer estimates the three
-//! quantities as it goes and aims there, clamped to a target chunk duration,
-//! to `[min, max]` and to the server's limits, growing at most 2× per clean
-//! chunk and halving at once on a break.
+//! pay a round trip each. With a break rate of `λ` per byte, a per-request
+//! cost of `c` bytes (throughput × round-trip time) and a break that loses
+//! the chunk's unacknowledged part (half a chunk on average), the expected
+//! time per byte is `1 + c/s + λ(s/2 + c)` — the `+ c` is the status poll
+//! after each break — which is smallest at `s = sqrt(2c/λ)`.
+//!
+//! Many servers (every tus and IETF server worth the name, chunkup's ranged
+//! one) keep the part of a broken request that arrived. There a break loses
+//! only the bytes that were in flight, whatever the chunk size, and bigger
+//! chunks are simply better. The sizer learns which kind of server it talks
+//! to from the status poll after a break ([`ChunkSizer::on_resynced`]).
+//!
+//! Either way the size is clamped to a target chunk duration (at least 32
+//! round trips, so the per-request cost stays small on long links), to
+//! `[min, max]` and to the server's limits. It grows up to 4× per clean
+//! chunk while chunks take less than half the target duration (unless
+//! breaks cost chunks), 2× otherwise, and halves at once on a break that
+//! cost the chunk.
 
 use std::time::Duration;
 
@@ -19,15 +31,24 @@ const FAST_ALPHA: f64 = 0.5;
 const SLOW_ALPHA: f64 = 0.15;
 /// Weight of the newest round-trip sample.
 const RTT_ALPHA: f64 = 0.3;
+/// A round-trip sample counts as at most this many times the estimate (a
+/// status poll caught in a stall is not the link's round trip).
+const RTT_SAMPLE_CAP: f64 = 4.0;
 /// Each new observation keeps this share of the break history, so the rate
 /// follows a link that got better or worse.
 const HISTORY_DECAY: f64 = 0.97;
 /// Prior belief before anything broke: one break per this many bytes...
-const PRIOR_BYTES_PER_BREAK: f64 = 8.0 * 1024.0 * MIB as f64;
-/// ...with the weight of this many breaks.
-const PRIOR_BREAKS: f64 = 0.25;
+const PRIOR_BYTES_PER_BREAK: f64 = 1024.0 * MIB as f64;
+/// ...with the weight of this many breaks (about 20 MB of history): light
+/// enough that the first break on a bad link moves the estimate at once.
+const PRIOR_BREAKS: f64 = 0.02;
 /// Round-trip time assumed before one was measured.
 const DEFAULT_RTT: Duration = Duration::from_millis(50);
+/// A chunk lasts at least this many round trips, so its request costs at
+/// most ~3% of its time.
+const RTT_SHARE: f64 = 32.0;
+/// Weight of the newest break in the kept-share average.
+const KEPT_ALPHA: f64 = 0.5;
 
 /// How chunk sizes are chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +65,8 @@ pub enum ChunkSizing {
         /// Never larger than this.
         max: u64,
         /// Aim for chunks that take about this long at the measured
-        /// throughput (bounds the loss on a break and keeps progress lively).
+        /// throughput (bounds the loss on a break and keeps progress lively);
+        /// on long links chunks last at least 32 round trips.
         target_duration: Duration,
     },
 }
@@ -60,6 +82,17 @@ impl Default for ChunkSizing {
     }
 }
 
+/// A break waiting for the status poll that tells what the server kept.
+#[derive(Debug, Clone, Copy)]
+struct PendingBreak {
+    /// Bytes of the chunk's body handed to the network before the break.
+    sent: u64,
+    /// How long the request had been running.
+    elapsed: f64,
+    /// The target size before the break shrank it.
+    before: u64,
+}
+
 /// Decides the size of the next chunk from what the upload has seen.
 #[derive(Debug, Clone)]
 pub struct ChunkSizer {
@@ -70,6 +103,10 @@ pub struct ChunkSizer {
     rtt: Option<f64>,
     bytes_seen: f64,
     breaks_seen: f64,
+    /// Average share of what could have arrived before a break that the
+    /// server kept (`None` until a break was followed by a status poll).
+    kept_share: Option<f64>,
+    pending_break: Option<PendingBreak>,
     server_min: u64,
     server_max: u64,
 }
@@ -91,6 +128,8 @@ impl ChunkSizer {
             rtt: None,
             bytes_seen: 0.0,
             breaks_seen: 0.0,
+            kept_share: None,
+            pending_break: None,
             server_min: 1,
             server_max: u64::MAX,
         }
@@ -117,9 +156,20 @@ impl ChunkSizer {
         }
     }
 
+    /// Round-trip time estimate in seconds, once measured.
+    pub fn rtt(&self) -> Option<f64> {
+        self.rtt
+    }
+
     /// Estimated breaks per byte sent.
     pub fn break_rate(&self) -> f64 {
         (self.breaks_seen + PRIOR_BREAKS) / (self.bytes_seen + PRIOR_BREAKS * PRIOR_BYTES_PER_BREAK)
+    }
+
+    /// Whether the server keeps what arrived of a broken request, as far as
+    /// the breaks so far showed (`None` before the first one).
+    pub fn server_keeps_partial(&self) -> Option<bool> {
+        self.kept_share.map(|share| share >= 0.5)
     }
 
     /// Limits the server announced (tus max size, IETF `Upload-Limit`, ...).
@@ -130,15 +180,16 @@ impl ChunkSizer {
 
     /// A request without a body took `elapsed`: a round-trip sample.
     pub fn on_round_trip(&mut self, elapsed: Duration) {
-        let sample = elapsed.as_secs_f64();
-        self.rtt = Some(match self.rtt {
-            Some(rtt) => rtt + RTT_ALPHA * (sample - rtt),
-            None => sample,
-        });
+        let mut sample = elapsed.as_secs_f64();
+        if let Some(rtt) = self.rtt {
+            sample = sample.min(rtt * RTT_SAMPLE_CAP);
+        }
+        self.rtt = Some(ewma(self.rtt, sample, RTT_ALPHA));
     }
 
     /// A chunk of `len` bytes was sent and acknowledged in `elapsed`.
     pub fn on_chunk_acked(&mut self, len: u64, elapsed: Duration) {
+        self.pending_break = None;
         self.remember(len as f64, 0.0);
         // Throughput of this chunk, with the round trip taken out when known,
         // so small chunks on a long link are not mistaken for a slow link.
@@ -149,17 +200,69 @@ impl ChunkSizer {
             self.fast_throughput = Some(ewma(self.fast_throughput, sample, FAST_ALPHA));
             self.slow_throughput = Some(ewma(self.slow_throughput, sample, SLOW_ALPHA));
         }
-        if let ChunkSizing::Adaptive { .. } = self.sizing {
-            let grown = self.current.saturating_mul(2);
+        if let ChunkSizing::Adaptive {
+            target_duration, ..
+        } = self.sizing
+        {
+            // Far below the target (a fast link, or the start) where
+            // overshooting costs nothing — nothing broke yet, or breaks keep
+            // what arrived: catch up faster than doubling.
+            let harmless = self.breaks_seen == 0.0 || self.server_keeps_partial() == Some(true);
+            let factor = if harmless && elapsed < target_duration / 2 {
+                4
+            } else {
+                2
+            };
+            let grown = self.current.saturating_mul(factor);
             self.current = self.model_size().min(grown).max(self.min_size());
         }
     }
 
-    /// The connection broke after `sent` bytes of a chunk.
-    pub fn on_break(&mut self, sent: u64) {
+    /// The connection broke (or a chunk was refused with a retryable status,
+    /// or stalled) after `sent` bytes of a chunk, `elapsed` into the request.
+    pub fn on_break(&mut self, sent: u64, elapsed: Duration) {
         self.remember(sent as f64, 1.0);
+        let before = self.current;
+        self.pending_break = Some(PendingBreak {
+            sent,
+            elapsed: elapsed.as_secs_f64(),
+            before,
+        });
         if let ChunkSizing::Adaptive { .. } = self.sizing {
-            self.current = self.model_size().min(self.current / 2).max(self.min_size());
+            self.current = if self.server_keeps_partial() == Some(true) {
+                // The break cost the bytes in flight, not the chunk.
+                self.model_size().max(self.min_size())
+            } else {
+                self.model_size().min(self.current / 2).max(self.min_size())
+            };
+        }
+    }
+
+    /// After a break, the status poll says the server kept `kept` bytes of
+    /// the broken chunk (its offset minus the chunk's start).
+    pub fn on_resynced(&mut self, kept: u64) {
+        let Some(broken) = self.pending_break.take() else {
+            return;
+        };
+        // What could have arrived: what was sent, or less when the driver's
+        // count includes bytes still queued in local buffers.
+        let reachable = match self.throughput() {
+            Some(throughput) => (broken.sent as f64).min(throughput * broken.elapsed),
+            None => broken.sent as f64,
+        };
+        if reachable < 1.0 {
+            return;
+        }
+        let share = (kept as f64 / reachable).min(1.0);
+        self.kept_share = Some(ewma(self.kept_share, share, KEPT_ALPHA));
+        if let ChunkSizing::Adaptive { .. } = self.sizing
+            && self.server_keeps_partial() == Some(true)
+        {
+            // The halving on the break was for nothing: the server kept it.
+            self.current = self
+                .current
+                .max(broken.before.min(self.model_size()))
+                .max(self.min_size());
         }
     }
 
@@ -203,9 +306,28 @@ impl ChunkSizer {
         };
         let rtt = self.rtt.unwrap_or(DEFAULT_RTT.as_secs_f64());
         let request_cost = throughput * rtt;
-        let optimum = (2.0 * request_cost / self.break_rate()).sqrt();
-        let by_duration = throughput * target.as_secs_f64();
-        let size = optimum.min(by_duration);
+        let lambda = self.break_rate();
+        let duration = target.as_secs_f64().max(rtt * RTT_SHARE);
+        let by_duration = (throughput * duration).max(1.0);
+        // Expected loss per break at size s: half the chunk, or, when the
+        // server keeps what arrived, at most the bytes in flight.
+        let in_flight = if self.server_keeps_partial() == Some(true) {
+            request_cost / 2.0
+        } else {
+            f64::INFINITY
+        };
+        let cost = |s: f64| request_cost / s + lambda * (s / 2.0).min(in_flight);
+        let optimum = (2.0 * request_cost / lambda)
+            .sqrt()
+            .min(2.0 * in_flight)
+            .min(by_duration);
+        // Until something broke, the rate is only the prior: let the target
+        // duration alone bound the chunk on a clean link.
+        let size = if self.breaks_seen == 0.0 || cost(by_duration) < cost(optimum) {
+            by_duration
+        } else {
+            optimum
+        };
         (size as u64).clamp(min.max(1), max.max(min).max(1))
     }
 }
@@ -225,11 +347,16 @@ mod tests {
         ChunkSizer::new(ChunkSizing::default())
     }
 
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
     #[test]
     fn fixed_stays_fixed() {
         let mut sizer = ChunkSizer::new(ChunkSizing::Fixed(5 * MIB));
         sizer.on_chunk_acked(5 * MIB, Duration::from_millis(10));
-        sizer.on_break(MIB);
+        sizer.on_break(MIB, secs(1.0));
+        sizer.on_resynced(MIB);
         assert_eq!(sizer.next_chunk(u64::MAX), 5 * MIB);
         assert_eq!(sizer.next_chunk(100), 100);
     }
@@ -238,20 +365,29 @@ mod tests {
     fn grows_quickly_on_a_clean_fast_link() {
         let mut sizer = adaptive();
         sizer.on_round_trip(Duration::from_micros(300));
-        for _ in 0..10 {
+        let mut sizes = Vec::new();
+        for _ in 0..4 {
             let size = sizer.next_chunk(u64::MAX);
+            sizes.push(size / MIB);
             // 1 GB/s
-            sizer.on_chunk_acked(size, Duration::from_secs_f64(size as f64 / 1e9));
+            sizer.on_chunk_acked(size, secs(size as f64 / 1e9));
         }
+        // 4x per chunk while chunks take under half the target duration.
+        assert_eq!(sizes, [1, 4, 16, 64]);
         assert_eq!(sizer.next_chunk(u64::MAX), 64 * MIB);
     }
 
     #[test]
-    fn growth_is_at_most_double_per_chunk() {
+    fn growth_is_4x_while_chunks_are_short_then_2x() {
         let mut sizer = adaptive();
         sizer.on_round_trip(Duration::from_millis(1));
         sizer.on_chunk_acked(MIB, Duration::from_millis(1));
-        assert_eq!(sizer.current(), 2 * MIB);
+        assert_eq!(sizer.current(), 4 * MIB);
+        // 4 MiB in 2.5 s (over half the 4 s target): at most 2x, and the
+        // target duration (4 s at ~1.7 MB/s) caps it below that.
+        sizer.on_chunk_acked(4 * MIB, secs(2.5));
+        let size = sizer.current();
+        assert!(size <= 8 * MIB && size > 4 * MIB, "{size}");
     }
 
     #[test]
@@ -261,33 +397,111 @@ mod tests {
         // 1.25 MB/s (10 Mbit/s)
         for _ in 0..20 {
             let size = sizer.next_chunk(u64::MAX);
-            let secs = 0.08 + size as f64 / 1.25e6;
-            sizer.on_chunk_acked(size, Duration::from_secs_f64(secs));
+            sizer.on_chunk_acked(size, secs(0.08 + size as f64 / 1.25e6));
         }
         let size = sizer.current() as f64;
         assert!(size <= 1.25e6 * 4.0 * 1.05, "{size}");
-        assert!(size >= 1.25e6 * 2.0, "{size}");
+        assert!(size >= 1.25e6 * 3.0, "{size}");
+    }
+
+    #[test]
+    fn a_long_round_trip_stretches_the_target_duration() {
+        let mut sizer = adaptive();
+        sizer.on_round_trip(Duration::from_millis(500));
+        // 625 kB/s with 0.5 s round trips: 4 s chunks would spend 11% of
+        // their time waiting; 32 round trips (16 s, 10 MB) spend 3%.
+        for _ in 0..20 {
+            let size = sizer.next_chunk(u64::MAX);
+            sizer.on_chunk_acked(size, secs(0.5 + size as f64 / 625e3));
+        }
+        let size = sizer.current() as f64;
+        assert!((9e6..=10.5e6).contains(&size), "{size}");
+    }
+
+    #[test]
+    fn a_status_poll_caught_in_a_stall_does_not_inflate_the_round_trip() {
+        let mut sizer = adaptive();
+        sizer.on_round_trip(Duration::from_millis(100));
+        sizer.on_round_trip(Duration::from_secs(10));
+        assert!(
+            sizer.rtt().is_some_and(|rtt| rtt < 0.3),
+            "{:?}",
+            sizer.rtt()
+        );
+    }
+
+    #[test]
+    fn the_first_break_moves_the_break_rate() {
+        let mut sizer = adaptive();
+        let before = sizer.break_rate();
+        sizer.on_chunk_acked(MIB / 2, secs(1.0));
+        sizer.on_break(MIB / 2, secs(1.0));
+        // One break in ~1 MB against a prior of 1 per GiB weighing ~20 MB.
+        assert!(
+            sizer.break_rate() > 20.0 * before,
+            "{} vs {before}",
+            sizer.break_rate()
+        );
+        assert!(sizer.break_rate() > 1.0 / 30e6);
     }
 
     #[test]
     fn breaks_shrink_at_once_and_frequent_breaks_keep_chunks_small() {
         let mut sizer = adaptive();
         sizer.on_round_trip(Duration::from_millis(200));
-        // 625 KB/s with a break every ~1 MB.
+        // 625 kB/s with a break every ~1 MB, on a server that keeps nothing
+        // of a broken chunk.
         for round in 0..60 {
             let size = sizer.next_chunk(u64::MAX);
             if round % 2 == 0 {
                 let before = sizer.current();
-                sizer.on_break(size / 2);
+                sizer.on_break(size / 2, secs(0.2 + size as f64 / 2.0 / 625e3));
                 assert!(sizer.current() <= before.max(256 * KIB));
+                sizer.on_round_trip(Duration::from_millis(200));
+                sizer.on_resynced(0);
             } else {
-                let secs = 0.2 + size as f64 / 625e3;
-                sizer.on_chunk_acked(size, Duration::from_secs_f64(secs));
+                sizer.on_chunk_acked(size, secs(0.2 + size as f64 / 625e3));
             }
         }
+        assert_eq!(sizer.server_keeps_partial(), Some(false));
         let size = sizer.current();
         assert!(size <= 2 * MIB, "{size}");
         assert!(size >= 256 * KIB, "{size}");
+    }
+
+    #[test]
+    fn a_server_that_keeps_partial_chunks_is_not_punished_by_breaks() {
+        let mut sizer = adaptive();
+        sizer.on_round_trip(Duration::from_millis(200));
+        for _ in 0..4 {
+            let size = sizer.next_chunk(u64::MAX);
+            sizer.on_chunk_acked(size, secs(0.2 + size as f64 / 625e3));
+        }
+        let settled = sizer.current();
+        // The first break halves (nothing known yet); the status poll shows
+        // the server kept what arrived, which undoes the halving.
+        sizer.on_break(MIB, secs(1.0 / 0.625 + 0.1));
+        assert_eq!(sizer.current(), settled / 2);
+        sizer.on_resynced(MIB - 60_000);
+        assert_eq!(sizer.server_keeps_partial(), Some(true));
+        assert_eq!(sizer.current(), settled);
+        // Later breaks keep the size.
+        sizer.on_break(MIB, secs(2.0));
+        assert_eq!(sizer.current(), settled);
+        sizer.on_resynced(MIB - 60_000);
+        assert_eq!(sizer.current(), settled);
+    }
+
+    #[test]
+    fn bytes_stuck_in_local_buffers_do_not_count_as_lost() {
+        let mut sizer = adaptive();
+        sizer.on_round_trip(Duration::from_millis(200));
+        sizer.on_chunk_acked(MIB, secs(0.2 + MIB as f64 / 625e3));
+        // The driver handed 4 MB to its socket in 1 s, but at ~625 kB/s only
+        // ~0.6 MB could reach the server, which kept 0.55 MB of it.
+        sizer.on_break(4_000_000, secs(1.0));
+        sizer.on_resynced(550_000);
+        assert_eq!(sizer.server_keeps_partial(), Some(true));
     }
 
     #[test]
@@ -300,5 +514,146 @@ mod tests {
         assert_eq!(sizer.next_chunk(u64::MAX), 4 * MIB);
         let mut tiny = ChunkSizer::new(ChunkSizing::Fixed(1));
         assert!(!tiny.on_too_large(1));
+    }
+
+    /// A link for [`simulate`]: seconds, bytes per second, bytes.
+    #[derive(Clone, Copy)]
+    struct SimLink {
+        throughput: f64,
+        rtt: f64,
+        /// Mean bytes between breaks (exponential), if any.
+        break_every: Option<f64>,
+        /// The server keeps what arrived of a broken request.
+        keeps: bool,
+        total: u64,
+    }
+
+    /// Completion time of an upload over `link` with a simulated clock: each
+    /// request costs a round trip, a break costs a status poll and a
+    /// 100 ms backoff and loses what was in flight (or, when the server
+    /// keeps nothing, the whole chunk so far). The same seed gives the same
+    /// break points on the link's byte stream for every sizing.
+    fn simulate(sizing: ChunkSizing, link: SimLink, seed: u64) -> f64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let gap = |rng: &mut fastrand::Rng| {
+            link.break_every
+                .map_or(f64::INFINITY, |mean| -(1.0 - rng.f64()).ln() * mean)
+        };
+        let mut sizer = ChunkSizer::new(sizing);
+        let (mut t, mut offset, mut carried) = (link.rtt, 0u64, 0.0f64);
+        sizer.on_round_trip(secs(link.rtt));
+        let mut next_break = gap(&mut rng);
+        let in_flight = link.throughput * link.rtt / 2.0;
+        while offset < link.total {
+            if t > 3600.0 {
+                return f64::INFINITY;
+            }
+            let len = sizer.next_chunk(link.total - offset);
+            if carried + len as f64 > next_break {
+                let sent = next_break - carried;
+                let elapsed = link.rtt / 2.0 + sent / link.throughput;
+                carried = next_break;
+                next_break += gap(&mut rng);
+                t += elapsed + 0.1 + link.rtt;
+                let kept = if link.keeps {
+                    (sent - in_flight).max(0.0) as u64
+                } else {
+                    0
+                };
+                sizer.on_break(sent as u64, secs(elapsed));
+                sizer.on_round_trip(secs(link.rtt));
+                sizer.on_resynced(kept);
+                offset += kept;
+            } else {
+                let elapsed = link.rtt + len as f64 / link.throughput;
+                carried += len as f64;
+                t += elapsed;
+                sizer.on_chunk_acked(len, secs(elapsed));
+                offset += len;
+            }
+        }
+        t
+    }
+
+    /// Median over seeds of adaptive's time / the best fixed size's time, and
+    /// of each fixed size's time / the best.
+    fn compare(link: SimLink) -> (f64, Vec<f64>) {
+        let fixed = [256 * KIB, 2 * MIB, 16 * MIB];
+        let mut adaptive = Vec::new();
+        let mut fixed_ratios = vec![Vec::new(); fixed.len()];
+        for seed in 0..15 {
+            let times: Vec<f64> = fixed
+                .iter()
+                .map(|&size| simulate(ChunkSizing::Fixed(size), link, seed))
+                .collect();
+            let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+            adaptive.push(simulate(ChunkSizing::default(), link, seed) / best);
+            for (ratios, time) in fixed_ratios.iter_mut().zip(&times) {
+                ratios.push(time / best);
+            }
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        (
+            median(adaptive),
+            fixed_ratios.into_iter().map(median).collect(),
+        )
+    }
+
+    #[test]
+    fn simulated_adaptive_is_within_5_percent_of_the_best_fixed_size() {
+        let links = [
+            // slow: 10 Mbit/s, 80 ms, 16 MiB
+            SimLink {
+                throughput: 1.25e6,
+                rtt: 0.08,
+                break_every: None,
+                keeps: true,
+                total: 16 * MIB,
+            },
+            // lossy: 40 Mbit/s, 40 ms, a break every ~10 MB, 32 MiB
+            SimLink {
+                throughput: 5e6,
+                rtt: 0.04,
+                break_every: Some(10e6),
+                keeps: true,
+                total: 32 * MIB,
+            },
+            // hostile: 5 Mbit/s, 200 ms, a break every ~1 MB, 8 MiB
+            SimLink {
+                throughput: 625e3,
+                rtt: 0.2,
+                break_every: Some(1e6),
+                keeps: true,
+                total: 8 * MIB,
+            },
+        ];
+        for link in links {
+            let (adaptive, _) = compare(link);
+            assert!(
+                adaptive <= 1.05,
+                "adaptive {adaptive:.3}x the best fixed size at {} B/s, {} s",
+                link.throughput,
+                link.rtt
+            );
+        }
+    }
+
+    #[test]
+    fn simulated_hostile_link_to_a_server_that_drops_broken_chunks() {
+        let link = SimLink {
+            throughput: 625e3,
+            rtt: 0.2,
+            break_every: Some(1e6),
+            keeps: false,
+            total: 8 * MIB,
+        };
+        let (adaptive, fixed) = compare(link);
+        // Big chunks rarely get through: 16 MiB is far off, and adaptive
+        // lands near sqrt(2c/λ) ≈ 500 kB, close to the best fixed size.
+        assert!(fixed[2] > 2.0, "{fixed:?}");
+        assert!(adaptive <= 1.10, "adaptive {adaptive:.3}x, fixed {fixed:?}");
     }
 }

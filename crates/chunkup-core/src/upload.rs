@@ -742,7 +742,8 @@ impl Upload {
                 retry_after,
             } => {
                 if flight.step == Step::Chunk {
-                    self.sizer.on_break(flight.body_sent);
+                    self.sizer
+                        .on_break(flight.body_sent, now.saturating_since(flight.started));
                 }
                 let then = self.recovery_step();
                 self.retry_later(now, reason, retry_after, then);
@@ -830,6 +831,8 @@ impl Upload {
         }
         match flight.step {
             Step::Status => {
+                // After a break: how much of the broken chunk the server kept.
+                self.sizer.on_resynced(held.saturating_sub(self.offset));
                 if std::mem::take(&mut self.resuming) {
                     self.queue
                         .push_back(Output::Event(Event::ResumedAt { offset: held }));
@@ -951,7 +954,8 @@ impl Upload {
 
     fn on_break(&mut self, now: Instant, flight: InFlight, reason: RetryReason) {
         if flight.step == Step::Chunk {
-            self.sizer.on_break(flight.body_sent);
+            self.sizer
+                .on_break(flight.body_sent, now.saturating_since(flight.started));
         }
         let then = self.recovery_step();
         self.retry_later(now, reason, None, then);

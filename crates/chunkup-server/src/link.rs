@@ -283,7 +283,9 @@ impl Drop for LinkEmulator {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A token bucket that lets a sender go into debt and then sleep it off, so
@@ -374,7 +376,10 @@ impl Link {
         let next_reset = config.reset_every.map(|m| exponential(&mut reset_rng, m));
         let next_stall = config.stall_every.map(|m| exponential(&mut stall_rng, m));
         let (up_bucket, down_bucket) = if config.shared {
-            (config.rate_up.map(Bucket::new), config.rate_down.map(Bucket::new))
+            (
+                config.rate_up.map(Bucket::new),
+                config.rate_down.map(Bucket::new),
+            )
         } else {
             (None, None)
         };

@@ -83,7 +83,10 @@ async fn wait_for_counts(counts: &Mutex<Vec<Option<u64>>>, n: usize) -> Vec<u64>
                 return counts.iter().take(n).map(|c| c.unwrap_or(0)).collect();
             }
         }
-        assert!(Instant::now() < deadline, "the sink never saw {n} closed connections");
+        assert!(
+            Instant::now() < deadline,
+            "the sink never saw {n} closed connections"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -168,9 +171,13 @@ async fn delay_is_added_in_each_direction_and_jitter_stays_bounded() {
 #[tokio::test]
 async fn bytes_pass_unchanged_without_faults() {
     let upstream = echo().await;
-    let link = LinkEmulator::start(local(), upstream, LinkConfig::profile("fast").expect("fast"))
-        .await
-        .expect("link");
+    let link = LinkEmulator::start(
+        local(),
+        upstream,
+        LinkConfig::profile("fast").expect("fast"),
+    )
+    .await
+    .expect("link");
     let client = TcpStream::connect(link.addr()).await.expect("connect");
     let (mut read, mut write) = client.into_split();
     let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -184,7 +191,10 @@ async fn bytes_pass_unchanged_without_faults() {
     writer.await.expect("writer");
     assert!(back == data, "echoed bytes differ");
     let stats = link.stats();
-    assert_eq!((stats.up, stats.down, stats.resets), (1_000_000, 1_000_000, 0));
+    assert_eq!(
+        (stats.up, stats.down, stats.resets),
+        (1_000_000, 1_000_000, 0)
+    );
 }
 
 /// Opens `conns` connections one after another, each writing until the link
@@ -215,8 +225,7 @@ async fn reset_run(seed: u64, conns: usize) -> (Vec<(u64, u64)>, Vec<u64>) {
             None => client
                 .read(&mut [0u8; 1])
                 .await
-                .err()
-                .expect("the link resets the connection"),
+                .expect_err("the link resets the connection"),
         };
         assert!(
             matches!(
@@ -292,22 +301,36 @@ async fn a_stall_pauses_the_link() {
     assert_eq!(link.stats().stalls, stalls as u64);
     // Stalls may overlap (a later one extends the pause), so at least one
     // full pause, and no more than all of them in a row.
-    assert!(secs >= 0.5, "{stalls} stall(s) but the upload took {secs:.3} s");
-    assert!(secs < 0.5 * stalls as f64 + 0.5, "{stalls} stall(s), {secs:.3} s");
+    assert!(
+        secs >= 0.5,
+        "{stalls} stall(s) but the upload took {secs:.3} s"
+    );
+    assert!(
+        secs < 0.5 * stalls as f64 + 0.5,
+        "{stalls} stall(s), {secs:.3} s"
+    );
 }
 
 #[tokio::test]
 async fn only_loopback_addresses_are_accepted() {
     let upstream: SocketAddr = "127.0.0.1:9".parse().expect("addr");
     for listen in ["0.0.0.0:0", "192.0.2.1:0"] {
-        let error = LinkEmulator::start(listen.parse().expect("addr"), upstream, LinkConfig::default())
-            .await
-            .expect_err(listen);
+        let error = LinkEmulator::start(
+            listen.parse().expect("addr"),
+            upstream,
+            LinkConfig::default(),
+        )
+        .await
+        .expect_err(listen);
         assert_eq!(error.kind(), ErrorKind::InvalidInput);
     }
-    let error = LinkEmulator::start(local(), "192.0.2.1:80".parse().expect("addr"), LinkConfig::default())
-        .await
-        .expect_err("remote upstream");
+    let error = LinkEmulator::start(
+        local(),
+        "192.0.2.1:80".parse().expect("addr"),
+        LinkConfig::default(),
+    )
+    .await
+    .expect_err("remote upstream");
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
     let link = LinkEmulator::start(local(), upstream, LinkConfig::default())
         .await
@@ -318,7 +341,10 @@ async fn only_loopback_addresses_are_accepted() {
 #[test]
 fn profiles_have_the_agreed_shapes() {
     let slow = LinkConfig::profile("slow").expect("slow");
-    assert_eq!((slow.rate_up, slow.delay * 2), (Some(1_250_000), Duration::from_millis(80)));
+    assert_eq!(
+        (slow.rate_up, slow.delay * 2),
+        (Some(1_250_000), Duration::from_millis(80))
+    );
     let lossy = LinkConfig::profile("lossy").expect("lossy");
     assert_eq!(
         (lossy.rate_up, lossy.delay * 2, lossy.reset_every),
@@ -326,8 +352,18 @@ fn profiles_have_the_agreed_shapes() {
     );
     let hostile = LinkConfig::profile("hostile").expect("hostile");
     assert_eq!(
-        (hostile.rate_up, hostile.delay * 2, hostile.reset_every, hostile.stall_for),
-        (Some(625_000), Duration::from_millis(200), Some(1_000_000), Duration::from_secs(10))
+        (
+            hostile.rate_up,
+            hostile.delay * 2,
+            hostile.reset_every,
+            hostile.stall_for
+        ),
+        (
+            Some(625_000),
+            Duration::from_millis(200),
+            Some(1_000_000),
+            Duration::from_secs(10)
+        )
     );
     assert!(hostile.stall_every.is_some());
     assert_eq!(LinkConfig::profile("fast"), Some(LinkConfig::default()));
