@@ -77,7 +77,13 @@ else
 fi
 
 # --- wasm-bindgen-cli, exactly the version in Cargo.lock ---------------------
-BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)"
+# bindings/wasm is a workspace of its own (see its Cargo.toml): its lockfile.
+MANIFEST="$WASM_DIR/Cargo.toml"
+LOCK="$WASM_DIR/Cargo.lock"
+if ! [ -f "$LOCK" ]; then
+    cp "$ROOT/Cargo.lock" "$LOCK" # start from the native versions; cargo prunes it
+fi
+BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$LOCK")"
 if [ -z "$BINDGEN_VERSION" ]; then
     log "wasm-bindgen is not in Cargo.lock"; exit 1
 fi
@@ -99,8 +105,8 @@ if ! [ -x "$WASM_OPT" ] || ! "$WASM_OPT" --version 2>/dev/null | grep -q "versio
 fi
 
 # --- build ----------------------------------------------------------------------
-log "cargo build -p chunkup-wasm --profile $PROFILE --target $TARGET"
-"${CARGO_BUILD[@]}" -p chunkup-wasm --profile "$PROFILE" --target "$TARGET"
+log "cargo build (bindings/wasm) --profile $PROFILE --target $TARGET"
+"${CARGO_BUILD[@]}" --manifest-path "$MANIFEST" --profile "$PROFILE" --target "$TARGET"
 RAW="$CARGO_TARGET_DIR/$TARGET/$PROFILE/chunkup_wasm.wasm"
 
 GEN="$CARGO_TARGET_DIR/chunkup-pkg"

@@ -12,7 +12,10 @@ use chunkup_core::{
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Blob, Headers, ProgressEvent, RequestInit, XmlHttpRequest};
+use web_sys::{
+    AbortController, Blob, Headers, ProgressEvent, ReadableStreamDefaultReader, RequestInit,
+    XmlHttpRequest,
+};
 
 use super::js;
 
@@ -71,6 +74,7 @@ enum Handle {
     Xhr {
         xhr: XmlHttpRequest,
         _on_progress: Closure<dyn FnMut(ProgressEvent)>,
+        _on_download: Closure<dyn FnMut(ProgressEvent)>,
         _on_load: Closure<dyn FnMut()>,
         _on_error: Closure<dyn FnMut()>,
     },
@@ -92,6 +96,7 @@ impl Drop for InFlight {
             Handle::Xhr { xhr, .. } => {
                 // Handlers first: `abort()` dispatches events synchronously.
                 xhr.set_onload(None);
+                xhr.set_onprogress(None);
                 xhr.set_onerror(None);
                 xhr.set_ontimeout(None);
                 if let Ok(upload) = xhr.upload() {
@@ -154,6 +159,18 @@ fn start_xhr(spec: &RequestSpec, body: Option<&Blob>, deliver: Deliver) -> Resul
             });
         })
     };
+    // A response body past the limit (a hostile or broken server) is cut
+    // short: what arrived so far is the response.
+    let download = {
+        let deliver = deliver.clone();
+        let xhr = xhr.clone();
+        Closure::<dyn FnMut(ProgressEvent)>::new(move |event: ProgressEvent| {
+            if event.loaded() > MAX_RESPONSE_BODY as f64 {
+                let response = xhr_response(&xhr);
+                deliver(Input::Response { id, response });
+            }
+        })
+    };
     let load = {
         let deliver = deliver.clone();
         let xhr = xhr.clone();
@@ -173,6 +190,7 @@ fn start_xhr(spec: &RequestSpec, body: Option<&Blob>, deliver: Deliver) -> Resul
     });
     xhr.upload()?
         .set_onprogress(Some(progress.as_ref().unchecked_ref()));
+    xhr.set_onprogress(Some(download.as_ref().unchecked_ref()));
     xhr.set_onload(Some(load.as_ref().unchecked_ref()));
     xhr.set_onerror(Some(error.as_ref().unchecked_ref()));
     xhr.set_ontimeout(Some(error.as_ref().unchecked_ref()));
@@ -183,6 +201,7 @@ fn start_xhr(spec: &RequestSpec, body: Option<&Blob>, deliver: Deliver) -> Resul
     Ok(Handle::Xhr {
         xhr,
         _on_progress: progress,
+        _on_download: download,
         _on_load: load,
         _on_error: error,
     })
@@ -276,19 +295,45 @@ async fn fetch_response(promise: js_sys::Promise) -> Result<Response, JsValue> {
         }
     }
     let status = response.status();
-    let mut body = match response.text() {
-        Ok(text) => JsFuture::from(text)
-            .await
-            .ok()
-            .and_then(|t| t.as_string())
-            .unwrap_or_default()
-            .into_bytes(),
-        Err(_) => Vec::new(),
-    };
-    body.truncate(MAX_RESPONSE_BODY);
+    let body = read_limited(&response).await;
     Ok(Response {
         status,
         headers,
         body,
     })
+}
+
+/// At most [`MAX_RESPONSE_BODY`] bytes of the body; the rest is cancelled
+/// unread, so an endless body cannot fill memory.
+async fn read_limited(response: &web_sys::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    let Some(stream) = response.body() else {
+        return body;
+    };
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let field = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key));
+    loop {
+        let Ok(step) = JsFuture::from(reader.read()).await else {
+            break;
+        };
+        if field(&step, "done")
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true)
+        {
+            break;
+        }
+        let Ok(value) = field(&step, "value") else {
+            break;
+        };
+        let bytes = js_sys::Uint8Array::new(&value);
+        let room = MAX_RESPONSE_BODY - body.len();
+        let take = (bytes.length() as usize).min(room);
+        body.extend(bytes.subarray(0, take as u32).to_vec());
+        if body.len() >= MAX_RESPONSE_BODY {
+            let _ = reader.cancel();
+            break;
+        }
+    }
+    body
 }
