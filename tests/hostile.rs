@@ -130,6 +130,9 @@ struct State {
     chunks: usize,
     /// Uploads created.
     created: usize,
+    /// An IETF append declared the end (`Upload-Complete: ?1`) and the
+    /// server held every byte.
+    complete: bool,
 }
 
 impl State {
@@ -367,6 +370,11 @@ fn honest_reply(honest: Honest, req: &Req, state: &mut State) -> Reply {
                 return versioned(honest, Reply::status(409))
                     .header("Upload-Offset", held.to_string());
             }
+            if req.header("Upload-Complete") == Some("?1")
+                && state.total == Some(state.data.len() as u64)
+            {
+                state.complete = true;
+            }
             versioned(honest, Reply::status(204))
                 .header("Upload-Offset", state.data.len().to_string())
         }
@@ -375,6 +383,9 @@ fn honest_reply(honest: Honest, req: &Req, state: &mut State) -> Reply {
                 versioned(honest, Reply::status(200)).header("Upload-Offset", held.to_string());
             if let Some(total) = state.total {
                 reply = reply.header("Upload-Length", total.to_string());
+            }
+            if matches!(honest, Honest::Ietf) {
+                reply = reply.header("Upload-Complete", if state.complete { "?1" } else { "?0" });
             }
             reply
         }
@@ -910,4 +921,83 @@ async fn tus_max_size_garbage_is_ignored_and_too_small_refused() {
             assert_eq!(server.lock().created, 0, "nothing is created");
         }
     }
+}
+
+#[tokio::test]
+async fn ietf_every_byte_held_is_not_complete_until_declared() {
+    // The last append arrives whole but its answer is lost; the offset
+    // answer then says every byte is held, `Upload-Complete: ?0`. Found by
+    // the chaos soak: the client took that for completion. It must declare
+    // the end with an empty `?1` append.
+    let server = Hostile::start(Honest::Ietf, |req, state, fair| {
+        if req.method == "PATCH" && req.header("Upload-Complete") == Some("?1") && state.chunks == 7
+        {
+            // Every byte is kept; the completion is not recorded.
+            state.complete = false;
+            return Reply::Drop;
+        }
+        fair
+    })
+    .await;
+    let (outcome, source) = upload(&server, Honest::Ietf, options(Honest::Ietf)).await;
+    outcome.expect("the upload completes");
+    assert!(server.lock().complete, "the server never heard the end");
+    assert_eq!(server.data(), source);
+    let seen: Vec<_> = server
+        .seen()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {:?} {:?} {}",
+                r.method,
+                r.header("Upload-Offset"),
+                r.header("Upload-Complete"),
+                r.body.len()
+            )
+        })
+        .collect();
+    let last = server.seen().pop().expect("requests");
+    assert_eq!(last.method, "PATCH", "{seen:#?}");
+    assert!(last.body.is_empty(), "{last:?}");
+}
+
+#[tokio::test]
+async fn another_origin_that_wants_the_credential_ends_in_rejected() {
+    // The other origin insists on a credential it never gets: 401, a typed
+    // refusal, and still no credential on the wire.
+    let other = Hostile::start(Honest::Tus, |req, _, fair| {
+        if req.method == "PATCH" {
+            return versioned(Honest::Tus, Reply::status(401));
+        }
+        fair
+    })
+    .await;
+    let elsewhere = other.url("/tus/1");
+    let main = Hostile::start(Honest::Tus, move |_, _, fair| {
+        if fair.header_value("Location").is_some() {
+            return fair.set("Location", &elsewhere);
+        }
+        fair
+    })
+    .await;
+    let mut options = options(Honest::Tus);
+    options.headers = vec![("Authorization".into(), "Bearer s3cret".into())];
+    let (outcome, _) = upload(&main, Honest::Tus, options).await;
+    assert!(
+        matches!(
+            outcome,
+            Err(chunkup::Error::Upload(CoreError::Rejected {
+                status: 401,
+                ..
+            }))
+        ),
+        "{outcome:?}"
+    );
+    assert!(!other.seen().is_empty());
+    assert!(
+        other
+            .seen()
+            .iter()
+            .all(|r| r.header("Authorization").is_none())
+    );
 }

@@ -701,11 +701,16 @@ impl Upload {
             self.queue
                 .push_back(Output::Event(Event::Expires { at_unix_ms: at }));
         }
-        if flight.step == Step::Status
-            && self.total.is_some()
-            && self.codec.server_knows_length(&response)
-        {
-            self.length_announced = true;
+        if flight.step == Step::Status && self.total.is_some() {
+            if self.codec.server_knows_length(&response) {
+                self.length_announced = true;
+            }
+            // Found by the chaos soak: holding every byte is not complete
+            // for an IETF server whose last append's answer was lost; an
+            // empty append declaring the end finishes it.
+            if self.codec.awaits_completion(&response) {
+                self.length_announced = false;
+            }
         }
         if flight.body_is_empty() && !matches!(verdict, Verdict::Retry { .. }) {
             self.sizer.on_round_trip(elapsed);

@@ -218,3 +218,50 @@ fn a_stream_cannot_end_before_acknowledged_bytes() {
         h.failure()
     );
 }
+
+/// Found by the chaos soak: the last IETF append arrived whole but its
+/// answer was lost (the server crashed before recording completion). The
+/// offset answer then shows every byte held but `Upload-Complete: ?0`: the
+/// upload is not complete until an (empty) append says `?1`.
+#[test]
+fn ietf_all_bytes_held_but_incomplete_is_finished_with_an_empty_append() {
+    let mut h = Harness::new(UploadConfig {
+        protocol: chunkup_core::Protocol::Ietf,
+        chunking: ChunkSizing::Fixed(10),
+        ..UploadConfig::create("http://127.0.0.1:9/ietf", 20)
+    });
+    let create = h.expect_request();
+    h.respond(
+        &create,
+        Response::status(201).with_header("Location", "/ietf/a"),
+    );
+    let first = h.expect_request();
+    h.respond(
+        &first,
+        Response::status(204).with_header("Upload-Offset", "10"),
+    );
+    let last = h.expect_request();
+    assert_eq!(last.header("Upload-Complete"), Some("?1"));
+    h.break_connection(&last);
+    let status = h.expect_request();
+    assert_eq!(status.kind, RequestKind::Status);
+    h.respond(
+        &status,
+        Response::status(204)
+            .with_header("Upload-Offset", "20")
+            .with_header("Upload-Length", "20")
+            .with_header("Upload-Complete", "?0"),
+    );
+    assert!(!h.completed(), "every byte held is not complete");
+    let finish = h.expect_request();
+    assert_eq!(finish.kind, RequestKind::Chunk);
+    assert_eq!(finish.body.map(|r| (r.start, r.end)), Some((20, 20)));
+    assert_eq!(finish.header("Upload-Complete"), Some("?1"));
+    h.respond(
+        &finish,
+        Response::status(204)
+            .with_header("Upload-Offset", "20")
+            .with_header("Upload-Complete", "?1"),
+    );
+    assert!(h.completed());
+}

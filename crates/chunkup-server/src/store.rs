@@ -427,6 +427,11 @@ impl ChunkWriter<'_> {
             flush_front(self.upload, &mut self.file, usize::MAX, self.crashed).await?;
         }
         if self.crashed.load(Ordering::SeqCst) {
+            // A crashed process answers nothing; above all not "complete"
+            // for bytes it never wrote (the handler would reply success).
+            if done {
+                return Err(io::Error::other("the server crashed"));
+            }
             return Ok(snap);
         }
         let meta = {

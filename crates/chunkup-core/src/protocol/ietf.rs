@@ -135,6 +135,13 @@ pub(crate) fn knows_length(response: &Response) -> bool {
     response.header("Upload-Length").is_some() || response.header("Upload-Complete") == Some("?1")
 }
 
+/// Whether an offset answer says the upload is not complete yet
+/// (`Upload-Complete: ?0`): then it is not, whatever the offset — only an
+/// append carrying `?1` completes it.
+pub(crate) fn says_incomplete(response: &Response) -> bool {
+    response.header("Upload-Complete") == Some("?0")
+}
+
 /// Structured-field boolean.
 fn sf_bool(value: bool) -> String {
     if value { "?1" } else { "?0" }.to_string()

@@ -284,6 +284,16 @@ impl Codec {
         }
     }
 
+    /// Whether an offset answer shows the server still waits for the end of
+    /// the upload to be declared (IETF `Upload-Complete: ?0`), even if it
+    /// holds every byte (an append whose answer was lost).
+    pub(crate) fn awaits_completion(&self, response: &Response) -> bool {
+        match self {
+            Codec::Ietf(_) => ietf::says_incomplete(response),
+            _ => false,
+        }
+    }
+
     /// When the server will forget the upload (tus `Upload-Expires`), in
     /// milliseconds since the Unix epoch.
     pub(crate) fn expires_ms(&self, response: &Response) -> Option<i64> {
