@@ -60,4 +60,4 @@ if [ $# -gt 0 ]; then
     done
 fi
 log "running ${#tests[@]} test file(s) in $CHROMIUM"
-node --test --test-concurrency=1 "${tests[@]}"
+node --test --test-concurrency=1 --test-timeout=300000 "${tests[@]}"

@@ -371,7 +371,7 @@ function renderTotal() {
   const speed = sum((e) => (e.state === 'uploading' ? e.speed : 0));
   const done = live.filter((e) => e.state === 'done').length;
   setBar($('#total-bar'), acked, sent, total);
-  const parts = [`${done} of ${live.length} files`, `${formatBytes(acked)} of ${formatBytes(total)}`];
+  const parts = [`${done} of ${plural(live.length, 'file')}`, `${formatBytes(acked)} of ${formatBytes(total)}`];
   if (speed > 0) {
     parts.push(`${formatBytes(speed)}/s`);
     parts.push(`${formatDuration((total - acked) / speed)} left`);

@@ -4,9 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { launch, makeFiles, openDemo, serverCopy, startServer, waitDone } from './harness.mjs';
+import { dropFiles, launch, makeFiles, openDemo, serverCopy, startServer, waitDone } from './harness.mjs';
 
-test('uploads cross-origin, over every protocol', async (t) => {
+test('uploads cross-origin, over every protocol, dropped or picked', async (t) => {
   const server = await startServer(t, { crossOrigin: true });
   const pageOrigin = new URL(server.page).origin;
   assert.notEqual(pageOrigin, new URL(server.base).origin);
@@ -20,7 +20,9 @@ test('uploads cross-origin, over every protocol', async (t) => {
   const files = makeFiles(t, [(3 << 20) + 7, 2 << 20, 1 << 20, (2 << 20) + 1], protocols.map((p) => `${p}.dat`));
   for (const [i, protocol] of protocols.entries()) {
     await page.getByLabel('Protocol').selectOption(protocol);
-    await page.setInputFiles('#file-input', files[i].path);
+    // One dragged and dropped, the others through the file picker.
+    if (i === 0) await dropFiles(page, [files[i]]);
+    else await page.setInputFiles('#file-input', files[i].path);
   }
   for (const file of files) {
     await waitDone(page, file.name);

@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,11 +21,21 @@ const CHROMIUM_ARGS = [
   '--disable-dev-shm-usage',
 ];
 
-/** A scratch directory removed by `cleanup`. */
-export function scratch(t, prefix) {
+/** A scratch directory, removed after `t` (after what uses it has stopped, if `keep`). */
+export function scratch(t, prefix, { keep = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), `chunkup-web-${prefix}-`));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  if (!keep) t.after(() => remove(dir));
   return dir;
+}
+
+// Cleanup never throws: a failing hook would skip the ones after it and
+// leave a browser or server running.
+function remove(dir) {
+  try {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
+  } catch (e) {
+    console.error(`cannot remove ${dir}: ${e.message}`);
+  }
 }
 
 /**
@@ -33,7 +43,7 @@ export function scratch(t, prefix) {
  * `crossOrigin` the page gets a second port of its own. Stopped after `t`.
  */
 export async function startServer(t, { crossOrigin = false, faults = 'none' } = {}) {
-  const dir = scratch(t, 'store');
+  const dir = scratch(t, 'store', { keep: true });
   const args = ['serve', '--addr', '127.0.0.1:0', '--dir', dir, '--faults', faults, '--web-demo'];
   if (crossOrigin) args.push('--web-demo-addr', '127.0.0.1:0');
   if (process.env.CHUNKUP_WASM_PKG) args.push('--wasm-pkg', process.env.CHUNKUP_WASM_PKG);
@@ -45,6 +55,7 @@ export async function startServer(t, { crossOrigin = false, faults = 'none' } = 
     const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
     await exited;
     clearTimeout(timer);
+    remove(dir);
   });
   const found = await new Promise((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`chunkup serve did not start:\n${log}`)), 15000);
@@ -78,11 +89,14 @@ async function getJson(url) {
 
 /** Headless chromium with a fresh profile; closed (and the profile removed) after `t`. */
 export async function launch(t, { viewport = { width: 900, height: 800 } } = {}) {
-  const profile = scratch(t, 'profile');
+  const profile = scratch(t, 'profile', { keep: true });
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport,
   });
-  t.after(() => ctx.close());
+  t.after(async () => {
+    await ctx.close().catch((e) => console.error(`closing chromium: ${e.message}`));
+    remove(profile);
+  });
   const page = ctx.pages()[0] ?? (await ctx.newPage());
   const problems = [];
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -158,4 +172,21 @@ export async function serverCopy(server, page, file) {
   if (!url) throw new Error(`${file.name}: the page shows no upload URL`);
   const rec = await server.upload(idOf(url));
   return { url, ...rec };
+}
+
+/** Drops files on the demo's drop zone the way a drag from the desktop does. */
+export async function dropFiles(page, files) {
+  const payload = files.map((f) => ({
+    name: f.name, base64: readFileSync(f.path).toString('base64'), lastModified: statSync(f.path).mtimeMs,
+  }));
+  const transfer = await page.evaluateHandle((items) => {
+    const dt = new DataTransfer();
+    for (const { name, base64, lastModified } of items) {
+      const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], name, { lastModified: Math.floor(lastModified) }));
+    }
+    return dt;
+  }, payload);
+  await page.dispatchEvent('#drop-zone', 'dragover', { dataTransfer: transfer });
+  await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer: transfer });
 }

@@ -1,5 +1,5 @@
 // Pause stops the upload (the server's offset stays put), resume continues it
-// without starting over.
+// without starting over; cancel stops it for good.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -50,5 +50,28 @@ test('pause holds the server offset still, resume finishes the same upload', asy
   }
   const copy = await serverCopy(server, page, paused);
   assert.equal(copy.id, first.id, 'resume continued the same upload');
+  assert.deepEqual(problems, []);
+});
+
+test('cancel stops an upload and removes it from the server', async (t) => {
+  const server = await startServer(t);
+  const { page, throttle, problems } = await launch(t);
+  await openDemo(page, server.page, { chunkSize: 256 * 1024, protocol: 'tus' });
+  const [keep, drop] = makeFiles(t, [2 << 20, 4 << 20], ['keep.bin', 'drop.bin']);
+  await throttle(2 << 20);
+  await page.setInputFiles('#file-input', [keep.path, drop.path]);
+  const r = row(page, drop.name);
+  await until('some progress', async () => Number(await r.getAttribute('data-acked')) > 0);
+  const url = await r.getAttribute('data-url');
+  await r.getByRole('button', { name: `Cancel ${drop.name}` }).click();
+  assert.equal(await r.getAttribute('data-state'), 'cancelled');
+  await throttle(0);
+  await waitDone(page, keep.name);
+  assert.equal((await serverCopy(server, page, keep)).sha256, keep.sha256);
+  // tus termination: the cancelled upload is gone from the server.
+  await until('the cancelled upload to be deleted', async () =>
+    !(await server.uploads()).some((u) => url.endsWith(u.id)), 10000);
+  assert.equal(await r.getAttribute('data-state'), 'cancelled');
+  assert.match(await page.locator('#total-text').textContent(), /^1 of 1 file ·/);
   assert.deepEqual(problems, []);
 });
