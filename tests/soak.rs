@@ -417,9 +417,12 @@ async fn chaos_soak() {
         }
     }
     // Each file must be one upload. The only tolerated extra is an orphan:
-    // an incomplete upload from a creation request whose answer a crash cut
-    // off (the client never learned its URL, so it could not continue it;
-    // no protocol here can name an upload before the creation answer).
+    // an upload from a creation request whose answer never arrived (a crash
+    // or broken connection cut it, or the client's stall timeout gave up on
+    // it), so the client never learned its URL and could not continue it:
+    // no protocol here names an upload before the creation answer. An
+    // orphan that completed (the whole small file went with the creation)
+    // must hold the exact bytes.
     let mut duplicates = Vec::new();
     let mut orphans = 0;
     let mut missing = Vec::new();
@@ -495,7 +498,7 @@ async fn chaos_soak() {
     eprintln!("server rewinds met (failover holes filled): {rewinds}");
     eprintln!(
         "sha256 mismatches: {}, uploads created twice: {}, files without an upload: {}, \
-         orphans of creations cut off by a crash: {orphans}",
+         orphans of creations whose answer never came: {orphans}",
         mismatches.len(),
         duplicates.len(),
         missing.len()
