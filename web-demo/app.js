@@ -136,6 +136,11 @@ function addFiles(files) {
       resumedAt: null, row: null,
     };
     entry.key = remembered.key(file, entry.endpoint);
+    // The same file twice at once would be two writers on one upload.
+    if (entries.some((e) => e.key === entry.key && !['done', 'cancelled', 'failed'].includes(e.state))) {
+      announce(`${file.name} is already in the list`);
+      continue;
+    }
     entry.row = makeRow(entry);
     entries.push(entry);
     $('#uploads').append(entry.row);
@@ -228,6 +233,7 @@ function onEvent(entry, e) {
       entry.acked = Math.max(entry.acked, entry.resumedAt);
       entry.row.dataset.resumedAt = String(entry.resumedAt);
       entry.status = resumedNote(entry);
+      announce(`${entry.file.name}: ${entry.status.toLowerCase()}`);
       remembered.remember(entry);
       renderRemembered();
       break;
@@ -328,7 +334,13 @@ function setState(entry, state, status) {
   pause.disabled = !['uploading', 'paused', 'failed'].includes(state);
   cancel.disabled = ['done', 'cancelled'].includes(state);
   row.querySelector('.status').textContent = status;
+  if (['paused', 'done', 'failed', 'cancelled'].includes(state)) announce(`${entry.file.name}: ${status}`);
   render();
+}
+
+/** One polite live region for state changes (the rows' statuses change too often to be read out). */
+function announce(text) {
+  $('#announcer').textContent = text;
 }
 
 // ---- Rendering ---------------------------------------------------------------
