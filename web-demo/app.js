@@ -128,9 +128,12 @@ function wireFileInputs() {
 
 function addFiles(files) {
   for (const file of files) {
-    const protocol = $('#protocol').value;
+    // A file with an unfinished upload goes back to the same endpoint (part
+    // of the package's resume fingerprint), whatever the selector says now.
+    const earlier = remembered.find(file);
+    const protocol = earlier?.protocol ?? $('#protocol').value;
     const entry = {
-      file, protocol, endpoint: server + ENDPOINT_PATH[protocol],
+      file, protocol, endpoint: earlier?.endpoint ?? server + ENDPOINT_PATH[protocol],
       upload: null, state: 'queued', status: 'Queued',
       acked: 0, sent: 0, total: file.size, speed: 0, eta: null, url: null,
       resumedAt: null, row: null,

@@ -32,7 +32,8 @@ export function createRemembered(storage, storageKey) {
   function put(entry) {
     const all = load();
     all[entry.key] = {
-      name: entry.file.name, total: entry.total, acked: entry.acked,
+      name: entry.file.name, size: entry.file.size, lastModified: entry.file.lastModified,
+      total: entry.total, acked: entry.acked,
       protocol: entry.protocol, endpoint: entry.endpoint, updated: Date.now(),
     };
     save(all);
@@ -47,6 +48,11 @@ export function createRemembered(storage, storageKey) {
     remember: put,
     progress(entry) {
       if (Date.now() - (lastWrite.get(entry.key) ?? 0) >= WRITE_EVERY_MS) put(entry);
+    },
+    /** The unfinished upload of this file, whichever endpoint it went to. */
+    find(file) {
+      return this.list().find((r) => r.name === file.name && r.size === file.size
+        && r.lastModified === file.lastModified);
     },
     forget(key) {
       const all = load();
