@@ -39,7 +39,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 fn plain_faults(seed: u64) -> String {
     format!(
         "seed={seed},reset=0.05,error=0.03,busy=0.02,burst=3,retry-after=1,\
-         stall=0.01,stall-secs=1,status-error=0.03"
+         stall=0.01,stall-secs=3,status-error=0.03"
     )
 }
 
@@ -137,7 +137,10 @@ fn soak_retry() -> RetryPolicy {
         max_delay: Duration::from_millis(200),
         max_retry_after: Duration::from_secs(1),
         deadline: Some(Duration::from_secs(600)),
-        stall_timeout: Duration::from_millis(500),
+        // Below the servers' 3 s stalls, so the client detects them; well
+        // above a loaded machine's slowest answer, so a slow creation is
+        // not abandoned (that would leave an orphan upload).
+        stall_timeout: Duration::from_secs(2),
     }
 }
 
