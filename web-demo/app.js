@@ -256,6 +256,7 @@ function onEvent(entry, e) {
       entry.status = 'The server lost some bytes; sending them again';
       break;
     case 'offline':
+      entry.speed = 0;
       entry.status = 'Offline — continues when the network is back';
       break;
     case 'online':
@@ -414,12 +415,14 @@ function renderRemembered() {
     const info = document.createElement('span');
     info.className = 'numbers';
     info.textContent = `${formatPercent(r.total ? r.acked / r.total : 0)} of ${formatBytes(r.total)} · ${r.protocol}`;
-    const forget = document.createElement('button');
-    forget.type = 'button';
-    forget.textContent = 'Forget';
-    forget.setAttribute('aria-label', `Forget ${r.name}`);
-    forget.addEventListener('click', () => { remembered.forget(r.key); renderRemembered(); });
-    li.append(name, info, forget);
+    // Only the page's list: the package's own record stays, so choosing the
+    // file again still resumes it.
+    const hide = document.createElement('button');
+    hide.type = 'button';
+    hide.textContent = 'Hide';
+    hide.setAttribute('aria-label', `Hide ${r.name} from this list`);
+    hide.addEventListener('click', () => { remembered.forget(r.key); renderRemembered(); });
+    li.append(name, info, hide);
     return li;
   }));
   $('#remembered-section').hidden = items.length === 0;
