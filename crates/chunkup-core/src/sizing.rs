@@ -221,7 +221,10 @@ impl ChunkSizer {
     /// The connection broke (or a chunk was refused with a retryable status,
     /// or stalled) after `sent` bytes of a chunk, `elapsed` into the request.
     pub fn on_break(&mut self, sent: u64, elapsed: Duration) {
-        self.remember(sent as f64, 1.0);
+        // The rate is per byte that crossed the link: bytes still queued in
+        // local buffers would make it look rarer than it is.
+        let crossed = self.reachable(sent, elapsed.as_secs_f64());
+        self.remember(crossed, 1.0);
         let before = self.current;
         self.pending_break = Some(PendingBreak {
             sent,
@@ -244,12 +247,7 @@ impl ChunkSizer {
         let Some(broken) = self.pending_break.take() else {
             return;
         };
-        // What could have arrived: what was sent, or less when the driver's
-        // count includes bytes still queued in local buffers.
-        let reachable = match self.throughput() {
-            Some(throughput) => (broken.sent as f64).min(throughput * broken.elapsed),
-            None => broken.sent as f64,
-        };
+        let reachable = self.reachable(broken.sent, broken.elapsed);
         if reachable < 1.0 {
             return;
         }
@@ -276,6 +274,16 @@ impl ChunkSizer {
         self.server_max = self.server_max.min(smaller);
         self.current = self.current.min(smaller);
         true
+    }
+
+    /// What could have arrived of `sent` bytes in `elapsed` seconds: what
+    /// was sent, or less when the driver's count includes bytes still queued
+    /// in local socket buffers.
+    fn reachable(&self, sent: u64, elapsed: f64) -> f64 {
+        match self.throughput() {
+            Some(throughput) => (sent as f64).min(throughput * elapsed),
+            None => sent as f64,
+        }
     }
 
     fn remember(&mut self, bytes: f64, breaks: f64) {
@@ -490,6 +498,22 @@ mod tests {
         assert_eq!(sizer.current(), settled);
         sizer.on_resynced(MIB - 60_000);
         assert_eq!(sizer.current(), settled);
+    }
+
+    #[test]
+    fn bytes_stuck_in_local_buffers_do_not_dilute_the_break_rate() {
+        let mut honest = adaptive();
+        let mut buffered = adaptive();
+        for sizer in [&mut honest, &mut buffered] {
+            sizer.on_round_trip(Duration::from_millis(200));
+            sizer.on_chunk_acked(MIB, secs(0.2 + MIB as f64 / 625e3));
+        }
+        // Both broke 1 s into a request at ~625 kB/s; one driver had handed
+        // 4 MB to its socket by then.
+        honest.on_break(625_000, secs(1.0));
+        buffered.on_break(4_000_000, secs(1.0));
+        let (a, b) = (honest.break_rate(), buffered.break_rate());
+        assert!((a - b).abs() < a * 0.05, "{a} vs {b}");
     }
 
     #[test]
