@@ -5,6 +5,7 @@
 #   scripts/wasm.sh          build bindings/wasm/pkg and print its sizes
 #   scripts/wasm.sh test     build, then run bindings/wasm/tests (node --test)
 #   scripts/wasm.sh sizes    print the sizes of an existing build
+#   scripts/wasm.sh lint     clippy -D warnings on the web driver and the bindings (wasm32)
 #
 # Idempotent; installs what it needs. Uses rustup's wasm32-unknown-unknown
 # target when it is installed, else Debian's rustc-web with std built from
@@ -52,6 +53,7 @@ if command -v rustup >/dev/null 2>&1 &&
     rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
     log "using rustup's $TARGET target"
     CARGO_BUILD=(cargo build)
+    CARGO_CLIPPY=(cargo clippy)
 else
     log "no rustup $TARGET target: Debian rustc-web with -Zbuild-std"
     if ! dpkg-query -W -f='${Status}\n' rustc-web cargo-web rust-web-src 2>/dev/null |
@@ -74,6 +76,18 @@ else
     export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
     export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$LINKER"
     CARGO_BUILD=(/usr/bin/cargo build -Zbuild-std=std,panic_abort -Zbuild-std-features=)
+    CARGO_CLIPPY=(/usr/bin/cargo-clippy clippy -Zbuild-std=std,panic_abort -Zbuild-std-features=)
+    if [ "$MODE" = lint ] && ! [ -x /usr/bin/cargo-clippy ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rust-web-clippy
+    fi
+fi
+
+if [ "$MODE" = lint ]; then
+    # The driver is linted from the main workspace, the bindings from theirs.
+    "${CARGO_CLIPPY[@]}" -p chunkup --no-default-features --features web --target "$TARGET" -- -D warnings
+    "${CARGO_CLIPPY[@]}" --manifest-path "$WASM_DIR/Cargo.toml" --target "$TARGET" -- -D warnings
+    log "clippy: clean"
+    exit 0
 fi
 
 # --- wasm-bindgen-cli, exactly the version in Cargo.lock ---------------------
@@ -133,6 +147,10 @@ if [ "$MODE" = test ]; then
     log "building the reference server (chunkup serve) for the tests"
     env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
         cargo build -q -p chunkup-cli --bin chunkup
-    export CHUNKUP_BIN="$ROOT/target/debug/chunkup" CHUNKUP_PKG="$PKG"
+    # An IndexedDB in JavaScript, to test the store's fallback under Node.
+    if ! [ -f "$TOOLS/node_modules/fake-indexeddb/package.json" ]; then
+        npm install --silent --no-audit --no-fund --prefix "$TOOLS" "fake-indexeddb@6.2.8" >/dev/null
+    fi
+    export CHUNKUP_BIN="$ROOT/target/debug/chunkup" CHUNKUP_PKG="$PKG" CHUNKUP_TEST_TOOLS="$TOOLS"
     node --test --test-reporter=spec "$WASM_DIR/tests/"
 fi

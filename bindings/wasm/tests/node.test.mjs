@@ -375,6 +375,63 @@ describe('resume store (Web Storage API)', () => {
   });
 });
 
+describe('resume store (IndexedDB fallback)', () => {
+  after(() => {
+    delete globalThis.localStorage;
+    delete globalThis.indexedDB;
+  });
+
+  test('with localStorage full the record goes to IndexedDB and a "reload" resumes from it', async (t) => {
+    const tools = process.env.CHUNKUP_TEST_TOOLS;
+    let fake;
+    try {
+      fake = await import(pathToFileURL(join(tools ?? '', 'node_modules/fake-indexeddb/build/esm/index.js')).href);
+    } catch {
+      t.skip('fake-indexeddb is not installed (scripts/wasm.sh test installs it)');
+      return;
+    }
+    await setFaults('none');
+    const full = {
+      length: 0,
+      key: () => null,
+      getItem: () => null,
+      setItem: () => {
+        throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
+      },
+      removeItem: () => {},
+    };
+    globalThis.localStorage = full;
+    globalThis.indexedDB = new fake.IDBFactory();
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const makeFile = () => new File([bytes], 'idb.bin', { lastModified: 1700000000001 });
+    let stop;
+    const stopped = new Promise((r) => (stop = r));
+    const first = upload(bytes, {
+      endpoint: `${base}/ranged`,
+      protocol: 'ranged',
+      chunkSize: 256 * 1024,
+      onChunkComplete: (_c, acked, _t, self) => {
+        if (acked >= 1024 * 1024) {
+          self.pause();
+          stop();
+        }
+      },
+    }, makeFile());
+    first.up.start();
+    await stopped;
+    await new Promise((r) => setTimeout(r, 100)); // the IndexedDB write completes
+    const failures = first.seen.events.filter((e) => e.type === 'storeFailed');
+    assert.deepEqual(failures, [], 'IndexedDB took the record');
+    const second = upload(bytes, { endpoint: `${base}/ranged`, protocol: 'ranged', chunkSize: 256 * 1024 }, makeFile());
+    const { url } = await second.up.start();
+    assert.equal(url, first.up.url, 'the same upload was continued');
+    const resumed = second.seen.events.find((e) => e.type === 'resumed');
+    assert.ok(resumed?.offset >= 1024 * 1024, `resumed at ${resumed?.offset}`);
+    assert.equal((await stored(url)).sha256, sha256(bytes));
+    await first.up.abort();
+  });
+});
+
 describe('the package folder installs into a fresh project', () => {
   test('npm install <pkg>, import chunkup, upload', async () => {
     await setFaults('none');

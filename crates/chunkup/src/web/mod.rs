@@ -184,7 +184,7 @@ struct State {
     timer: Option<js::Timer>,
     user_paused: bool,
     offline_paused: bool,
-    listeners: Vec<(&'static str, Closure<dyn FnMut()>)>,
+    listeners: Vec<Listener>,
     persist: Persist,
     /// The outcome the engine reported; final once it says `Done`.
     outcome: Option<Ending>,
@@ -706,8 +706,11 @@ impl Persist {
     }
 }
 
+/// An event listener on `globalThis`: the event's name and the handler.
+type Listener = (&'static str, Closure<dyn FnMut()>);
+
 /// Pauses on `offline` and resumes on `online`, when there is a window.
-fn network_listeners(shared: &Rc<Shared>) -> Vec<(&'static str, Closure<dyn FnMut()>)> {
+fn network_listeners(shared: &Rc<Shared>) -> Vec<Listener> {
     if js::global("addEventListener").is_none() {
         return Vec::new(); // Node: no network events
     }
@@ -730,7 +733,7 @@ fn network_listeners(shared: &Rc<Shared>) -> Vec<(&'static str, Closure<dyn FnMu
     listeners
 }
 
-fn remove_listeners(listeners: &mut Vec<(&'static str, Closure<dyn FnMut()>)>) {
+fn remove_listeners(listeners: &mut Vec<Listener>) {
     let global: web_sys::EventTarget = js_sys::global().unchecked_into();
     for (name, handler) in listeners.drain(..) {
         let _ = global.remove_event_listener_with_callback(name, handler.as_ref().unchecked_ref());

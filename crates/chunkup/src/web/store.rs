@@ -156,7 +156,7 @@ impl BrowserStore {
         let upgrade = {
             let open = open.clone();
             Closure::<dyn FnMut()>::new(move || {
-                if let Ok(db) = open.result().and_then(|r| r.dyn_into::<IdbDatabase>()) {
+                if let Ok(db) = open.result().map(JsValue::unchecked_into::<IdbDatabase>) {
                     if !db.object_store_names().contains(DB_STORE) {
                         let _ = db.create_object_store(DB_STORE);
                     }
@@ -167,9 +167,8 @@ impl BrowserStore {
         let result = request(&open).await;
         open.set_onupgradeneeded(None);
         drop(upgrade);
-        result?
-            .dyn_into::<IdbDatabase>()
-            .map_err(|e| js::describe(&e))
+        // By shape, not class (see `detect`): `open` yields a database.
+        result.map(JsValue::unchecked_into::<IdbDatabase>)
     }
 
     async fn with_store(
