@@ -248,6 +248,65 @@ describe('control', () => {
   });
 });
 
+describe('online/offline', () => {
+  // Node has no network events: give globalThis the window's
+  // addEventListener and play the browser.
+  let network;
+  before(() => {
+    network = new EventTarget();
+    globalThis.addEventListener = network.addEventListener.bind(network);
+    globalThis.removeEventListener = network.removeEventListener.bind(network);
+  });
+  after(() => {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+  });
+
+  test('offline pauses, online resumes; a user pause outlasts going online', async () => {
+    await setFaults('none');
+    const bytes = randomBytes(3 * 1024 * 1024);
+    let wentOffline = false;
+    const { up, seen } = upload(bytes, {
+      endpoint: `${base}/tus`,
+      protocol: 'tus',
+      chunkSize: 256 * 1024,
+      resume: false,
+      onChunkComplete: (_c, acked) => {
+        if (!wentOffline && acked >= 512 * 1024) {
+          wentOffline = true;
+          network.dispatchEvent(new Event('offline'));
+        }
+      },
+    });
+    const done = up.start();
+    while (!wentOffline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 300));
+    const atOffline = (await stored(up.url)).stored;
+    assert.ok(atOffline < bytes.length);
+    const types = () => seen.events.map((e) => e.type);
+    assert.ok(types().includes('offline') && types().includes('paused'), `${types()}`);
+    // The user pauses too: coming back online must not resume.
+    up.pause();
+    network.dispatchEvent(new Event('online'));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(types().includes('online'));
+    assert.equal((await stored(up.url)).stored, atOffline, 'still paused by the user');
+    up.resume();
+    const { url } = await done;
+    assert.equal((await stored(url)).sha256, sha256(bytes));
+  });
+
+  test('going online without having been offline changes nothing', async () => {
+    await setFaults('none');
+    const bytes = randomBytes(300 * 1024);
+    const { up, seen } = upload(bytes, { endpoint: `${base}/ranged`, protocol: 'ranged', resume: false });
+    const done = up.start();
+    network.dispatchEvent(new Event('online'));
+    await done;
+    assert.ok(!seen.events.some((e) => e.type === 'paused'));
+  });
+});
+
 describe('errors are typed', () => {
   test('an unusable URL', async () => {
     const { up, seen } = upload(randomBytes(10), { endpoint: 'not a url', resume: false });
