@@ -1001,3 +1001,28 @@ async fn another_origin_that_wants_the_credential_ends_in_rejected() {
             .all(|r| r.header("Authorization").is_none())
     );
 }
+
+#[tokio::test]
+async fn upload_limit_is_obeyed_and_garbage_in_it_ignored() {
+    for (limit, max_body) in [
+        ("max-append-size=4096", 4096),
+        (
+            "max-append-size=-5, min-append-size=\"x\"",
+            16 * KIB as usize,
+        ),
+        (";;;=,", 16 * KIB as usize),
+    ] {
+        let server = Hostile::start(Honest::Ietf, move |_, _, fair| {
+            if fair.header_value("Location").is_some() {
+                return fair.header("Upload-Limit", limit);
+            }
+            fair
+        })
+        .await;
+        let (outcome, source) = upload(&server, Honest::Ietf, options(Honest::Ietf)).await;
+        outcome.unwrap_or_else(|e| panic!("{limit}: {e}"));
+        assert_eq!(server.data(), source);
+        let largest = server.seen().iter().map(|r| r.body.len()).max();
+        assert_eq!(largest, Some(max_body), "{limit}");
+    }
+}

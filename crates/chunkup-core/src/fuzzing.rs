@@ -310,7 +310,6 @@ pub fn check_location(data: &[u8]) {
 pub fn check_status_body(data: &[u8]) {
     let body = text(data);
     if let Some((held, total)) = parse_status_body(&body) {
-        let _ = (held, total);
         let ranged = Ranged {
             chunk_method: Method::Put,
         };
