@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The web demo's tests in headless Chromium (web-demo/tests/*.test.mjs):
 # uploads under injected faults, resume after a reload, cross-origin (CORS),
-# pause/resume.
+# pause/resume/cancel, offline/online, localStorage full.
 #
 #   scripts/browser_test.sh              install what is missing, build, test
 #   scripts/browser_test.sh reload       only the test files matching "reload"
