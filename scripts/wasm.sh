@@ -6,6 +6,8 @@
 #   scripts/wasm.sh test     build, then run bindings/wasm/tests (node --test)
 #   scripts/wasm.sh sizes    print the sizes of an existing build
 #   scripts/wasm.sh lint     clippy -D warnings on the web driver and the bindings (wasm32)
+#   scripts/wasm.sh bundler  build, then bundle an app with webpack 5 and upload from
+#                            it in headless Chromium (Debian chromium, playwright-core)
 #
 # Idempotent; installs what it needs. Uses rustup's wasm32-unknown-unknown
 # target when it is installed, else Debian's rustc-web with std built from
@@ -153,4 +155,23 @@ if [ "$MODE" = test ]; then
     fi
     export CHUNKUP_BIN="$ROOT/target/debug/chunkup" CHUNKUP_PKG="$PKG" CHUNKUP_TEST_TOOLS="$TOOLS"
     node --test --test-reporter=spec "$WASM_DIR/tests/"
+fi
+
+if [ "$MODE" = bundler ]; then
+    if ! [ -f "$TOOLS/node_modules/webpack-cli/package.json" ]; then
+        npm install --silent --no-audit --no-fund --prefix "$TOOLS" webpack@5.112.2 webpack-cli@7.3.1 >/dev/null
+    fi
+    PW="$ROOT/web-demo/node_modules/playwright-core/index.mjs" # the web demo's pinned copy
+    if ! [ -f "$PW" ]; then
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund \
+            --prefix "$TOOLS" playwright-core@1.65.1 >/dev/null
+        PW="$TOOLS/node_modules/playwright-core/index.mjs"
+    fi
+    if ! [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    fi
+    env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
+        cargo build -q -p chunkup-cli --bin chunkup
+    CHUNKUP_BIN="$ROOT/target/debug/chunkup" CHUNKUP_PKG="$PKG" CHUNKUP_TEST_TOOLS="$TOOLS" \
+        PLAYWRIGHT_CORE="$PW" node "$WASM_DIR/tests/bundler/check.mjs"
 fi
