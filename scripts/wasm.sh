@@ -150,8 +150,11 @@ if [ "$MODE" = test ]; then
     env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
         cargo build -q -p chunkup-cli --bin chunkup
     # An IndexedDB in JavaScript, to test the store's fallback under Node.
-    if ! [ -f "$TOOLS/node_modules/fake-indexeddb/package.json" ]; then
-        npm install --silent --no-audit --no-fund --prefix "$TOOLS" "fake-indexeddb@6.2.8" >/dev/null
+    # and TypeScript, to compile a consumer against the declarations.
+    if ! [ -f "$TOOLS/node_modules/fake-indexeddb/package.json" ] ||
+        ! [ -f "$TOOLS/node_modules/typescript/package.json" ]; then
+        npm install --silent --no-audit --no-fund --prefix "$TOOLS" \
+            "fake-indexeddb@6.2.8" "typescript@5.9.3" >/dev/null
     fi
     export CHUNKUP_BIN="$ROOT/target/debug/chunkup" CHUNKUP_PKG="$PKG" CHUNKUP_TEST_TOOLS="$TOOLS"
     node --test --test-reporter=spec "$WASM_DIR/tests/"

@@ -6,7 +6,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -444,7 +444,7 @@ describe('resume store (IndexedDB fallback)', () => {
     const tools = process.env.CHUNKUP_TEST_TOOLS;
     let fake;
     try {
-      fake = await import(pathToFileURL(join(tools ?? '', 'node_modules/fake-indexeddb/build/esm/index.js')).href);
+      fake = await import(pathToFileURL(resolve(tools ?? '', 'node_modules/fake-indexeddb/build/esm/index.js')).href);
     } catch {
       t.skip('fake-indexeddb is not installed (scripts/wasm.sh test installs it)');
       return;
@@ -492,7 +492,7 @@ describe('resume store (IndexedDB fallback)', () => {
 });
 
 describe('the package folder installs into a fresh project', () => {
-  test('npm install <pkg>, import chunkup, upload', async () => {
+  test('npm install <pkg>, import chunkup, upload; tsc --strict accepts the types', async (t) => {
     await setFaults('none');
     const project = mkdtempSync(join(tmpdir(), 'chunkup-consumer-'));
     try {
@@ -507,6 +507,20 @@ describe('the package folder installs into a fresh project', () => {
          console.log(JSON.stringify({ url, isError: typeof UploadError }));`,
       );
       const out = execFileSync('node', ['main.mjs', `${base}/ietf`], { cwd: project, encoding: 'utf8' });
+      // The declarations, as a TypeScript project would use them.
+      const tsc = resolve(process.env.CHUNKUP_TEST_TOOLS ?? '', 'node_modules', 'typescript', 'bin', 'tsc');
+      if (existsSync(tsc)) {
+        copyFileSync(join(here, 'types', 'consumer.ts'), join(project, 'consumer.ts'));
+        const args = ['--strict', '--noEmit', '--target', 'es2022', '--module', 'nodenext',
+          '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', 'consumer.ts'];
+        try {
+          execFileSync('node', [tsc, ...args], { cwd: project, encoding: 'utf8' });
+        } catch (e) {
+          assert.fail(`tsc: ${e.stdout}${e.stderr}`);
+        }
+      } else {
+        t.diagnostic('typescript not installed: declarations not compiled');
+      }
       const { url, isError } = JSON.parse(out.trim().split('\n').pop());
       assert.equal(isError, 'function');
       const expected = sha256(new Uint8Array(300000).map((_, i) => i % 251));

@@ -1,0 +1,53 @@
+// Compiled by the Node test with `tsc --strict --noEmit` against the
+// installed package: the declarations must describe the API as documented.
+import { Upload, UploadError, init, type Progress, type UploadOptions, type UploadEvent } from 'chunkup';
+
+export async function example(file: File, blob: Blob): Promise<string> {
+  await init();
+  const options: UploadOptions = {
+    endpoint: 'http://127.0.0.1:1/tus',
+    uploadUrl: undefined,
+    protocol: 'auto',
+    chunkSize: 'auto',
+    metadata: { filename: file.name },
+    headers: { Authorization: 'Bearer x' },
+    resume: true,
+    retries: 3,
+    transport: 'xhr',
+    onProgress: (p: Progress) => {
+      const eta: number | null = p.etaSeconds;
+      void [p.bytesAcknowledged, p.bytesSent, p.bytesTotal, p.speed, eta];
+    },
+    onChunkComplete: (chunkBytes: number, acked: number, total: number) => void [chunkBytes, acked, total],
+    onError: (e: UploadError) => {
+      const kind: string = e.kind;
+      const status: number | undefined = e.status;
+      void [kind, status, e.message];
+    },
+    onSuccess: (r: { url: string }) => void r.url,
+    onEvent: (e) => {
+      const type: string = e.type;
+      void type;
+    },
+  };
+  const up = new Upload(file, options);
+  const other = new Upload(blob, { endpoint: 'http://127.0.0.1:1/ranged', chunkSize: 1 << 20 });
+  up.pause();
+  up.resume();
+  const url: string | null = up.url;
+  const done: Promise<{ url: string }> = up.done;
+  await other.abort();
+  const event: UploadEvent = { type: 'resumed', offset: 5 };
+  void [url, done, event];
+  try {
+    return (await up.start()).url;
+  } catch (e) {
+    if (e instanceof UploadError && e.kind === 'Cancelled') return '';
+    throw e;
+  }
+}
+
+// @ts-expect-error: endpoint is required
+new Upload(new Blob([]), {});
+// @ts-expect-error: not a protocol
+new Upload(new Blob([]), { endpoint: 'x', protocol: 'ftp' });
