@@ -58,22 +58,21 @@ if command -v rustup >/dev/null 2>&1 &&
     CARGO_CLIPPY=(cargo clippy)
 else
     log "no rustup $TARGET target: Debian rustc-web with -Zbuild-std"
-    if ! dpkg-query -W -f='${Status}\n' rustc-web cargo-web rust-web-src 2>/dev/null |
-        grep -c 'install ok installed' | grep -qx 3; then
+    # rust-web-llvm (a Recommends of rustc-web) brings /usr/bin/rust-lld.
+    DEBS=(rustc-web cargo-web rust-web-src rust-web-llvm)
+    if ! dpkg-query -W -f='${Status}\n' "${DEBS[@]}" 2>/dev/null |
+        grep -c 'install ok installed' | grep -qx "${#DEBS[@]}"; then
         as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${DEBS[@]}"
     fi
-    # rust-lld links wasm; rustup toolchains ship one, else Debian's lld does.
+    # The linker: Debian's rust-lld, else one from a rustup toolchain.
     LINKER="$(command -v rust-lld || true)"
     if [ -z "$LINKER" ] && [ -d "$HOME/.rustup" ]; then
         LINKER="$(find "$HOME/.rustup" -name rust-lld -type f 2>/dev/null | sort | head -n1)"
     fi
     if [ -z "$LINKER" ]; then
-        LINKER="$(command -v wasm-ld || true)"
-        if [ -z "$LINKER" ]; then
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lld
-            LINKER="$(command -v wasm-ld || ls /usr/bin/wasm-ld-* 2>/dev/null | head -n1)"
-        fi
+        log "no rust-lld found (expected /usr/bin/rust-lld from rust-web-llvm)"
+        exit 1
     fi
     export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
     export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$LINKER"
