@@ -120,6 +120,9 @@ if ! [ -x "$WASM_OPT" ] || ! "$WASM_OPT" --version 2>/dev/null | grep -q "versio
 fi
 
 # --- build ----------------------------------------------------------------------
+# Panic locations name source files: no home directory or checkout path in the
+# published wasm.
+export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=/cargo --remap-path-prefix=$ROOT=/chunkup"
 log "cargo build (bindings/wasm) --profile $PROFILE --target $TARGET"
 "${CARGO_BUILD[@]}" --manifest-path "$MANIFEST" --profile "$PROFILE" --target "$TARGET"
 RAW="$CARGO_TARGET_DIR/$TARGET/$PROFILE/chunkup_wasm.wasm"
