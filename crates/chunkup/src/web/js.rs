@@ -68,6 +68,14 @@ pub(crate) fn global(name: &str) -> Option<JsValue> {
         .filter(|v| !v.is_undefined() && !v.is_null())
 }
 
+/// Whether this is Node.js (`process.versions.node`).
+pub(crate) fn is_node() -> bool {
+    global("process")
+        .and_then(|p| Reflect::get(&p, &JsValue::from_str("versions")).ok())
+        .and_then(|v| Reflect::get(&v, &JsValue::from_str("node")).ok())
+        .is_some_and(|n| n.is_string())
+}
+
 /// A readable message for a thrown JavaScript value.
 pub(crate) fn describe(value: &JsValue) -> String {
     if let Some(error) = value.dyn_ref::<js_sys::Error>() {

@@ -479,7 +479,14 @@ impl Shared {
     /// Feeds `input` to the engine and runs it until it waits.
     fn input(shared: &Rc<Shared>, input: Input) {
         {
-            let mut state = shared.state.borrow_mut();
+            let Ok(mut state) = shared.state.try_borrow_mut() else {
+                // Reported from inside a call the driver is making (a
+                // platform that runs a callback synchronously): once that
+                // call has returned.
+                let shared = shared.clone();
+                wasm_bindgen_futures::spawn_local(async move { Shared::input(&shared, input) });
+                return;
+            };
             let now = state.now();
             if let Input::Response { id, .. } | Input::TransportFailed { id, .. } = &input {
                 if state.in_flight.as_ref().is_some_and(|f| f.id == *id) {

@@ -81,6 +81,7 @@ enum Handle {
     Fetch {
         controller: AbortController,
         abandoned: Rc<Cell<bool>>,
+        _counter: Option<Transform>,
     },
 }
 
@@ -107,6 +108,7 @@ impl Drop for InFlight {
             Handle::Fetch {
                 controller,
                 abandoned,
+                ..
             } => {
                 abandoned.set(true);
                 controller.abort();
@@ -247,8 +249,20 @@ fn start_fetch(
     init.set_method(spec.method.as_str());
     init.set_headers(&headers);
     init.set_signal(Some(&controller.signal()));
+    let mut counter = None;
     if let Some(blob) = body {
-        init.set_body(blob);
+        if js::is_node() {
+            // Node's fetch streams a body it is given as a stream: counting
+            // what it pulls gives upload progress (and stall detection).
+            // Browsers only stream request bodies over HTTP/2, so they get
+            // the Blob.
+            let (stream, transform) = counted(blob, id, deliver.clone())?;
+            init.set_body(&stream);
+            js_sys::Reflect::set(&init, &"duplex".into(), &"half".into())?;
+            counter = Some(transform);
+        } else {
+            init.set_body(blob);
+        }
     }
     let promise = js::fetch(&spec.url, &init);
     let abandoned = Rc::new(Cell::new(false));
@@ -280,7 +294,39 @@ fn start_fetch(
     Ok(Handle::Fetch {
         controller,
         abandoned,
+        _counter: counter,
     })
+}
+
+/// A `TransformStream`'s `transform(chunk, controller)`.
+type Transform = Closure<dyn FnMut(JsValue, JsValue) -> Result<(), JsValue>>;
+
+/// `blob` as a stream that reports, as `BodySent`, how much of it the
+/// platform has pulled.
+fn counted(
+    blob: &Blob,
+    id: RequestId,
+    deliver: Deliver,
+) -> Result<(web_sys::ReadableStream, Transform), JsValue> {
+    let mut sent = 0u64;
+    let transform = Transform::new(move |chunk: JsValue, controller: JsValue| {
+        let length = js_sys::Reflect::get(&chunk, &"byteLength".into())?
+            .as_f64()
+            .unwrap_or(0.0);
+        let enqueue: js_sys::Function =
+            js_sys::Reflect::get(&controller, &"enqueue".into())?.dyn_into()?;
+        enqueue.call1(&controller, &chunk)?;
+        sent += length as u64;
+        deliver(Input::BodySent { id, bytes: sent });
+        Ok(())
+    });
+    let transformer = js_sys::Object::new();
+    js_sys::Reflect::set(&transformer, &"transform".into(), transform.as_ref())?;
+    let pair = web_sys::TransformStream::new_with_transformer(&transformer)?;
+    let stream = blob
+        .stream()
+        .pipe_through(pair.unchecked_ref::<web_sys::ReadableWritablePair>());
+    Ok((stream, transform))
 }
 
 async fn fetch_response(promise: js_sys::Promise) -> Result<Response, JsValue> {
