@@ -107,6 +107,9 @@ ensure_interop_peers() {
 check_fmt() {
     section "cargo fmt --check"
     cargo fmt --all -- --check
+    # Workspaces of their own: the WASM bindings and the fuzz targets.
+    cargo fmt --manifest-path bindings/wasm/Cargo.toml --all -- --check
+    cargo fmt --manifest-path crates/chunkup-core/fuzz/Cargo.toml --all -- --check
 }
 
 check_clippy() {
@@ -126,7 +129,23 @@ test_rust() {
     cargo test --workspace
 }
 
+# The npm package: the web driver linted for wasm32, the package built
+# (rustup's wasm target or Debian's rustc-web; wasm-bindgen, wasm-opt) and
+# tested in Node 20 against `chunkup serve`.
+test_wasm() {
+    section "npm package chunkup (WASM): lint, build, Node tests"
+    bash scripts/wasm.sh lint
+    bash scripts/wasm.sh test
+}
+
+# The web demo over that package in Debian's headless Chromium.
+test_browser() {
+    section "web demo in headless Chromium"
+    CHUNKUP_WASM_PKG="$ROOT/bindings/wasm/pkg" bash scripts/browser_test.sh
+}
+
 main() {
+    local started=$SECONDS
     ensure_rust
     ensure_interop_peers
     check_fmt
@@ -134,7 +153,9 @@ main() {
     build_rust
     test_rust
     bash scripts/ffi.sh
-    section "all checks passed"
+    test_wasm
+    test_browser
+    section "all checks passed in $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
 }
 
 main "$@"
