@@ -28,6 +28,10 @@ pub(crate) struct ServeArgs {
     /// Keep this many acknowledged bytes per upload in memory only (failover emulation).
     #[arg(long, default_value = "0", value_parser = parse_write_behind)]
     write_behind: u64,
+    /// All-or-nothing appends: a chunk or PATCH whose body breaks off stores
+    /// none of its bytes (like servers that buffer or verify whole chunks).
+    #[arg(long)]
+    atomic_appends: bool,
     /// Also serve the web demo page and the npm package (bindings/wasm/pkg).
     #[arg(long)]
     web_demo: bool,
@@ -82,6 +86,7 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         max_size: args.max_size,
         faults,
         write_behind: args.write_behind,
+        atomic_appends: args.atomic_appends,
         web_demo: same_origin,
         ..ServerConfig::default()
     };

@@ -58,8 +58,8 @@ pub(crate) async fn decide(app: &AppState, len: u64, frames: &mut BodyDataStream
 /// Before an injected reset: when the upload still holds `offset` bytes,
 /// declares a deferred length sent with the request (`declared`), writes
 /// up to `after` body bytes at `offset` (read but not written when
-/// `store_bytes` is false, e.g. an unverifiable checksummed body) and
-/// moves the expiry. Never completes an IETF upload.
+/// `store_bytes` is false, e.g. an unverifiable checksummed body, or on a
+/// server with all-or-nothing appends) and moves the expiry. Never completes an IETF upload.
 pub(crate) async fn keep_prefix(
     app: &AppState,
     upload: &Upload,
@@ -86,7 +86,7 @@ pub(crate) async fn keep_prefix(
         offset,
         after.min(room),
         false,
-        store_bytes && !snap.complete,
+        store_bytes && !snap.complete && !app.store.atomic_appends(),
         frames,
     )
     .await

@@ -26,7 +26,8 @@ pub(crate) struct Streamed {
 /// Streams at most `limit` body bytes into `writer` at `start`. With
 /// `probe`, a body longer than `limit` is detected (one more frame is read
 /// after the limit). With `store == false` the bytes are read but not
-/// written (a complete upload).
+/// written (a complete upload). When the body breaks off on a server with
+/// all-or-nothing appends, nothing of it stays stored (`written` is 0).
 pub(crate) async fn stream_into(
     writer: &mut ChunkWriter<'_>,
     start: u64,
@@ -35,6 +36,7 @@ pub(crate) async fn stream_into(
     store: bool,
     frames: &mut BodyDataStream,
 ) -> std::io::Result<Streamed> {
+    let stored_before = writer.snapshot().stored;
     let (mut pos, end) = (start, start.saturating_add(limit));
     let (mut too_long, mut broken) = (false, false);
     while pos < end {
@@ -66,6 +68,9 @@ pub(crate) async fn stream_into(
             Some(Err(_)) => broken = true,
             None => {}
         }
+    }
+    if broken && store && writer.rollback_broken(stored_before).await? {
+        pos = start;
     }
     Ok(Streamed {
         written: pos - start,

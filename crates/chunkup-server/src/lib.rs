@@ -111,6 +111,12 @@ pub struct ServerConfig {
     /// Also serve the web demo page and the npm package from this server,
     /// behind the protocol and admin routes (default `None`).
     pub web_demo: Option<web_demo::WebDemo>,
+    /// All-or-nothing appends, as servers that buffer or verify a whole
+    /// chunk behave: a ranged chunk, tus PATCH or IETF append whose body
+    /// breaks off (or meets an injected reset) stores none of its bytes,
+    /// and the offset stays where the request found it. Default false: keep
+    /// every byte that arrived (as the tus and IETF specs ask).
+    pub atomic_appends: bool,
 }
 
 impl Default for ServerConfig {
@@ -124,6 +130,7 @@ impl Default for ServerConfig {
             max_append_size: None,
             max_checksum_body: 64 << 20,
             web_demo: None,
+            atomic_appends: false,
         }
     }
 }
@@ -212,11 +219,10 @@ fn is_discovery_path(path: &str) -> bool {
 
 /// Starts a server on `addr` (use port 0 for any free port).
 pub async fn start(addr: SocketAddr, config: ServerConfig) -> std::io::Result<RunningServer> {
-    let store = Arc::new(store::Store::open(
-        config.dir,
-        config.max_size,
-        config.write_behind,
-    )?);
+    let store = Arc::new(
+        store::Store::open(config.dir, config.max_size, config.write_behind)?
+            .with_atomic_appends(config.atomic_appends),
+    );
     let faults = Arc::new(faults::FaultInjector::new(config.faults));
     let limits = Limits {
         expire_after: config.expire_after,

@@ -307,8 +307,9 @@ async fn write_body(
     })
 }
 
-/// Persists `after` body bytes, optionally stalls, then resets the
-/// connection. Never returns normally when a kill switch is present.
+/// Persists `after` body bytes (none with all-or-nothing appends),
+/// optionally stalls, then resets the connection. Never returns normally
+/// when a kill switch is present.
 async fn reset_after(
     app: &AppState,
     upload: &Upload,
@@ -319,7 +320,7 @@ async fn reset_after(
     frames: &mut BodyDataStream,
 ) -> Response {
     let stored = upload.snapshot().stored;
-    if start <= stored && after > 0 {
+    if start <= stored && after > 0 && !app.store.atomic_appends() {
         match write_body(app, upload, start, after, false, frames).await {
             Ok(w) => tracing::info!(
                 id = %w.snap.id,

@@ -151,6 +151,8 @@ pub(crate) struct Upload {
     bin: PathBuf,
     json: PathBuf,
     write_behind: u64,
+    /// A body that breaks off stores none of its bytes.
+    atomic_appends: bool,
     io: tokio::sync::Mutex<()>,
     state: Mutex<UploadState>,
 }
@@ -399,6 +401,36 @@ impl ChunkWriter<'_> {
         Ok(())
     }
 
+    /// On a server with all-or-nothing appends, drops what a request whose
+    /// body broke off wrote beyond `stored_before` (the upload's offset when
+    /// the request began) and returns true; otherwise keeps it (false).
+    /// `bytes_received` still counts the dropped bytes: they crossed the wire.
+    pub(crate) async fn rollback_broken(&mut self, stored_before: u64) -> io::Result<bool> {
+        if !self.upload.atomic_appends {
+            return Ok(false);
+        }
+        let cut_file = {
+            let mut st = self.upload.state();
+            if stored_before >= st.stored() {
+                return Ok(true);
+            }
+            if stored_before >= st.file_len {
+                let keep =
+                    usize::try_from(stored_before - st.file_len).map_err(io::Error::other)?;
+                st.buffer.truncate(keep);
+                false
+            } else {
+                st.buffer.clear();
+                st.file_len = stored_before;
+                true
+            }
+        };
+        if cut_file {
+            self.file.set_len(stored_before).await?;
+        }
+        Ok(true)
+    }
+
     /// Records completion when every byte is stored (for IETF uploads only
     /// through [`ChunkWriter::finish_complete`]): flushes the write-behind
     /// buffer and marks the metadata complete. Writes changed metadata.
@@ -464,6 +496,7 @@ pub(crate) struct Store {
     dir: PathBuf,
     max_size: u64,
     write_behind: u64,
+    atomic_appends: bool,
     uploads: Mutex<HashMap<String, Arc<Upload>>>,
     /// Ids of uploads this instance deleted because they expired (-> 410).
     expired: Mutex<HashSet<String>>,
@@ -492,6 +525,7 @@ impl Store {
             dir,
             max_size,
             write_behind,
+            atomic_appends: false,
             uploads: Mutex::new(HashMap::new()),
             expired: Mutex::new(HashSet::new()),
             crashed: AtomicBool::new(false),
@@ -500,6 +534,18 @@ impl Store {
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Upload>>> {
         self.uploads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The same store with all-or-nothing appends (see
+    /// [`ChunkWriter::rollback_broken`]).
+    pub(crate) fn with_atomic_appends(mut self, on: bool) -> Self {
+        self.atomic_appends = on;
+        self
+    }
+
+    /// Whether a body that breaks off stores none of its bytes.
+    pub(crate) fn atomic_appends(&self) -> bool {
+        self.atomic_appends
     }
 
     /// Largest upload accepted.
@@ -532,6 +578,7 @@ impl Store {
             bin,
             json,
             write_behind: self.write_behind,
+            atomic_appends: self.atomic_appends,
             io: tokio::sync::Mutex::new(()),
             state: Mutex::new(UploadState {
                 meta,
