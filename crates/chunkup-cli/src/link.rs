@@ -21,7 +21,7 @@ pub(crate) struct LinkArgs {
     upstream: SocketAddr,
     /// Named link: fast, slow (10 Mbit/s, 80 ms), lossy (40 Mbit/s, 40 ms,
     /// a reset every ~10 MB), hostile (5 Mbit/s, 200 ms, a reset every
-    /// ~1 MB, 10 s stalls every ~4 MB). The options below override it.
+    /// ~1 MB, a 10 s stall after every ~8 s). The options below override it.
     #[arg(long, default_value = "fast")]
     profile: String,
     /// Seed of every random choice (same seed, same resets and stalls).
@@ -51,6 +51,10 @@ pub(crate) struct LinkArgs {
     /// Mean upload bytes between stalls (0: none).
     #[arg(long, value_parser = parse_size_or_zero, value_name = "SIZE")]
     stall_every: Option<u64>,
+    /// Mean seconds of link time between stalls, placed in time rather than
+    /// in upload bytes (0: none).
+    #[arg(long, value_name = "SECS")]
+    stall_interval: Option<f64>,
     /// Length of a stall in seconds.
     #[arg(long, value_name = "SECS")]
     stall_secs: Option<f64>,
@@ -120,6 +124,11 @@ fn config(args: &LinkArgs) -> Result<LinkConfig, String> {
     }
     if let Some(every) = args.stall_every {
         config.stall_every = (every > 0).then_some(every);
+    }
+    if let Some(secs) = args.stall_interval {
+        let mean = Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("bad --stall-interval {secs}"))?;
+        config.stall_interval = (!mean.is_zero()).then_some(mean);
     }
     if let Some(secs) = args.stall_secs {
         config.stall_for =

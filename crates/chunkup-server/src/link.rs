@@ -7,14 +7,18 @@
 //! `tc netem` is not available on the machines this project runs on; this
 //! proxy shapes traffic in user space instead.
 //!
-//! Resets and stalls are placed on the link's *upload* byte stream (bytes
-//! from clients to the upstream, all connections together): the distance
-//! between two resets (or two stalls) is drawn from an exponential
-//! distribution with the configured mean, so the points depend only on the
-//! seed and on how many bytes went up, not on timing. The connection whose
-//! bytes cross a reset point delivers exactly the bytes before it to the
-//! upstream, then both of its sockets are reset (RST). A stall pauses every
-//! connection of the link, in both directions, for the configured time.
+//! Resets are placed on the link's *upload* byte stream (bytes from clients
+//! to the upstream, all connections together): the distance between two
+//! resets is drawn from an exponential distribution with the configured
+//! mean, so the points depend only on the seed and on how many bytes went
+//! up, not on timing. The connection whose bytes cross a reset point
+//! delivers exactly the bytes before it to the upstream, then both of its
+//! sockets are reset (RST). A stall pauses every connection of the link, in
+//! both directions, for the configured time. Stalls are placed either on the
+//! upload byte stream too (`stall_every`) or in time (`stall_interval`: the
+//! link's own clock, from its start; exponential gaps between the end of
+//! one stall and the start of the next). In time, a client that re-sends
+//! more bytes does not meet more stalls for it — only for taking longer.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -71,6 +75,9 @@ pub struct LinkConfig {
     pub reset_every: Option<u64>,
     /// Mean upload bytes between two stalls.
     pub stall_every: Option<u64>,
+    /// Mean wall time between the end of a stall and the start of the next
+    /// (the first counts from the link's start).
+    pub stall_interval: Option<Duration>,
     /// How long a stall pauses the link.
     pub stall_for: Duration,
     /// Seed of every random choice.
@@ -87,6 +94,7 @@ impl Default for LinkConfig {
             jitter: Duration::ZERO,
             reset_every: None,
             stall_every: None,
+            stall_interval: None,
             stall_for: Duration::from_secs(10),
             seed: 0,
         }
@@ -105,7 +113,7 @@ impl LinkConfig {
     /// - `slow`: 10 Mbit/s each way, 80 ms round trip;
     /// - `lossy`: 40 Mbit/s, 40 ms, a reset every ~10 MB uploaded;
     /// - `hostile`: 5 Mbit/s, 200 ms (±20 ms jitter), a reset every ~1 MB
-    ///   and a 10 s stall every ~4 MB uploaded.
+    ///   uploaded and a 10 s stall after every ~8 s of link time.
     pub fn profile(name: &str) -> Option<LinkConfig> {
         let base = LinkConfig::default();
         Some(match name {
@@ -131,7 +139,10 @@ impl LinkConfig {
                 delay: Duration::from_millis(100),
                 jitter: Duration::from_millis(20),
                 reset_every: Some(1_000_000),
-                stall_every: Some(4_000_000),
+                // In time: one client's re-sent bytes must not buy it more
+                // stalls than another's (8 s ~ the 4 MB this used to be
+                // placed by, at 5 Mbit/s, plus the time lost to resets).
+                stall_interval: Some(Duration::from_secs(8)),
                 stall_for: Duration::from_secs(10),
                 ..base
             },
@@ -165,10 +176,11 @@ pub enum LinkEvent {
         link_offset: u64,
     },
     /// The link paused for `millis` when its upload stream reached
-    /// `link_offset` bytes (while connection `conn` was sending).
+    /// `link_offset` bytes (while connection `conn` was sending; `None` for
+    /// a stall placed in time).
     Stall {
         /// Connection number.
-        conn: u64,
+        conn: Option<u64>,
         /// Upload bytes the link had carried when it stalled.
         link_offset: u64,
         /// Length of the pause in milliseconds.
@@ -336,6 +348,8 @@ struct LinkState {
     up_total: u64,
     next_reset: Option<u64>,
     next_stall: Option<u64>,
+    /// The next stall placed in time.
+    next_stall_at: Option<Instant>,
     reset_rng: fastrand::Rng,
     stall_rng: fastrand::Rng,
     stalled_until: Option<Instant>,
@@ -361,6 +375,11 @@ fn exponential(rng: &mut fastrand::Rng, mean: u64) -> u64 {
     ((-(1.0 - u).ln()) * mean as f64).max(1.0) as u64
 }
 
+/// An exponential draw with mean `mean`.
+fn exponential_time(rng: &mut fastrand::Rng, mean: Duration) -> Duration {
+    mean.mul_f64(-(1.0 - rng.f64()).ln())
+}
+
 /// What the link lets through of an upload segment.
 enum Pass {
     All,
@@ -375,6 +394,9 @@ impl Link {
         let mut stall_rng = fastrand::Rng::with_seed(config.seed ^ 0x5354_414c_4c00_0000);
         let next_reset = config.reset_every.map(|m| exponential(&mut reset_rng, m));
         let next_stall = config.stall_every.map(|m| exponential(&mut stall_rng, m));
+        let next_stall_at = config
+            .stall_interval
+            .map(|m| Instant::now() + exponential_time(&mut stall_rng, m));
         let (up_bucket, down_bucket) = if config.shared {
             (
                 config.rate_up.map(Bucket::new),
@@ -390,6 +412,7 @@ impl Link {
                 up_total: 0,
                 next_reset,
                 next_stall,
+                next_stall_at,
                 reset_rng,
                 stall_rng,
                 stalled_until: None,
@@ -440,7 +463,7 @@ impl Link {
                 st.stalls += 1;
                 st.stalled_until = Some(Instant::now() + self.config.stall_for);
                 events.push(LinkEvent::Stall {
-                    conn,
+                    conn: Some(conn),
                     link_offset: at,
                     millis: self.config.stall_for.as_millis() as u64,
                 });
@@ -454,6 +477,31 @@ impl Link {
         pass
     }
 
+    /// When the next stall placed in time starts.
+    fn next_stall_at(&self) -> Option<Instant> {
+        lock(&self.state).next_stall_at
+    }
+
+    /// Starts the stall placed in time that is due now, and places the next.
+    fn stall_now(&self) {
+        let event = {
+            let mut st = lock(&self.state);
+            let (Some(mean), Some(_)) = (self.config.stall_interval, st.next_stall_at) else {
+                return;
+            };
+            let until = Instant::now() + self.config.stall_for;
+            st.stalled_until = Some(st.stalled_until.map_or(until, |t| t.max(until)));
+            st.next_stall_at = Some(until + exponential_time(&mut st.stall_rng, mean));
+            st.stalls += 1;
+            LinkEvent::Stall {
+                conn: None,
+                link_offset: st.up_total,
+                millis: self.config.stall_for.as_millis() as u64,
+            }
+        };
+        self.record(event);
+    }
+
     fn stalled_until(&self) -> Option<Instant> {
         lock(&self.state)
             .stalled_until
@@ -464,7 +512,11 @@ impl Link {
 async fn accept_loop(listener: TcpListener, upstream: SocketAddr, link: Arc<Link>) {
     let mut conns = JoinSet::new();
     loop {
+        let stall_at = link.next_stall_at();
         tokio::select! {
+            () = tokio::time::sleep_until(stall_at.unwrap_or_else(Instant::now)), if stall_at.is_some() => {
+                link.stall_now();
+            }
             res = listener.accept() => match res {
                 Ok((client, _)) => {
                     let id = link.conns.fetch_add(1, Ordering::SeqCst);

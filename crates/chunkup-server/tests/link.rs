@@ -312,6 +312,44 @@ async fn a_stall_pauses_the_link() {
 }
 
 #[tokio::test]
+async fn a_stall_placed_in_time_comes_without_traffic_and_holds_the_next_bytes() {
+    let (upstream, counts) = sink().await;
+    let config = LinkConfig {
+        stall_interval: Some(Duration::from_millis(50)),
+        stall_for: Duration::from_millis(600),
+        seed: 5,
+        ..LinkConfig::default()
+    };
+    let link = LinkEmulator::start(local(), upstream, config)
+        .await
+        .expect("link");
+    let mut feed = link.subscribe();
+    // No byte has crossed the link: a stall placed in time comes anyway.
+    let first = tokio::time::timeout(Duration::from_secs(3), feed.recv())
+        .await
+        .expect("a stall within 3 s at a 50 ms mean")
+        .expect("event");
+    let seen = Instant::now();
+    assert_eq!(
+        first,
+        LinkEvent::Stall {
+            conn: None,
+            link_offset: 0,
+            millis: 600
+        }
+    );
+    // Bytes sent during the stall wait for its end.
+    let mut client = TcpStream::connect(link.addr()).await.expect("connect");
+    client.write_all(&[1u8; 1000]).await.expect("write");
+    client.shutdown().await.expect("shutdown");
+    assert_eq!(wait_for_counts(&counts, 1).await, vec![1000]);
+    let held = seen.elapsed();
+    assert!(held >= Duration::from_millis(450), "{held:?}");
+    assert_eq!(link.stats().up, 1000);
+    assert!(link.stats().stalls >= 1);
+}
+
+#[tokio::test]
 async fn only_loopback_addresses_are_accepted() {
     let upstream: SocketAddr = "127.0.0.1:9".parse().expect("addr");
     for listen in ["0.0.0.0:0", "192.0.2.1:0"] {
@@ -365,7 +403,10 @@ fn profiles_have_the_agreed_shapes() {
             Duration::from_secs(10)
         )
     );
-    assert!(hostile.stall_every.is_some());
+    assert_eq!(
+        (hostile.stall_every, hostile.stall_interval),
+        (None, Some(Duration::from_secs(8)))
+    );
     assert_eq!(LinkConfig::profile("fast"), Some(LinkConfig::default()));
     assert_eq!(LinkConfig::profile("nope"), None);
 }
