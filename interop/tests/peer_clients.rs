@@ -3,7 +3,6 @@
 //! `chunkup serve` runs it. The server's admin API reports the sha256 of
 //! what it stored.
 
-
 use chunkup_interop::{
     ChunkupServer, ClientRun, KIB, MIB, random_file, tus_js_upload, tuspy_upload, upload_id,
 };
