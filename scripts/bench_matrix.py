@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
 """Link-profile benchmark matrix: adaptive chunk sizing vs fixed sizes vs tus-js-client.
 
-Not a test. Starts one `chunkup serve` (tus endpoint) and, for every cell, a
+Not a test. Starts `chunkup serve` (tus endpoint) and, for every cell, a
 fresh `chunkup link` with the cell's profile and the round's seed in front of
-it, so every client of a round meets the same link: the same reset and stall
-points on the link's upload byte stream. Profiles (crates/chunkup-server/src/link.rs):
+it, so every client of a round meets the same link: the same reset points on
+the link's upload byte stream, the same stall times from the link's start.
+Profiles (crates/chunkup-server/src/link.rs):
 
   fast     loopback, no limit
   slow     10 Mbit/s, 80 ms round trip
   lossy    40 Mbit/s, 40 ms, a reset every ~10 MB uploaded (exponential)
-  hostile  5 Mbit/s, 200 ms (+-20 ms jitter), a reset every ~1 MB, a 10 s stall every ~4 MB
+  hostile  5 Mbit/s, 200 ms (+-20 ms jitter), a reset every ~1 MB, a 10 s stall
+           after every ~8 s of link time (exponential)
   hostile+checksum  the hostile link, chunkup with --checksum (tus checksum: the
            server keeps nothing of a broken PATCH, so a break costs the chunk)
+
+Servers (--server): `keeps` (the default `chunkup serve`: a PATCH cut by a
+reset keeps every byte that arrived, as the tus spec asks) and `atomic`
+(`chunkup serve --atomic-appends`: a request whose body breaks off stores
+nothing, like servers that buffer or verify whole chunks); `both` runs every
+profile against each, in the same rounds.
 
 Clients (all tus 1.0.0 against the same server):
 
@@ -35,6 +43,7 @@ plot (matplotlib in scripts/.venv, installed on first use).
 
     scripts/bench_matrix.py                     # 2 rounds, default sizes
     scripts/bench_matrix.py --rounds 3 --profiles hostile,lossy
+    scripts/bench_matrix.py --server both --profiles fast,slow,lossy,hostile
 
 Needs tus-js-client under interop/peers/node_modules (scripts/test.sh, or
 `cd interop/peers && npm ci`) and builds the release CLI.
@@ -75,6 +84,10 @@ PROFILES = {
     # has no checksums and sits this one out).
     "hostile+checksum": (625_000, 8 * MIB, 120),
 }
+# Time boxes against the all-or-nothing server, where a too-big chunk may
+# never get through: long enough for the best fixed size several times over.
+ATOMIC_BOX = {"lossy": 60, "hostile": 120, "hostile+checksum": 120}
+SERVERS = {"keeps": [], "atomic": ["--atomic-appends"]}
 FIXED = {"fixed-256KiB": "256KiB", "fixed-2MiB": "2MiB", "fixed-16MiB": "16MiB"}
 CLIENTS = ["adaptive", *FIXED, "tus-js-client"]
 TUS_JS = r"""
@@ -192,12 +205,12 @@ class Matrix:
     def __init__(self, args):
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="chunkup-bench-matrix-", dir=args.tmpdir))
-        self.server = None
+        self.servers = {}
         self.files = {}
 
     def cleanup(self):
-        if self.server is not None:
-            stop(self.server)
+        for server in self.servers.values():
+            stop(server["proc"])
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def build(self):
@@ -223,22 +236,23 @@ class Matrix:
         self.files[size] = (path, digest.hexdigest())
         return self.files[size]
 
-    def start_server(self):
+    def start_server(self, mode):
         port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.upstream = f"127.0.0.1:{port}"
-        log = open(self.tmp / "serve.log", "ab")
-        self.server = subprocess.Popen(
-            [str(self.binary), "serve", "--addr", self.upstream, "--dir", str(self.tmp / "store")],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=child_env(self.tmp / "home-serve"))
+        base = f"http://127.0.0.1:{port}"
+        log = open(self.tmp / f"serve-{mode}.log", "ab")
+        proc = subprocess.Popen(
+            [str(self.binary), "serve", "--addr", f"127.0.0.1:{port}", "--dir", str(self.tmp / f"store-{mode}"),
+             *SERVERS[mode]],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=child_env(self.tmp / f"home-serve-{mode}"))
+        self.servers[mode] = {"proc": proc, "base": base, "upstream": f"127.0.0.1:{port}"}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if request("GET", f"{self.base}/_admin/uploads", timeout=2)[0] == 200:
+                if request("GET", f"{base}/_admin/uploads", timeout=2)[0] == 200:
                     return
             except OSError:
                 time.sleep(0.1)
-        sys.exit("error: chunkup serve did not start (see serve.log)")
+        sys.exit(f"error: chunkup serve ({mode}) did not start (see serve-{mode}.log)")
 
     def uploads(self):
         status, body = request("GET", f"{self.base}/_admin/uploads")
@@ -260,12 +274,15 @@ class Matrix:
             cmd.append("--checksum")
         return cmd
 
-    def cell(self, round_no, profile, client, seed):
+    def cell(self, round_no, mode, profile, client, seed):
+        self.base, self.upstream = self.servers[mode]["base"], self.servers[mode]["upstream"]
         rate, size, box = PROFILES[profile]
         size = self.args.size.get(profile, size)
+        if mode == "atomic":
+            box = ATOMIC_BOX.get(profile, box)
         box = self.args.time_box or box
         path, sha = self.make_file(size)
-        tag = f"r{round_no}-{profile}-{client}"
+        tag = f"r{round_no}-{mode}-{profile}-{client}"
         env = child_env(self.tmp / f"home-{tag}")
         before = set(self.uploads())
         link_profile, _, variant = profile.partition("+")
@@ -301,7 +318,7 @@ class Matrix:
         for upload in new:
             request("DELETE", f"{self.base}/tus/{upload['id']}", {"Tus-Resumable": "1.0.0"})
         result = {
-            "round": round_no, "profile": profile, "client": client, "seed": seed, "size": size,
+            "round": round_no, "server": mode, "profile": profile, "client": client, "seed": seed, "size": size,
             "finished": bool(finished and ok), "exit": code, "seconds": round(wall, 3),
             "time_box": box, "stored": stored, "uploads_created": len(new),
             "server_resent": received - size if finished else received - stored,
@@ -315,28 +332,41 @@ class Matrix:
         if not (PEERS / "node_modules" / "tus-js-client").exists():
             sys.exit("error: tus-js-client missing: run `cd interop/peers && npm ci` (or scripts/test.sh)")
         self.build()
-        self.start_server()
+        for mode in self.args.servers:
+            self.start_server(mode)
         print(f"==> {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load {os.getloadavg()[0]:.2f}, "
-              f"server {self.base}, {self.args.rounds} round(s)", flush=True)
+              f"servers {', '.join(self.args.servers)}, {self.args.rounds} round(s)", flush=True)
         results = []
         clients = self.args.clients
         for round_no in range(1, self.args.rounds + 1):
             seed = self.args.seed + round_no - 1
             shift = (round_no - 1) % len(clients)
             order = clients[shift:] + clients[:shift]
-            for profile in self.args.profiles:
+            for mode, profile in self.panels():
                 for client in order:
                     if client == "tus-js-client" and profile.endswith("+checksum"):
                         continue
-                    r = self.cell(round_no, profile, client, seed)
+                    r = self.cell(round_no, mode, profile, client, seed)
                     results.append(r)
                     state = "ok " if r["finished"] else f"DNF (stored {r['stored'] / MIB:.1f} MiB)"
-                    print(f"  round {round_no} {profile:8} {client:14} {r['seconds']:8.2f} s {state} "
+                    print(f"  round {round_no} {mode:6} {profile:8} {client:14} {r['seconds']:8.2f} s {state} "
                           f"resets {r['resets']:3} stalls {r['stalls']} server re-sent "
                           f"{r['server_resent'] / MIB:6.2f} MiB link extra {r['link_extra'] / MIB:6.2f} MiB",
                           flush=True)
                     self.save(results)
         self.report(results)
+
+    def panels(self, results=None):
+        """(server, profile) pairs in run order; with results, those present."""
+        pairs = [(m, p) for m in self.args.servers for p in self.args.profiles]
+        if results is not None:
+            seen = {(r.get("server", "keeps"), r["profile"]) for r in results}
+            pairs = [pair for pair in pairs if pair in seen]
+        return pairs
+
+    @staticmethod
+    def label(mode, profile):
+        return profile if mode == "keeps" else f"{profile} ({mode})"
 
     def save(self, results):
         out = Path(self.args.out)
@@ -349,8 +379,9 @@ class Matrix:
 
     def summary(self, results):
         rows = []
-        for profile in self.args.profiles:
-            cells = {c: [r for r in results if r["profile"] == profile and r["client"] == c]
+        for mode, profile in self.panels(results):
+            cells = {c: [r for r in results if r.get("server", "keeps") == mode and r["profile"] == profile
+                         and r["client"] == c]
                      for c in self.args.clients}
             medians = {c: statistics.median(r["seconds"] for r in rs)
                        for c, rs in cells.items() if rs and all(r["finished"] for r in rs)}
@@ -361,7 +392,7 @@ class Matrix:
                     continue
                 done = [r for r in rs if r["finished"]]
                 rows.append({
-                    "profile": profile, "client": client, "runs": len(rs), "finished": len(done),
+                    "server": mode, "profile": profile, "label": self.label(mode, profile), "client": client, "runs": len(rs), "finished": len(done),
                     "size_mib": rs[0]["size"] / MIB,
                     "median_s": medians.get(client),
                     "times": [r["seconds"] if r["finished"] else None for r in rs],
@@ -372,20 +403,27 @@ class Matrix:
                     "vs_best_fixed": medians[client] / best_fixed if client in medians and best_fixed else None,
                     "stored_mib": min(r["stored"] for r in rs) / MIB,
                     "time_box": rs[0]["time_box"],
+                    # Runs that ended before the time box without finishing (the client gave up).
+                    "gave_up": sum(1 for r in rs if not r["finished"] and r["exit"] is not None),
                 })
         return rows
 
     def report(self, results):
         rows = self.summary(results)
-        md = ["| profile | client | file MiB | finished | time s (median) | runs s | ratio to ideal | vs best fixed "
+        md = ["| server | profile | client | file MiB | finished | time s (median) | runs s | ratio to ideal | vs best fixed "
               "| server re-sent MiB | link extra MiB | resets |",
-              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+              "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for r in rows:
-            med = f"{r['median_s']:.2f}" if r["median_s"] is not None else f"DNF (> {r['time_box']:g} s)"
+            if r["median_s"] is not None:
+                med = f"{r['median_s']:.2f}"
+            elif r["gave_up"] == r["runs"]:
+                med = "DNF (gave up)"
+            else:
+                med = f"DNF (> {r['time_box']:g} s)"
             runs = ", ".join(f"{t:.1f}" if t is not None else "DNF" for t in r["times"])
             ratio = f"{r['median_s'] / r['ideal_s']:.2f}" if r["ideal_s"] and r["median_s"] else "n/a"
             vs = f"{r['vs_best_fixed']:.2f}x" if r["vs_best_fixed"] else "n/a"
-            md.append(f"| {r['profile']} | {r['client']} | {r['size_mib']:.0f} | {r['finished']}/{r['runs']} "
+            md.append(f"| {r['server']} | {r['profile']} | {r['client']} | {r['size_mib']:.0f} | {r['finished']}/{r['runs']} "
                       f"| {med} | {runs} | {ratio} | {vs} | {r['resent_mib']:.2f} | {r['link_extra_mib']:.2f} "
                       f"| {r['resets']:g} |")
         print()
@@ -401,27 +439,30 @@ class Matrix:
         profile, every fixed size at least 20% worse than the best on some
         profile -- over the issue's four profiles, then with the extras."""
         print()
-        for profile in self.args.profiles:
-            a = next((r for r in rows if r["profile"] == profile and r["client"] == "adaptive"), None)
-            if a is None:
-                continue
-            if a["vs_best_fixed"] is None:
-                print(f"goal {profile}: adaptive did not finish every run (MISSED)")
-                continue
-            verdict = "met" if a["vs_best_fixed"] <= 1.05 else "MISSED"
-            print(f"goal {profile}: adaptive {a['vs_best_fixed']:.3f}x the best fixed size (within 5%: {verdict})")
-        issue = [p for p in self.args.profiles if "+" not in p]
-        for label, profiles in (("issue profiles", issue), ("all profiles", self.args.profiles)):
-            if label == "all profiles" and profiles == issue:
-                continue
-            for client in FIXED:
-                ratios = [(r["vs_best_fixed"] or float("inf"), r["profile"]) for r in rows
-                          if r["client"] == client and r["profile"] in profiles]
-                if ratios:
-                    worst, where = max(ratios)
-                    verdict = "met" if worst >= 1.2 else "MISSED"
-                    print(f"goal {client} ({label}): worst {worst:.3f}x the best fixed, on {where} "
-                          f"(at least 20% worse somewhere: {verdict})")
+        for mode in self.args.servers:
+            mine = [r for r in rows if r["server"] == mode]
+            for profile in self.args.profiles:
+                a = next((r for r in mine if r["profile"] == profile and r["client"] == "adaptive"), None)
+                if a is None:
+                    continue
+                if a["vs_best_fixed"] is None:
+                    print(f"goal {mode} {profile}: adaptive did not finish every run (MISSED)")
+                    continue
+                verdict = "met" if a["vs_best_fixed"] <= 1.05 else "MISSED"
+                print(f"goal {mode} {profile}: adaptive {a['vs_best_fixed']:.3f}x the best fixed size "
+                      f"(within 5%: {verdict})")
+            issue = [p for p in self.args.profiles if "+" not in p]
+            for label, profiles in (("issue profiles", issue), ("all profiles", self.args.profiles)):
+                if label == "all profiles" and profiles == issue:
+                    continue
+                for client in FIXED:
+                    ratios = [(r["vs_best_fixed"] or float("inf"), r["profile"]) for r in mine
+                              if r["client"] == client and r["profile"] in profiles]
+                    if ratios:
+                        worst, where = max(ratios)
+                        verdict = "met" if worst >= 1.2 else "MISSED"
+                        print(f"goal {mode} {client} ({label}): worst {worst:.3f}x the best fixed, on {where} "
+                              f"(at least 20% worse somewhere: {verdict})")
 
     def plot(self, rows):
         python = VENV / "bin" / "python"
@@ -432,7 +473,7 @@ class Matrix:
         if probe.returncode != 0:
             subprocess.run([str(python), "-m", "pip", "install", "--quiet", "matplotlib"], check=True)
         data = self.tmp / "plot.json"
-        data.write_text(json.dumps({"rows": rows, "profiles": self.args.profiles,
+        data.write_text(json.dumps({"rows": rows, "profiles": [self.label(*p) for p in self.panels(rows)],
                                     "clients": [c for c in CLIENTS if c in self.args.clients]}))
         code = r"""
 import json, sys
@@ -441,13 +482,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 spec = json.load(open(sys.argv[1]))
 rows, profiles, clients = spec["rows"], spec["profiles"], spec["clients"]
-fig, axes = plt.subplots(1, len(profiles), figsize=(3.2 * len(profiles), 3.6))
-if len(profiles) == 1:
-    axes = [axes]
+columns = min(len(profiles), 4)
+lines = -(-len(profiles) // columns)
+fig, axes = plt.subplots(lines, columns, figsize=(3.2 * columns, 3.4 * lines), squeeze=False)
+axes = [ax for line in axes for ax in line]
+for ax in axes[len(profiles):]:
+    ax.set_visible(False)
 palette = dict(zip(["adaptive", "fixed-256KiB", "fixed-2MiB", "fixed-16MiB", "tus-js-client"],
                    ["#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#d95f02"]))
 for ax, profile in zip(axes, profiles):
-    by = {r["client"]: r for r in rows if r["profile"] == profile}
+    by = {r["client"]: r for r in rows if r["label"] == profile}
     names, values, hatch, colors = [], [], [], []
     for c in clients:
         r = by.get(c)
@@ -464,10 +508,10 @@ for ax, profile in zip(axes, profiles):
     for bar, dnf in zip(bars, hatch):
         if dnf:
             bar.set_hatch("//"); bar.set_alpha(0.4)
-            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), "DNF", ha="center", va="bottom", fontsize=8)
+            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), "DNF", ha="center", va="bottom", fontsize=7)
     first = by.get(clients[0])
     ideal = first and first["ideal_s"]
-    ax.set_title(f"{profile} ({first['size_mib']:.0f} MiB)" if first else profile, fontsize=10)
+    ax.set_title(f"{profile}, {first['size_mib']:.0f} MiB" if first else profile, fontsize=9)
     ax.set_ylabel("time / ideal" if ideal else "seconds", fontsize=9)
     ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     ax.tick_params(axis="y", labelsize=8)
@@ -499,6 +543,9 @@ def main():
     parser.add_argument("--seed", type=int, default=7, help="link seed of round 1 (round n: seed + n - 1)")
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--server", choices=["keeps", "atomic", "both"], default="keeps",
+                        help="keeps: the server keeps the bytes of a broken request; atomic: "
+                             "--atomic-appends (it stores none of them); both: each, same rounds")
     parser.add_argument("--size", type=parse_sizes, default={},
                         help="per-profile file sizes, e.g. fast=128MiB,hostile=8MiB")
     parser.add_argument("--time-box", type=float, help="seconds per cell for every profile")
@@ -514,6 +561,7 @@ def main():
     args = parser.parse_args()
     args.profiles = [p for p in args.profiles.split(",") if p]
     args.clients = [c for c in args.clients.split(",") if c]
+    args.servers = ["keeps", "atomic"] if args.server == "both" else [args.server]
     bad = [p for p in args.profiles if p not in PROFILES] + [c for c in args.clients if c not in CLIENTS]
     if bad or args.rounds < 1:
         parser.error(f"unknown profile/client {bad} or bad --rounds")
@@ -522,6 +570,8 @@ def main():
         results = json.loads(Path(args.replot).read_text())
         seen = {r["profile"] for r in results}
         args.profiles = [p for p in args.profiles if p in seen]
+        modes = {r.get("server", "keeps") for r in results}
+        args.servers = [m for m in SERVERS if m in modes]
         try:
             matrix.report(results)
         finally:
