@@ -105,9 +105,10 @@ fi
 BINDGEN="$(command -v wasm-bindgen || echo "$HOME/.cargo/bin/wasm-bindgen")"
 if ! "$BINDGEN" --version 2>/dev/null | grep -qx "wasm-bindgen $BINDGEN_VERSION"; then
     log "installing wasm-bindgen-cli $BINDGEN_VERSION"
-    # With the host's own toolchain (not the RUSTC override above).
+    # With the host's own toolchain (not the RUSTC override above); --force:
+    # cargo's own record may name a binary that is gone or another version.
     env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
-        cargo install wasm-bindgen-cli --version "$BINDGEN_VERSION"
+        cargo install --force wasm-bindgen-cli --version "$BINDGEN_VERSION"
     BINDGEN="$HOME/.cargo/bin/wasm-bindgen"
 fi
 
