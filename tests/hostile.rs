@@ -476,6 +476,13 @@ fn violation<T: std::fmt::Debug>(outcome: &Result<T, chunkup::Error>) -> bool {
     )
 }
 
+fn exhausted<T: std::fmt::Debug>(outcome: &Result<T, chunkup::Error>) -> bool {
+    matches!(
+        outcome,
+        Err(chunkup::Error::Upload(CoreError::RetriesExhausted { .. }))
+    )
+}
+
 #[tokio::test]
 async fn offset_going_backwards_once_is_refilled_exactly() {
     // After the third chunk the server "loses" 20,000 bytes (a failover):
@@ -514,13 +521,7 @@ async fn offset_that_keeps_going_backwards_ends_in_retries_exhausted() {
     })
     .await;
     let (outcome, source) = upload(&server, Honest::Ietf, options(Honest::Ietf)).await;
-    assert!(
-        matches!(
-            outcome,
-            Err(chunkup::Error::Upload(CoreError::RetriesExhausted { .. }))
-        ),
-        "{outcome:?}"
-    );
+    assert!(exhausted(&outcome), "{outcome:?}");
     assert_prefix(&server.data(), &source);
 }
 
@@ -641,11 +642,7 @@ async fn garbage_headers_end_in_typed_errors() {
             // asks for the offset instead, and this server stored honestly.
             Ok(_) => assert_eq!(server.data(), source, "{name}: {value:?}"),
             Err(_) => assert!(
-                violation(&outcome)
-                    || matches!(
-                        outcome,
-                        Err(chunkup::Error::Upload(CoreError::RetriesExhausted { .. }))
-                    ),
+                violation(&outcome) || exhausted(&outcome),
                 "{name}: {value:?}: {outcome:?}"
             ),
         }
@@ -730,13 +727,7 @@ async fn a_body_that_never_ends_on_every_answer_gives_up() {
     })
     .await;
     let (outcome, source) = upload(&server, Honest::Tus, options(Honest::Tus)).await;
-    assert!(
-        matches!(
-            outcome,
-            Err(chunkup::Error::Upload(CoreError::RetriesExhausted { .. }))
-        ),
-        "{outcome:?}"
-    );
+    assert!(exhausted(&outcome), "{outcome:?}");
     assert_prefix(&server.data(), &source);
 }
 
