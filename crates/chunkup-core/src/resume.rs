@@ -73,6 +73,16 @@ impl ResumeRecord {
             .is_none_or(|expires| now_ms.saturating_add(MARGIN_MS) < expires)
     }
 
+    /// Whether this record may continue an upload of `total` bytes over
+    /// `protocol` (`Auto` accepts the record's own) at `now_ms` (wall clock,
+    /// milliseconds since the Unix epoch): same size, same protocol, not
+    /// expired.
+    pub fn continues(&self, protocol: Protocol, total: u64, now_ms: i64) -> bool {
+        (protocol == Protocol::Auto || self.protocol == protocol)
+            && self.total == total
+            && self.is_resumable(now_ms)
+    }
+
     /// Whether a store should forget the record at `now_ms` (wall clock,
     /// milliseconds since the Unix epoch): it can no longer be resumed, or it
     /// names no expiry and was last written more than
@@ -111,6 +121,24 @@ mod tests {
             part_fingerprint(&file, ByteRange { start: 0, end: 60 })
         );
         assert!(key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn a_record_continues_only_the_same_size_protocol_and_unexpired() {
+        let record = ResumeRecord {
+            fingerprint: "ab".into(),
+            upload_url: "http://h/u".into(),
+            protocol: Protocol::Tus,
+            offset: 1,
+            total: 2,
+            updated_ms: 1_000,
+            expires_ms: Some(100_000),
+        };
+        assert!(record.continues(Protocol::Tus, 2, 1_000));
+        assert!(record.continues(Protocol::Auto, 2, 1_000));
+        assert!(!record.continues(Protocol::Ranged, 2, 1_000));
+        assert!(!record.continues(Protocol::Tus, 3, 1_000));
+        assert!(!record.continues(Protocol::Tus, 2, 99_000));
     }
 
     #[test]

@@ -262,8 +262,7 @@ pub(crate) fn load_resumable(
 ) -> Result<Option<ResumeRecord>, Error> {
     Ok(store
         .load(key)?
-        .filter(|r| protocol == Protocol::Auto || r.protocol == protocol)
-        .filter(|r| r.total == total && r.is_resumable(now_ms())))
+        .filter(|r| r.continues(protocol, total, now_ms())))
 }
 
 /// Keeps the resume store in step with the upload. Store failures never fail

@@ -405,11 +405,7 @@ impl Shared {
         if let (Some(key), None) = (&key, &options.upload_url) {
             match store.load(key).await {
                 Ok(record) => {
-                    known = record
-                        .filter(|r| {
-                            options.protocol == Protocol::Auto || r.protocol == options.protocol
-                        })
-                        .filter(|r| r.total == size);
+                    known = record.filter(|r| r.continues(options.protocol, size, js::wall_ms()));
                 }
                 Err(message) => shared.emit(WebEvent::StoreFailed(message)),
             }
