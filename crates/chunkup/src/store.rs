@@ -199,17 +199,23 @@ impl ResumeStore for FileResumeStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chunkup_core::Protocol;
+    use chunkup_core::ResolvedProtocol;
 
     fn record(fingerprint: &str) -> ResumeRecord {
         ResumeRecord {
             fingerprint: fingerprint.into(),
             upload_url: "http://127.0.0.1:1/ranged/x".into(),
-            protocol: Protocol::Ranged,
+            protocol: ResolvedProtocol::Ranged,
+            ietf_version: None,
             offset: 5,
             total: 10,
+            created_ms: 1,
             updated_ms: 1,
             expires_ms: None,
+            file_name: Some("x".into()),
+            endpoint: None,
+            metadata: Vec::new(),
+            part_of: None,
         }
     }
 

@@ -359,10 +359,16 @@ impl Journal {
                             fingerprint: file.fingerprint.clone(),
                             upload_url: url.clone(),
                             protocol: *protocol,
+                            ietf_version: None,
                             offset: 0,
                             total: file.size,
+                            created_ms: now,
                             updated_ms: now,
                             expires_ms: None,
+                            file_name: None,
+                            endpoint: None,
+                            metadata: Vec::new(),
+                            part_of: None,
                         };
                         let json = serde_json::to_string(&record).unwrap_or_default();
                         tx.execute(
@@ -386,7 +392,7 @@ impl Journal {
     }
 
     /// The file is complete on the server.
-    pub fn done(&self, batch_id: &str, path: &str, upload_url: &str) -> Result<(), Error> {
+    pub fn done(&self, batch_id: &str, path: &str, upload_url: Option<&str>) -> Result<(), Error> {
         self.with(|conn| {
             conn.execute(
                 "UPDATE files SET state = 'done', upload_url = ?3, reason = NULL,
@@ -589,7 +595,9 @@ fn known(conn: &Connection, batch_id: &str, path: &str) -> rusqlite::Result<Opti
             size: r.get::<_, i64>(1)?.max(0) as u64,
             modified_ms: r.get(2)?,
             upload_url: r.get(3)?,
-            protocol: protocol.and_then(|p| p.parse().ok()),
+            protocol: protocol
+                .and_then(|p| p.parse::<chunkup_core::Protocol>().ok())
+                .and_then(chunkup_core::Protocol::resolved),
         })
     })
     .optional()
@@ -711,7 +719,7 @@ impl ResumeStore for BatchResumeStore {
 mod tests {
     use super::*;
     use crate::batch::BatchSpec;
-    use chunkup_core::Protocol;
+    use chunkup_core::{Protocol, ResolvedProtocol};
 
     fn spec() -> BatchSpec {
         BatchSpec {
@@ -738,11 +746,17 @@ mod tests {
         ResumeRecord {
             fingerprint: file.fingerprint.clone(),
             upload_url: url.into(),
-            protocol: Protocol::Tus,
+            protocol: ResolvedProtocol::Tus,
+            ietf_version: None,
             offset: 0,
             total: file.size,
+            created_ms: 1,
             updated_ms: 1,
             expires_ms: None,
+            file_name: None,
+            endpoint: None,
+            metadata: Vec::new(),
+            part_of: None,
         }
     }
 
@@ -769,18 +783,18 @@ mod tests {
         assert_eq!(
             journal.plan(&id, &file)?,
             Decision::Upload {
-                resume: Some(("http://x/1".into(), Protocol::Tus))
+                resume: Some(("http://x/1".into(), ResolvedProtocol::Tus))
             }
         );
         assert_eq!(
             store.load(&file.fingerprint)?.map(|r| r.upload_url),
             Some("http://x/1".into())
         );
-        journal.done(&id, &file.path, "http://x/1")?;
+        journal.done(&id, &file.path, Some("http://x/1"))?;
         assert_eq!(
             journal.plan(&id, &file)?,
             Decision::Skip {
-                upload_url: "http://x/1".into()
+                upload_url: Some("http://x/1".into())
             }
         );
         // Changed content is a new upload.
