@@ -452,6 +452,7 @@ impl Session {
             .known
             .clone()
             .filter(|known| named.is_none_or(|p| p == known.protocol));
+        let from_caller = known.is_some();
         let settled = match (named, known, &record) {
             (_, Some(known), _) => Some(known),
             // tus servers are asked what they support (checksum,
@@ -466,7 +467,13 @@ impl Session {
             (None, None, _) => None,
         };
         match settled {
-            Some(capabilities) => self.run(now, capabilities, record),
+            Some(capabilities) => {
+                // What the caller already knew is not news to it.
+                if !from_caller {
+                    self.announce(&capabilities);
+                }
+                self.run(now, capabilities, record)
+            }
             None => {
                 let url = self
                     .config
@@ -544,6 +551,7 @@ impl Session {
         match settled {
             Settled::Protocol(capabilities) => {
                 let record = state.record.take();
+                self.announce(&capabilities);
                 self.run(now, capabilities, record);
             }
             Settled::AskAgain(delay) => state.ask_at = Some(now + delay),
@@ -559,9 +567,6 @@ impl Session {
             && self.config.protocol == Protocol::Auto
             && capabilities.protocol == ResolvedProtocol::Ranged
             && record.is_none();
-        self.queue.push_back(SessionOutput::Event(Event::Discovered(
-            capabilities.clone(),
-        )));
         self.capabilities = Some(capabilities.clone());
         let size = self.config.source.size;
         let parts = match (&record, &self.config.upload_url, size) {
@@ -658,6 +663,13 @@ impl Session {
         if let Some(end) = self.pending.take() {
             self.end(now, end);
         }
+    }
+
+    /// Reports the settled protocol.
+    fn announce(&mut self, capabilities: &Capabilities) {
+        self.queue.push_back(SessionOutput::Event(Event::Discovered(
+            capabilities.clone(),
+        )));
     }
 
     /// Polls every running upload until it waits; returns the earliest wake.
@@ -849,6 +861,7 @@ impl Session {
             assumed: false,
             ..Capabilities::assumed(announced)
         };
+        self.announce(&capabilities);
         self.run(now, capabilities, None);
     }
 

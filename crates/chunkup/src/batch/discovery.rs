@@ -61,7 +61,9 @@ impl DiscoveryCache {
     /// known yet — the turn to discover them (other callers wait until the
     /// asker learned them or gave up).
     pub async fn turn(&self) -> (Option<Capabilities>, Option<Asker<'_>>) {
-        if let Some(known) = self.known() {
+        // What the server said is final; a guess is trusted only once the
+        // file that made it is done (it may still learn better).
+        if let Some(known) = self.known().filter(|k| !k.assumed) {
             return (Some(known), None);
         }
         let permit = self.asking.acquire().await.ok();
