@@ -86,6 +86,32 @@ pub struct ResumeRecord {
 }
 
 impl ResumeRecord {
+    /// A record of the upload of `total` bytes at `upload_url`, made in
+    /// `protocol` and written at `now_ms`, with nothing else known yet.
+    pub fn new(
+        fingerprint: impl Into<String>,
+        upload_url: impl Into<String>,
+        protocol: ResolvedProtocol,
+        total: u64,
+        now_ms: i64,
+    ) -> Self {
+        ResumeRecord {
+            fingerprint: fingerprint.into(),
+            upload_url: upload_url.into(),
+            protocol,
+            ietf_version: None,
+            offset: 0,
+            total,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            expires_ms: None,
+            file_name: None,
+            endpoint: None,
+            metadata: Vec::new(),
+            part_of: None,
+        }
+    }
+
     /// Whether the record may still be resumed at `now_ms` (wall clock,
     /// milliseconds since the Unix epoch): an expired upload is not resumed,
     /// with a minute's margin for clock skew and the time to get there.
@@ -127,19 +153,8 @@ mod tests {
 
     fn record() -> ResumeRecord {
         ResumeRecord {
-            fingerprint: "ab".into(),
-            upload_url: "http://h/u".into(),
-            protocol: ResolvedProtocol::Tus,
-            ietf_version: None,
             offset: 1,
-            total: 2,
-            created_ms: 1_000,
-            updated_ms: 1_000,
-            expires_ms: None,
-            file_name: None,
-            endpoint: None,
-            metadata: Vec::new(),
-            part_of: None,
+            ..ResumeRecord::new("ab", "http://h/u", ResolvedProtocol::Tus, 2, 1_000)
         }
     }
 

@@ -298,19 +298,14 @@ fn expiration_is_reported_and_makes_records_unresumable() {
         .unwrap();
     assert_eq!(at, 1_940_169_600_000);
     let record = chunkup_core::ResumeRecord {
-        fingerprint: "ab".into(),
-        upload_url: "http://127.0.0.1:9/tus/e".into(),
-        protocol: ResolvedProtocol::Tus,
-        ietf_version: None,
-        offset: 0,
-        total: 30,
-        created_ms: 0,
-        updated_ms: 0,
         expires_ms: Some(at),
-        file_name: None,
-        endpoint: None,
-        metadata: Vec::new(),
-        part_of: None,
+        ..chunkup_core::ResumeRecord::new(
+            "ab",
+            "http://127.0.0.1:9/tus/e",
+            ResolvedProtocol::Tus,
+            30,
+            0,
+        )
     };
     assert!(record.is_resumable(at - 3_600_000));
     assert!(!record.is_resumable(at));

@@ -78,19 +78,11 @@ fn serve_to_the_end(h: &mut SessionHarness, protocol: ResolvedProtocol) {
 
 fn record(key: &str, url: &str, protocol: ResolvedProtocol, total: u64) -> ResumeRecord {
     ResumeRecord {
-        fingerprint: key.into(),
-        upload_url: url.into(),
-        protocol,
-        ietf_version: None,
         offset: 10,
-        total,
         created_ms: 1,
-        updated_ms: 1_800_000_000_000,
-        expires_ms: None,
         file_name: Some("clip.mp4".into()),
         endpoint: Some(ENDPOINT.into()),
-        metadata: Vec::new(),
-        part_of: None,
+        ..ResumeRecord::new(key, url, protocol, total, 1_800_000_000_000)
     }
 }
 

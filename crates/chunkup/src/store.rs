@@ -203,19 +203,15 @@ mod tests {
 
     fn record(fingerprint: &str) -> ResumeRecord {
         ResumeRecord {
-            fingerprint: fingerprint.into(),
-            upload_url: "http://127.0.0.1:1/ranged/x".into(),
-            protocol: ResolvedProtocol::Ranged,
-            ietf_version: None,
             offset: 5,
-            total: 10,
-            created_ms: 1,
-            updated_ms: 1,
-            expires_ms: None,
             file_name: Some("x".into()),
-            endpoint: None,
-            metadata: Vec::new(),
-            part_of: None,
+            ..ResumeRecord::new(
+                fingerprint,
+                "http://127.0.0.1:1/ranged/x",
+                ResolvedProtocol::Ranged,
+                10,
+                1,
+            )
         }
     }
 

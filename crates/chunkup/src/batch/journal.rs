@@ -355,21 +355,13 @@ impl Journal {
                         ],
                     )?;
                     if let Some((url, protocol)) = resume {
-                        let record = ResumeRecord {
-                            fingerprint: file.fingerprint.clone(),
-                            upload_url: url.clone(),
-                            protocol: *protocol,
-                            ietf_version: None,
-                            offset: 0,
-                            total: file.size,
-                            created_ms: now,
-                            updated_ms: now,
-                            expires_ms: None,
-                            file_name: None,
-                            endpoint: None,
-                            metadata: Vec::new(),
-                            part_of: None,
-                        };
+                        let record = ResumeRecord::new(
+                            file.fingerprint.clone(),
+                            url.clone(),
+                            *protocol,
+                            file.size,
+                            now,
+                        );
                         let json = serde_json::to_string(&record).unwrap_or_default();
                         tx.execute(
                             "INSERT OR IGNORE INTO resume (fingerprint, batch_id, record)
@@ -743,21 +735,13 @@ mod tests {
     }
 
     fn record(file: &FileEntry, url: &str) -> ResumeRecord {
-        ResumeRecord {
-            fingerprint: file.fingerprint.clone(),
-            upload_url: url.into(),
-            protocol: ResolvedProtocol::Tus,
-            ietf_version: None,
-            offset: 0,
-            total: file.size,
-            created_ms: 1,
-            updated_ms: 1,
-            expires_ms: None,
-            file_name: None,
-            endpoint: None,
-            metadata: Vec::new(),
-            part_of: None,
-        }
+        ResumeRecord::new(
+            file.fingerprint.clone(),
+            url,
+            ResolvedProtocol::Tus,
+            file.size,
+            1,
+        )
     }
 
     #[test]
