@@ -16,7 +16,7 @@
 //!         println!("{event:?}");
 //!     })
 //!     .await?;
-//! println!("stored at {}", report.upload_url);
+//! println!("stored at {:?}", report.upload_url);
 //! # Ok(())
 //! # }
 //! ```
