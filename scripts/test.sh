@@ -76,6 +76,20 @@ FAKE_GCS_VERSION="v1.56.1"
 SEAWEEDFS_MODULE="github.com/seaweedfs/seaweedfs"
 SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 
+# Runs a command with its output in a log (go prints a line per module it
+# downloads); on failure shows the log's tail and stops the run.
+quietly() {
+    local what=$1 log
+    shift
+    log="$(mktemp)"
+    if ! "$@" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        rm -f "$log"
+        die "$what failed"
+    fi
+    rm -f "$log"
+}
+
 # The main module's version recorded in a Go binary ("" if unreadable).
 go_binary_version() {
     go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'
@@ -92,8 +106,8 @@ ensure_go_install() {
     fi
     echo "$name: go install $package@$version"
     rm -f "$bin"
-    GOBIN="$GO_PEERS_BIN" go install "$package@$version" \
-        || die "go install $package@$version failed"
+    quietly "go install $package@$version" \
+        env GOBIN="$GO_PEERS_BIN" go install "$package@$version"
     [[ "$(go_binary_version "$bin")" == "$version" ]] \
         || die "$bin does not report version $version after go install"
     echo "$name: installed $version in $((SECONDS - started)) s"
@@ -121,10 +135,8 @@ ensure_seaweedfs() {
     chmod -R u+w "$work/seaweedfs"
     # -trimpath: the copy's path changes every time; without it no build
     # cache entry would be reused.
-    if ! (cd "$work/seaweedfs" && go build -trimpath -o "$bin" ./weed); then
-        rm -rf "$work"
-        die "go build of SeaweedFS $SEAWEEDFS_VERSION failed"
-    fi
+    quietly "go build of SeaweedFS $SEAWEEDFS_VERSION" \
+        go -C "$work/seaweedfs" build -trimpath -o "$bin" ./weed
     rm -rf "$work"
     echo "$SEAWEEDFS_VERSION" >"$stamp"
     echo "weed (SeaweedFS): built $SEAWEEDFS_VERSION in $((SECONDS - started)) s"

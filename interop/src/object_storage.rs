@@ -9,7 +9,7 @@
 //! an application server would; the tests then use the presigned URLs with
 //! a plain HTTP client, the way chunkup will.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -147,10 +147,23 @@ pub struct SeaweedFs {
     /// The filer's HTTP endpoint (the file tree behind the buckets:
     /// `/buckets/{bucket}/...`).
     pub filer_url: String,
+    /// Unix sockets `weed server` makes in /tmp whatever it is told
+    /// (`/tmp/seaweedfs-{service}-grpc-{port}.sock`), removed on drop.
+    grpc_sockets: Vec<PathBuf>,
     peer: Peer,
-    /// Data, logs and the S3 identity file; removed after the process dies
-    /// (declared after `peer`, so dropped after it).
+    /// Data, logs, the S3 identity file and the filer's and gateway's local
+    /// sockets; removed after the process dies (declared after `peer`, so
+    /// dropped after it).
     dir: tempfile::TempDir,
+}
+
+impl Drop for SeaweedFs {
+    fn drop(&mut self) {
+        self.peer.kill();
+        for socket in &self.grpc_sockets {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
 }
 
 impl SeaweedFs {
@@ -181,35 +194,56 @@ impl SeaweedFs {
         });
         std::fs::write(&identities, config.to_string()).expect("write the S3 identities");
 
-        let port = |_: &str| free_port().to_string();
+        // Every port is given: the gRPC ones default to port + 10000, which
+        // collides between instances.
         let s3_port = free_port();
         let filer_port = free_port();
+        let grpc_ports = [
+            ("master", free_port()),
+            ("volume", free_port()),
+            ("filer", free_port()),
+            ("s3", free_port()),
+        ];
         let mut command = Command::new(super::weed_bin());
         command
             .arg(format!("-logdir={}", logs.display()))
             .arg("server")
             .arg(format!("-dir={}", data.display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-            .arg(format!("-master.port={}", port("master")))
-            .arg(format!("-master.port.grpc={}", port("master grpc")))
+            .arg(format!("-master.port={}", free_port()))
             // Small volumes: a test writes megabytes, not gigabytes.
             .arg("-master.volumeSizeLimitMB=64")
-            .arg(format!("-volume.port={}", port("volume")))
-            .arg(format!("-volume.port.grpc={}", port("volume grpc")))
+            .arg(format!("-volume.port={}", free_port()))
             .arg("-filer")
             .arg(format!("-filer.port={filer_port}"))
-            .arg(format!("-filer.port.grpc={}", port("filer grpc")))
+            .arg(format!(
+                "-filer.localSocket={}",
+                dir.path().join("filer.sock").display()
+            ))
             .arg("-s3")
             .arg(format!("-s3.port={s3_port}"))
-            .arg(format!("-s3.port.grpc={}", port("s3 grpc")))
+            .arg(format!(
+                "-s3.localSocket={}",
+                dir.path().join("s3.sock").display()
+            ))
             .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
             .arg(format!("-s3.config={}", identities.display()));
+        for (service, port) in grpc_ports {
+            command.arg(format!("-{service}.port.grpc={port}"));
+        }
+        let grpc_sockets = grpc_ports
+            .iter()
+            .map(|(service, port)| {
+                PathBuf::from(format!("/tmp/seaweedfs-{service}-grpc-{port}.sock"))
+            })
+            .collect();
         let peer = Peer::spawn("SeaweedFS", command);
         let seaweed = SeaweedFs {
             s3_endpoint: format!("http://127.0.0.1:{s3_port}"),
             bucket: bucket.to_string(),
             credentials,
             filer_url: format!("http://127.0.0.1:{filer_port}"),
+            grpc_sockets,
             peer,
             dir,
         };
@@ -231,10 +265,7 @@ impl SeaweedFs {
         loop {
             match self.try_s3_tool(&["create-bucket", &self.bucket], None) {
                 Ok(_) => return,
-                Err(error) if Instant::now() < deadline => {
-                    let _ = error;
-                    thread::sleep(Duration::from_millis(500));
-                }
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(300)),
                 Err(error) => panic!(
                     "SeaweedFS did not create bucket {} within {SEAWEEDFS_READY_TIMEOUT:?}: \
                      {error}\nSeaweedFS output:\n{}",
