@@ -75,6 +75,9 @@ FAKE_GCS_PACKAGE="github.com/fsouza/fake-gcs-server"
 FAKE_GCS_VERSION="v1.56.1"
 SEAWEEDFS_MODULE="github.com/seaweedfs/seaweedfs"
 SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
+# A cold build of SeaweedFS took 12 min on 2 busy cores; a build that takes
+# 40 min is hung (on the module proxy, say), not slow.
+GO_BUILD_TIMEOUT=2400
 
 # Runs a command with its output in a log (go prints a line per module it
 # downloads); on failure shows the log's tail and stops the run.
@@ -107,7 +110,7 @@ ensure_go_install() {
     echo "$name: go install $package@$version"
     rm -f "$bin"
     quietly "go install $package@$version" \
-        env GOBIN="$GO_PEERS_BIN" go install "$package@$version"
+        timeout "$GO_BUILD_TIMEOUT" env GOBIN="$GO_PEERS_BIN" go install "$package@$version"
     [[ "$(go_binary_version "$bin")" == "$version" ]] \
         || die "$bin does not report version $version after go install"
     echo "$name: installed $version in $((SECONDS - started)) s"
@@ -127,7 +130,7 @@ ensure_seaweedfs() {
     echo "weed (SeaweedFS): building $SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION"
     rm -f "$bin" "$stamp"
     local source work
-    source="$(go mod download -json "$SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION" \
+    source="$(timeout "$GO_BUILD_TIMEOUT" go mod download -json "$SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION" \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
         || die "go mod download $SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION failed"
     work="$(mktemp -d)"
@@ -136,12 +139,17 @@ ensure_seaweedfs() {
     # -trimpath: the copy's path changes every time; without it no build
     # cache entry would be reused.
     quietly "go build of SeaweedFS $SEAWEEDFS_VERSION" \
-        go -C "$work/seaweedfs" build -trimpath -o "$bin" ./weed
+        timeout "$GO_BUILD_TIMEOUT" go -C "$work/seaweedfs" build -trimpath -o "$bin" ./weed
     rm -rf "$work"
     echo "$SEAWEEDFS_VERSION" >"$stamp"
     echo "weed (SeaweedFS): built $SEAWEEDFS_VERSION in $((SECONDS - started)) s"
 }
 
+# In the foreground on purpose: overlapping a cold Go build with a cold cargo
+# build saved nothing on 2 cores (2026-11-30: fake-gcs-server then
+# chunkup-cli 223 + 270 = 493 s; both at once 507 s). Both are CPU-bound.
+# Where Go's caches are warm, all three take about a minute from a fresh
+# checkout.
 ensure_go_peers() {
     have go || die "go is needed to build the Go interop peers (tusd, SeaweedFS, fake-gcs-server)"
     mkdir -p "$GO_PEERS_BIN"
