@@ -313,7 +313,7 @@ fn an_early_413_does_not_cost_a_stall_timeout() {
             "--protocol",
             "tus",
             "--chunk-size",
-            "4MiB",
+            "1MiB",
             "--stall-timeout",
             "20",
         ],
