@@ -302,6 +302,9 @@ pub struct Upload {
     /// that answered before reading a body may never read another request
     /// on it (RFC 9112 §9.3), so the next request asks for a new one.
     connection_suspect: bool,
+    /// The last answer said the upload is still open although it may hold
+    /// every byte (IETF `Upload-Complete: ?0`, a Google-style 308).
+    answer_left_open: bool,
 }
 
 impl Upload {
@@ -358,6 +361,7 @@ impl Upload {
             queue: VecDeque::new(),
             started: None,
             connection_suspect: false,
+            answer_left_open: false,
             config,
         };
         upload.phase = Phase::Ready(upload.recovery_step());
@@ -596,7 +600,7 @@ impl Upload {
                 RequestKind::Status,
                 self.upload_url.clone(),
                 None,
-                self.codec.status(),
+                self.codec.status(&self.meta()),
             ),
             Step::Chunk => {
                 let range = self.next_range();
@@ -708,16 +712,21 @@ impl Upload {
             self.queue
                 .push_back(Output::Event(Event::Expires { at_unix_ms: at }));
         }
-        if flight.step == Step::Status && self.total.is_some() {
-            if self.codec.server_knows_length(&response) {
-                self.length_announced = true;
-            }
-            // Found by the chaos soak: holding every byte is not complete
-            // for an IETF server whose last append's answer was lost; an
-            // empty append declaring the end finishes it.
-            if self.codec.awaits_completion(&response) {
-                self.length_announced = false;
-            }
+        if flight.step == Step::Status
+            && self.total.is_some()
+            && self.codec.server_knows_length(&response)
+        {
+            self.length_announced = true;
+        }
+        // Found by the chaos soak: holding every byte is not complete for an
+        // IETF server whose last append's answer was lost, nor for a
+        // Google-style session that still answers 308; an empty append
+        // declaring the end finishes it.
+        self.answer_left_open = matches!(flight.step, Step::Status | Step::Chunk)
+            && self.total.is_some()
+            && self.codec.awaits_completion(&response);
+        if self.answer_left_open {
+            self.length_announced = false;
         }
         if flight.body_is_empty() && !matches!(verdict, Verdict::Retry { .. }) {
             self.sizer.on_round_trip(elapsed);
@@ -869,7 +878,7 @@ impl Upload {
                 let range = flight.range.unwrap_or(ByteRange { start: 0, end: 0 });
                 if held >= range.end && flight.step == Step::Chunk {
                     self.sizer.on_chunk_acked(range.len(), elapsed);
-                    if flight.announces_length {
+                    if flight.announces_length && !self.answer_left_open {
                         self.length_announced = true;
                     }
                 }
