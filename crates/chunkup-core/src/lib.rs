@@ -47,7 +47,7 @@ pub use progress::Progress;
 pub use protocol::{Capabilities, Concat, IetfVersion, Protocol};
 pub use resume::{ResumeRecord, fingerprint, part_fingerprint};
 pub use retry::{RetryPolicy, RetryReason};
-pub use sizing::{ChunkSizer, ChunkSizing};
+pub use sizing::{ChunkConstraints, ChunkSizer, ChunkSizing, SizingError};
 pub use time::Instant;
 pub use upload::{Event, Input, Output, Upload, UploadConfig};
 
