@@ -520,8 +520,8 @@ fig, axes = plt.subplots(lines, columns, figsize=(3.2 * columns, 3.4 * lines), s
 axes = [ax for line in axes for ax in line]
 for ax in axes[len(profiles):]:
     ax.set_visible(False)
-palette = dict(zip(["adaptive", "fixed-256KiB", "fixed-2MiB", "fixed-16MiB", "tus-js-client"],
-                   ["#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#d95f02"]))
+palette = dict(zip(["adaptive", "adaptive-baseline", "fixed-256KiB", "fixed-2MiB", "fixed-16MiB", "tus-js-client"],
+                   ["#1b9e77", "#a6cee3", "#7570b3", "#e7298a", "#66a61e", "#d95f02"]))
 for ax, profile in zip(axes, profiles):
     by = {r["client"]: r for r in rows if r["label"] == profile}
     names, values, hatch, colors = [], [], [], []
@@ -529,7 +529,7 @@ for ax, profile in zip(axes, profiles):
         r = by.get(c)
         if r is None:
             continue
-        names.append(c.replace("fixed-", "").replace("tus-js-client", "tus-js"))
+        names.append(c.replace("fixed-", "").replace("tus-js-client", "tus-js").replace("adaptive-baseline", "adaptive (before)"))
         colors.append(palette.get(c, "grey"))
         ref = r["ideal_s"]
         if r["median_s"] is None:

@@ -18,7 +18,30 @@ const GIB: u64 = 1024 * MIB;
 ///
 /// Constraints are rules, not preferences: they override the sizer's own
 /// range (`ChunkSizing::Adaptive { min, max, .. }`) and a `Fixed` size. Set
-/// them with `ChunkSizer::set_constraints`.
+/// them with `ChunkSizer::set_constraints`, then ask
+/// `ChunkSizer::next_part` for each part; an error from either means the
+/// upload cannot go on (the engine fails it with that reason).
+///
+/// ```
+/// use chunkup_core::{ChunkConstraints, ChunkSizer, ChunkSizing, SizingError};
+///
+/// let mut sizer = ChunkSizer::new(ChunkSizing::default());
+/// sizer.set_constraints(ChunkConstraints::S3_MULTIPART)?;
+/// // 5 TiB: every part at least ceil(5 TiB / 10,000) bytes.
+/// let total = 5u64 << 40;
+/// let first = sizer.next_part(total, 0)?;
+/// assert_eq!(first, total.div_ceil(10_000));
+/// // A small file: 5 MiB parts (the adaptive 1 MiB start is raised), the
+/// // last part whatever is left.
+/// assert_eq!(sizer.next_part(12 << 20, 0)?, 5 << 20);
+/// assert_eq!(sizer.next_part(2 << 20, 2)?, 2 << 20);
+/// // A 413 for an 8 MiB part: half of it is below 5 MiB, so no part fits.
+/// assert!(matches!(
+///     sizer.on_too_large(8 << 20),
+///     Err(SizingError::NoSizeFits { .. })
+/// ));
+/// # Ok::<(), SizingError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkConstraints {
     /// Every chunk but the last is a multiple of this many bytes (1: any).
