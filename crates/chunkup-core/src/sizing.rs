@@ -2,7 +2,9 @@
 //!
 //! Big chunks lose much on each break and give coarse progress; small chunks
 //! pay a round trip each. With breaks at a rate of `λ` per byte, a
-//! per-request cost of `c` bytes (throughput × round-trip time) and a break
+//! per-request cost of `c` bytes (throughput × what a chunk request costs
+//! beyond its bytes: the round trip, or more when the chunks' times show the
+//! server takes longer, [`ChunkSizer::request_time`]) and a break
 //! that loses what was sent of the chunk, a chunk of `s` bytes costs on
 //! average `(e^{λs} − 1)(1/λ + 2c) + c` bytes' worth of sending (attempts
 //! until one gets through whole, each failed one paying a status poll and a
