@@ -33,7 +33,6 @@ ensure_rust() {
 # Interop peers (interop/peers): servers and clients nobody here wrote, for
 # the chunkup-interop tests. Each is installed only when missing or stale.
 INTEROP_PEERS="$ROOT/interop/peers"
-TUSD_MODULE="github.com/tus/tusd/v2/cmd/tusd@latest"
 
 ensure_npm_peers() {
     have node && have npm || die "node and npm are needed for the interop peers"
@@ -65,40 +64,106 @@ ensure_python_peers() {
     cp "$INTEROP_PEERS/requirements.txt" "$stamp"
 }
 
-# tusd comes from the Go module proxy; where it cannot be had, the tusd tests
-# are skipped (loudly) with the reason in CHUNKUP_TUSD_SKIP.
-ensure_tusd() {
-    if [[ -n "${CHUNKUP_TUSD:-}" && -x "${CHUNKUP_TUSD}" ]]; then
-        echo "tusd: $CHUNKUP_TUSD (CHUNKUP_TUSD)"
-        return
-    fi
-    if [[ -x "$INTEROP_PEERS/bin/tusd" ]]; then
-        echo "tusd: $INTEROP_PEERS/bin/tusd"
-        return
-    fi
-    local reason log
-    if ! have go; then
-        reason="go is not installed"
-    else
-        log="$(mktemp)"
-        if GOBIN="$INTEROP_PEERS/bin" timeout 900 go install "$TUSD_MODULE" >"$log" 2>&1; then
-            rm -f "$log"
-            echo "tusd: installed $INTEROP_PEERS/bin/tusd"
-            return
-        fi
-        reason="go install $TUSD_MODULE failed: $(grep -v '^\s*$' "$log" | tail -n 2 | tr '\n' ' ')"
+# Go peers, pinned, built from the Go module proxy into interop/peers/bin:
+# tusd (the reference tus server), SeaweedFS (`weed`: a distributed object
+# store with an S3 gateway) and fake-gcs-server (Google Cloud Storage's
+# JSON API with resumable uploads). A peer that cannot be built fails the run.
+GO_PEERS_BIN="$INTEROP_PEERS/bin"
+TUSD_PACKAGE="github.com/tus/tusd/v2/cmd/tusd"
+TUSD_VERSION="v2.9.1"
+FAKE_GCS_PACKAGE="github.com/fsouza/fake-gcs-server"
+FAKE_GCS_VERSION="v1.56.1"
+SEAWEEDFS_MODULE="github.com/seaweedfs/seaweedfs"
+SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
+# A cold build of SeaweedFS took 12 min on 2 busy cores; a build that takes
+# 40 min is hung (on the module proxy, say), not slow.
+GO_BUILD_TIMEOUT=2400
+
+# Runs a command with its output in a log (go prints a line per module it
+# downloads); on failure shows the log's tail and stops the run.
+quietly() {
+    local what=$1 log
+    shift
+    log="$(mktemp)"
+    if ! "$@" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
         rm -f "$log"
+        die "$what failed"
     fi
-    export CHUNKUP_TUSD_SKIP="$reason"
-    echo "SKIPPED: tusd not installable: $reason"
+    rm -f "$log"
+}
+
+# The main module's version recorded in a Go binary ("" if unreadable).
+go_binary_version() {
+    go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'
+}
+
+# `go install PACKAGE@VERSION` into $GO_PEERS_BIN unless NAME is there at
+# that version.
+ensure_go_install() {
+    local name=$1 package=$2 version=$3
+    local bin="$GO_PEERS_BIN/$name" started=$SECONDS
+    if [[ -x "$bin" && "$(go_binary_version "$bin")" == "$version" ]]; then
+        echo "$name: $version up to date"
+        return
+    fi
+    echo "$name: go install $package@$version"
+    rm -f "$bin"
+    quietly "go install $package@$version" \
+        timeout "$GO_BUILD_TIMEOUT" env GOBIN="$GO_PEERS_BIN" go install "$package@$version"
+    [[ "$(go_binary_version "$bin")" == "$version" ]] \
+        || die "$bin does not report version $version after go install"
+    echo "$name: installed $version in $((SECONDS - started)) s"
+}
+
+# SeaweedFS's go.mod has replace directives, so `go install` refuses it:
+# build it from the module's source instead (`go mod download` puts that in
+# the module cache, read-only, so it is built from a writable copy). The
+# binary records no version then; a stamp beside it does.
+ensure_seaweedfs() {
+    local bin="$GO_PEERS_BIN/weed" stamp="$GO_PEERS_BIN/weed.version"
+    local started=$SECONDS
+    if [[ -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$SEAWEEDFS_VERSION" ]]; then
+        echo "weed (SeaweedFS): $SEAWEEDFS_VERSION up to date"
+        return
+    fi
+    echo "weed (SeaweedFS): building $SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION"
+    rm -f "$bin" "$stamp"
+    local source work
+    source="$(timeout "$GO_BUILD_TIMEOUT" go mod download -json "$SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
+        || die "go mod download $SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION failed"
+    work="$(mktemp -d)"
+    cp -r "$source" "$work/seaweedfs"
+    chmod -R u+w "$work/seaweedfs"
+    # -trimpath: the copy's path changes every time; without it no build
+    # cache entry would be reused.
+    quietly "go build of SeaweedFS $SEAWEEDFS_VERSION" \
+        timeout "$GO_BUILD_TIMEOUT" go -C "$work/seaweedfs" build -trimpath -o "$bin" ./weed
+    rm -rf "$work"
+    echo "$SEAWEEDFS_VERSION" >"$stamp"
+    echo "weed (SeaweedFS): built $SEAWEEDFS_VERSION in $((SECONDS - started)) s"
+}
+
+# In the foreground on purpose: overlapping a cold Go build with a cold cargo
+# build saved nothing on 2 cores (2026-11-30: fake-gcs-server then
+# chunkup-cli 223 + 270 = 493 s; both at once 507 s). Both are CPU-bound.
+# Where Go's caches are warm, all three take about a minute from a fresh
+# checkout.
+ensure_go_peers() {
+    have go || die "go is needed to build the Go interop peers (tusd, SeaweedFS, fake-gcs-server)"
+    mkdir -p "$GO_PEERS_BIN"
+    ensure_go_install tusd "$TUSD_PACKAGE" "$TUSD_VERSION"
+    ensure_go_install fake-gcs-server "$FAKE_GCS_PACKAGE" "$FAKE_GCS_VERSION"
+    ensure_seaweedfs
 }
 
 ensure_interop_peers() {
-    section "interop peers (npm, PyPI, tusd)"
+    section "interop peers (npm, PyPI, Go)"
     local started=$SECONDS
     ensure_npm_peers
     ensure_python_peers
-    ensure_tusd
+    ensure_go_peers
     echo "interop peers ready in $((SECONDS - started)) s"
 }
 

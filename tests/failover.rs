@@ -201,7 +201,7 @@ async fn restart_in_place_meets_the_hole_as_a_416() {
         first_ack_after_retry(&run.events),
         Some(run.on_disk + chunk)
     );
-    let stored = assert_stored_exactly(&b.base_url(), &run.report.upload_url, &source).await;
+    let stored = assert_stored_exactly(&b.base_url(), run.report.url(), &source).await;
     assert_eq!(
         stored.bytes_received(),
         source.size - run.on_disk,
@@ -226,10 +226,10 @@ async fn failover_through_the_proxy_fills_the_hole() {
         assert_eq!(proxy.current_backend(), 1, "the proxy failed over to B");
         assert!(
             run.report
-                .upload_url
+                .url()
                 .starts_with(&format!("{}/ranged/", proxy.url())),
             "{}",
-            run.report.upload_url
+            run.report.url()
         );
         let saw_416 = met_the_hole(&run.report, run.crashed_at, run.on_disk);
         eprintln!(
@@ -241,7 +241,7 @@ async fn failover_through_the_proxy_fills_the_hole() {
             first_ack_after_retry(&run.events),
             Some(run.on_disk + chunk)
         );
-        let stored = assert_stored_exactly(&b.base_url(), &run.report.upload_url, &source).await;
+        let stored = assert_stored_exactly(&b.base_url(), run.report.url(), &source).await;
         assert_eq!(
             stored.bytes_received(),
             source.size - run.on_disk,
@@ -270,7 +270,7 @@ async fn failover_through_the_proxy_always_delivers_the_416() {
             "run {seed}: the 416 was lost: {:?}",
             run.report.retries
         );
-        assert_stored_exactly(&b.base_url(), &run.report.upload_url, &source).await;
+        assert_stored_exactly(&b.base_url(), run.report.url(), &source).await;
         proxy.shutdown().await;
         b.shutdown().await;
     }
@@ -344,7 +344,7 @@ async fn crash_mid_chunk_is_recovered_from_the_status_poll() {
         "the next chunk starts at B's offset"
     );
     assert_progress_monotonic(&events, source.size);
-    let stored = assert_stored_exactly(&b.base_url(), &report.upload_url, &source).await;
+    let stored = assert_stored_exactly(&b.base_url(), report.url(), &source).await;
     assert_eq!(
         stored.bytes_received(),
         source.size - on_disk,

@@ -38,7 +38,7 @@ async fn run(faults: &str, size: u64, file_seed: u64, options: UploadOptions) ->
         report.elapsed,
         report.retries
     );
-    let stored = assert_stored_exactly(&server.base_url(), &report.upload_url, &source).await;
+    let stored = assert_stored_exactly(&server.base_url(), report.url(), &source).await;
     assert_progress_monotonic(&events, source.size);
     assert_eq!(
         rewinds(&events),

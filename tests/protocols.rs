@@ -5,8 +5,8 @@
 use chunkup::core::{IetfVersion, Protocol};
 use chunkup::{Event, UploadOptions};
 use chunkup_e2e::{
-    KIB, MIB, adaptive_options, assert_progress_monotonic, assert_stored_exactly, client,
-    fixed_options, random_file, start_server,
+    KIB, MIB, ReportUrl, adaptive_options, assert_progress_monotonic, assert_stored_exactly,
+    client, fixed_options, random_file, start_server,
 };
 
 const FAULTS: &str = "reset=0.15,error=0.1,busy=0.05,retry-after=1,status-error=0.1";
@@ -24,14 +24,14 @@ async fn upload(
         .upload_file(&source.path, endpoint, options, |e| events.push(e.clone()))
         .await
         .unwrap_or_else(|e| panic!("upload to {endpoint} failed: {e}"));
-    assert_stored_exactly(&server.base_url(), &report.upload_url, &source).await;
+    assert_stored_exactly(&server.base_url(), report.url(), &source).await;
     assert_progress_monotonic(&events, size);
     (report, events)
 }
 
 fn discovered(events: &[Event]) -> Option<Protocol> {
     events.iter().find_map(|e| match e {
-        Event::Discovered(c) => Some(c.protocol),
+        Event::Discovered(c) => Some(c.protocol.into()),
         _ => None,
     })
 }
@@ -130,7 +130,7 @@ async fn big_file_as_parallel_tus_parts_under_faults() {
     let uploads = chunkup_e2e::admin_uploads(&server.base_url()).await;
     // Three parts and the final upload that joins them.
     assert_eq!(uploads.len(), 4, "{uploads:?}");
-    assert!(report.upload_url.contains("/tus/"));
+    assert!(report.url().contains("/tus/"));
     server.shutdown().await;
 }
 
@@ -183,7 +183,7 @@ async fn parallel_parts_resume_in_a_later_run() {
         .upload_file(&source.path, &server.tus_endpoint(), options(), |_| {})
         .await
         .expect("the second run completes");
-    assert_stored_exactly(&server.base_url(), &report.upload_url, &source).await;
+    assert_stored_exactly(&server.base_url(), report.url(), &source).await;
     assert!(
         report.resumed_from.is_some_and(|at| at > 0),
         "the parts were continued: {report:?}"

@@ -396,7 +396,7 @@ async fn chaos_soak() {
             Target::Plain => plain.base_url(),
             Target::Failover => failover_base.clone(),
         };
-        let stored = Stored::fetch(&base, &report.upload_url).await;
+        let stored = Stored::fetch(&base, report.url()).await;
         if stored.sha256() != d.source_sha256
             || stored.stored() != d.plan.size
             || !stored.complete()
@@ -451,7 +451,7 @@ async fn chaos_soak() {
             .outcome
             .as_ref()
             .ok()
-            .map(|r| upload_id(&r.upload_url).to_string());
+            .map(|r| upload_id(r.url()).to_string());
         for extra in on_server
             .iter()
             .filter(|u| u["id"].as_str() != used.as_deref())

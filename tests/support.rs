@@ -305,3 +305,16 @@ pub fn rewinds(events: &[Event]) -> Vec<(u64, u64)> {
         })
         .collect()
 }
+
+/// The URL of a completed upload (every server in these tests names one).
+pub trait ReportUrl {
+    fn url(&self) -> &str;
+}
+
+impl ReportUrl for chunkup::UploadReport {
+    fn url(&self) -> &str {
+        self.upload_url
+            .as_deref()
+            .expect("the server named the upload")
+    }
+}

@@ -1,12 +1,16 @@
 //! Helpers for the interop tests: peers nobody here wrote (`@tus/server`,
-//! tusd, `tus-js-client`, `tuspy`) and chunkup's own binary, each started
-//! as a child process on 127.0.0.1 and killed when its handle drops; random
-//! source files with known digests; a tiny blocking HTTP client; and a
-//! proxy that cuts the connection once after a number of bytes.
+//! tusd, `tus-js-client`, `tuspy`; the object stores SeaweedFS and
+//! fake-gcs-server, tusd over S3, boto3 and the AWS CLI) and chunkup's own
+//! binary, each started as a child process on 127.0.0.1 and killed when its
+//! handle drops; random source files with known digests; a tiny blocking
+//! HTTP client; and a proxy that cuts the connection once after a number
+//! of bytes.
 //!
 //! The peers are installed into `interop/peers` by `scripts/test.sh`
-//! (`npm ci`, a venv with `tuspy`, `go install` of tusd); the `chunkup`
-//! binary is built by `cargo build -p chunkup-cli` before the tests run.
+//! (`npm ci`; a venv with `tuspy`, `boto3` and `awscli`; the pinned Go
+//! peers tusd, SeaweedFS and fake-gcs-server built into `interop/peers/bin`);
+//! the `chunkup` binary is built by `cargo build -p chunkup-cli` before the
+//! tests run.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -20,6 +24,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+mod object_storage;
+pub use object_storage::{
+    CorsRule, DEFAULT_BUCKET, FakeGcs, Presign, S3Credentials, SeaweedFs, TusdS3, tusd_pair_over_s3,
+};
 
 /// One KiB.
 pub const KIB: u64 = 1024;
@@ -118,48 +127,39 @@ pub fn peers_python() -> PathBuf {
     venv
 }
 
-/// Where tusd is, or why it is not there. `CHUNKUP_TUSD_SKIP=<reason>`
-/// (set by `scripts/test.sh` when `go install` failed) wins; then
-/// `CHUNKUP_TUSD=<path>`; then `interop/peers/bin/tusd`.
-pub fn tusd() -> Result<PathBuf, String> {
-    if let Some(reason) = std::env::var_os("CHUNKUP_TUSD_SKIP") {
-        return Err(reason.to_string_lossy().into_owned());
-    }
-    if let Some(path) = std::env::var_os("CHUNKUP_TUSD") {
+/// A Go peer's binary: `$<env>` if set, else `interop/peers/bin/<name>`.
+/// Panics when it is missing: the Go peers are part of every run, not
+/// optional (`scripts/test.sh` builds them, pinned, and fails without them).
+fn go_peer(name: &str, env: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
         let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "CHUNKUP_TUSD={} is not a file",
-            path.display()
-        );
-        return Ok(path);
+        assert!(path.is_file(), "{env}={} is not a file", path.display());
+        return path;
     }
-    let local = peers_dir().join("bin").join("tusd");
-    if local.is_file() {
-        Ok(local)
-    } else {
-        Err(format!(
-            "{} is missing and neither CHUNKUP_TUSD nor CHUNKUP_TUSD_SKIP is set \
-             (scripts/test.sh installs it with `go install`)",
-            local.display()
-        ))
-    }
+    let local = peers_dir().join("bin").join(name);
+    assert!(
+        local.is_file(),
+        "{name} is not installed ({} is missing): run scripts/test.sh, which \
+         builds the pinned Go peers into interop/peers/bin, or set {env}",
+        local.display()
+    );
+    local
 }
 
-/// tusd for `test`, or `None` after saying loudly that the test is skipped.
-/// The note goes straight to stderr, past the test harness's capture, so a
-/// skip is visible in every run.
-pub fn tusd_or_skip(test: &str) -> Option<PathBuf> {
-    match tusd() {
-        Ok(path) => Some(path),
-        Err(reason) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: tusd not installable: {reason}"
-            );
-            None
-        }
-    }
+/// tusd v2.9.1: `$CHUNKUP_TUSD`, else `interop/peers/bin/tusd`.
+pub fn tusd_bin() -> PathBuf {
+    go_peer("tusd", "CHUNKUP_TUSD")
+}
+
+/// SeaweedFS's `weed`: `$CHUNKUP_WEED`, else `interop/peers/bin/weed`.
+pub fn weed_bin() -> PathBuf {
+    go_peer("weed", "CHUNKUP_WEED")
+}
+
+/// fake-gcs-server v1.56.1: `$CHUNKUP_FAKE_GCS`, else
+/// `interop/peers/bin/fake-gcs-server`.
+pub fn fake_gcs_bin() -> PathBuf {
+    go_peer("fake-gcs-server", "CHUNKUP_FAKE_GCS")
 }
 
 // --- source files ------------------------------------------------------------
@@ -282,12 +282,17 @@ impl Peer {
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Kills the process (SIGKILL, as a crash would) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -671,6 +676,16 @@ pub struct HttpResponse {
 /// One request on a fresh connection (`Connection: close`), no body. Enough
 /// for HEAD/GET/OPTIONS checks on loopback without an async runtime.
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    http_with_body(method, url, headers, &[])
+}
+
+/// Like [`http`], with a body (sent with `Content-Length` when not empty).
+pub fn http_with_body(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     let rest = url
         .strip_prefix("http://")
         .unwrap_or_else(|| panic!("not an http:// URL: {url}"));
@@ -686,12 +701,24 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> HttpResponse {
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     request.push_str("\r\n");
     stream
         .write_all(request.as_bytes())
         .expect("send the request");
+    // A server may answer (say 404) without reading the body and close:
+    // the rest of the body then fails to send, and the answer is still
+    // there to read.
+    let sent = stream.write_all(body);
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the response");
+    let read = stream.read_to_end(&mut raw);
+    if let Err(error) = read
+        && !raw.windows(4).any(|w| w == b"\r\n\r\n")
+    {
+        panic!("read the response to {method} {url}: {error} (sending the body: {sent:?})");
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

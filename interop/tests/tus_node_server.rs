@@ -167,7 +167,7 @@ fn resumes_after_a_cut_connection_in_a_new_run() {
 }
 
 #[tokio::test]
-async fn cancel_terminates_the_upload_on_the_server() {
+async fn terminate_removes_the_upload_on_the_server() {
     let server = TusNodeServer::start();
     let source = random_file(4 * MIB, 5);
     let control = UploadControl::new();
@@ -195,7 +195,7 @@ async fn cancel_terminates_the_upload_on_the_server() {
                 Event::ChunkAcknowledged { .. } => {
                     acks += 1;
                     if acks == 1 {
-                        control.cancel();
+                        control.terminate();
                     }
                 }
                 _ => {}
@@ -203,8 +203,8 @@ async fn cancel_terminates_the_upload_on_the_server() {
         )
         .await;
     assert!(
-        matches!(result, Err(chunkup::Error::Cancelled)),
-        "cancelled, got {result:?}"
+        matches!(result, Err(chunkup::Error::Terminated)),
+        "terminated, got {result:?}"
     );
     assert!(acks >= 1);
     let url = created.expect("the upload was created");

@@ -1,12 +1,10 @@
 //! chunkup (the CLI) against tusd, the reference tus server (Go): tus 1.0,
 //! discovery, and the IETF draft at interop version 6 (tusd's
-//! `-enable-experimental-protocol`). tusd is installed by `scripts/test.sh`
-//! with `go install`; where that is impossible the tests say
-//! `SKIPPED …: tusd not installable: <reason>` and pass without running.
+//! `-enable-experimental-protocol`). tusd v2.9.1 is installed by
+//! `scripts/test.sh` with `go install`; without it these tests fail.
 
 use chunkup_interop::{
-    CutProxy, KIB, MIB, Tusd, chunkup_upload, http, random_file, sha256_file, tusd_or_skip,
-    upload_id,
+    CutProxy, KIB, MIB, Tusd, chunkup_upload, http, random_file, sha256_file, tusd_bin, upload_id,
 };
 
 /// Asserts tusd's upload directory holds exactly the source's bytes.
@@ -33,9 +31,7 @@ fn assert_stored(tusd: &Tusd, upload_url: &str, source: &chunkup_interop::Source
 
 #[test]
 fn tus_upload_to_tusd() {
-    let Some(bin) = tusd_or_skip("tus_upload_to_tusd") else {
-        return;
-    };
+    let bin = tusd_bin();
     let tusd = Tusd::start(&bin, false);
     let source = random_file(5 * MIB + 3, 21);
     let state = tempfile::tempdir().expect("state dir");
@@ -60,9 +56,7 @@ fn tus_upload_to_tusd() {
 
 #[test]
 fn auto_against_tusd_picks_tus() {
-    let Some(bin) = tusd_or_skip("auto_against_tusd_picks_tus") else {
-        return;
-    };
+    let bin = tusd_bin();
     // With the experimental protocol on, tusd answers the discovery OPTIONS
     // with both Tus-Version and Upload-Limit: tus is its mature path.
     let tusd = Tusd::start(&bin, true);
@@ -84,9 +78,7 @@ fn auto_against_tusd_picks_tus() {
 
 #[test]
 fn ietf_interop_6_to_tusd() {
-    let Some(bin) = tusd_or_skip("ietf_interop_6_to_tusd") else {
-        return;
-    };
+    let bin = tusd_bin();
     let tusd = Tusd::start(&bin, true);
     let source = random_file(4 * MIB + 11, 23);
     let state = tempfile::tempdir().expect("state dir");
@@ -115,9 +107,7 @@ fn ietf_interop_6_to_tusd() {
 
 #[test]
 fn resume_after_a_cut_connection_with_tusd() {
-    let Some(bin) = tusd_or_skip("resume_after_a_cut_connection_with_tusd") else {
-        return;
-    };
+    let bin = tusd_bin();
     let tusd = Tusd::start(&bin, false);
     let upstream = tusd
         .endpoint

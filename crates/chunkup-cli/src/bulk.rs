@@ -56,7 +56,7 @@ enum Item {
     Skip {
         name: String,
         path: String,
-        upload_url: String,
+        upload_url: Option<String>,
         size: u64,
     },
     Unreadable {
@@ -102,7 +102,6 @@ impl Tally {
 /// What every upload of the run shares.
 struct Run {
     client: Client<Throttled>,
-    transport: Throttled,
     endpoint: String,
     options: UploadOptions,
     batch_id: String,
@@ -198,7 +197,7 @@ pub(crate) async fn run(settings: Settings) -> u8 {
             return exit::FAILED;
         }
     };
-    let mut client = Client::with_transport(transport.clone());
+    let mut client = Client::with_transport(transport);
     if let Some(journal) = &journal {
         client = client.with_resume_store(journal.resume_store(&batch_id));
     }
@@ -259,12 +258,12 @@ pub(crate) async fn run(settings: Settings) -> u8 {
 
     let run = Arc::new(Run {
         client,
-        transport,
+
         endpoint: settings.endpoint.clone(),
         options: settings.options.clone(),
         batch_id: batch_id.clone(),
         journal,
-        discovery: DiscoveryCache::new(&settings.policy),
+        discovery: DiscoveryCache::new(),
         announced: AtomicBool::new(false),
         view: Arc::clone(&view),
         policy: settings.policy.clone(),
@@ -387,7 +386,7 @@ impl Run {
             } => {
                 self.tally.skipped.fetch_add(1, Ordering::Relaxed);
                 self.tally.skipped_bytes.fetch_add(size, Ordering::Relaxed);
-                self.view.skipped(&name, &path, &upload_url, size);
+                self.view.skipped(&name, &path, upload_url.as_deref(), size);
             }
             Item::Unreadable { name, reason } => {
                 self.tally.fail(&name, &reason);
@@ -417,24 +416,25 @@ impl Run {
         }
     }
 
-    async fn try_upload(&self, job: &Job, attempt: u32) -> Option<AfterFailure> {
-        let file = self.view.file(&job.name, &job.path, job.size);
-        file.started(attempt);
-        let capabilities = self
-            .discovery
-            .capabilities(&self.transport, &self.endpoint, &self.options)
-            .await;
-        if let Some(caps) = &capabilities
-            && !self.announced.swap(true, Ordering::Relaxed)
-        {
+    /// Reports the endpoint's protocol once per run.
+    fn announce(&self, caps: &chunkup::core::Capabilities) {
+        if !self.announced.swap(true, Ordering::Relaxed) {
             self.view.event(json!({
                 "event": "endpoint_discovered",
                 "endpoint": self.endpoint,
                 "protocol": caps.protocol.as_str(),
                 "extensions": caps.extensions,
                 "max_size": caps.max_size,
+                "assumed": caps.assumed,
             }));
         }
+    }
+
+    async fn try_upload(&self, job: &Job, attempt: u32) -> Option<AfterFailure> {
+        let file = self.view.file(&job.name, &job.path, job.size);
+        file.started(attempt);
+        // One discovery for the batch: the first file's session asks.
+        let (capabilities, mut asker) = self.discovery.turn().await;
         let mut metadata = self.options.metadata.clone();
         if !metadata.iter().any(|(k, _)| k == RELATIVE_PATH_KEY) {
             metadata.push((RELATIVE_PATH_KEY.to_string(), job.name.clone()));
@@ -449,13 +449,21 @@ impl Run {
             .client
             // The journal learns the upload URL through the resume store.
             .upload_file(Path::new(&job.path), &self.endpoint, options, |event| {
+                if let Some(asker) = &mut asker {
+                    asker.observe(event);
+                }
+                if let chunkup::Event::Discovered(caps) = event {
+                    self.announce(caps);
+                }
                 file.on_event(event)
             })
             .await;
+        drop(asker);
         match result {
             Ok(report) => {
                 if let Some(journal) = journal {
-                    Self::journal_warn(journal.done(&self.batch_id, &job.path, &report.upload_url));
+                    let url = report.upload_url.as_deref();
+                    Self::journal_warn(journal.done(&self.batch_id, &job.path, url));
                 }
                 self.tally.uploaded.fetch_add(1, Ordering::Relaxed);
                 self.tally

@@ -188,7 +188,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         say(&args, &format!("  {count:>4} × {kind}"));
     }
 
-    let id = report.upload_url.rsplit('/').next().unwrap_or_default();
+    let url = report.upload_url.as_deref().unwrap_or_default();
+    let id = url.rsplit('/').next().unwrap_or_default();
     let info: serde_json::Value =
         reqwest::get(format!("{}/_admin/uploads/{id}", second.base_url()))
             .await?

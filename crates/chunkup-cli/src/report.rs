@@ -140,7 +140,7 @@ impl FileReporter {
                 eprintln!(
                     "✓ {} → {} ({} in {}, {}/s{survived})",
                     self.file,
-                    report.upload_url,
+                    shown_url(report.upload_url.as_deref()),
                     HumanBytes(report.size),
                     HumanDuration(report.elapsed),
                     HumanBytes((report.size as f64 / secs) as u64),
@@ -197,8 +197,20 @@ pub(crate) fn event_json(file: &str, event: &Event) -> Option<serde_json::Value>
             json!({"event": "expires", "file": file, "at_unix_ms": at_unix_ms})
         }
         // Completion and failure are reported by `finish` with the summary.
-        Event::Completed { .. } | Event::Failed(_) | Event::Cancelled => return None,
+        Event::StoreFailed { message } => {
+            json!({"event": "store_failed", "file": file, "message": message})
+        }
+        // Endings are reported by `finish` with the summary.
+        Event::Completed { .. } | Event::Failed(_) | Event::Stopped | Event::Terminated => {
+            return None;
+        }
     })
+}
+
+/// An upload URL for people: the server may complete an upload without
+/// naming it (IETF, in the creation request).
+pub(crate) fn shown_url(upload_url: Option<&str>) -> &str {
+    upload_url.unwrap_or("(completed at creation, no URL)")
 }
 
 /// Writes one NDJSON line; a closed stdout (e.g. `| head`) is not an error.

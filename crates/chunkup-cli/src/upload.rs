@@ -152,9 +152,12 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
         Err(error) => return usage(&error),
     };
     // Catch a bad URL once, before any file is touched.
-    if let Err(error) =
-        chunkup::core::Upload::new(chunkup::core::UploadConfig::create(args.to.clone(), 0))
-    {
+    let probe = chunkup::core::SessionConfig::new(
+        args.to.clone(),
+        args.protocol,
+        chunkup::SourceInfo::anonymous(Some(0)),
+    );
+    if let Err(error) = chunkup::core::Session::new(probe) {
         return usage(&error.to_string());
     }
     let options = UploadOptions {
@@ -173,6 +176,8 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
         metadata,
         checksum: args.checksum,
         parallel: args.parts.max(1),
+        // A batch creates before it sends (see BatchPolicy).
+        creation_with_upload: args.creation_with_upload,
         ietf_version: if args.ietf_version == 6 {
             IetfVersion::Interop6
         } else {

@@ -128,7 +128,7 @@ impl BatchView {
     }
 
     /// A file finished by an earlier run: not sent again.
-    pub(crate) fn skipped(&self, name: &str, path: &str, upload_url: &str, size: u64) {
+    pub(crate) fn skipped(&self, name: &str, path: &str, upload_url: Option<&str>, size: u64) {
         self.advance(size);
         self.finished_one();
         self.event(json!({
@@ -273,7 +273,7 @@ impl FileView {
             eprintln!(
                 "✓ {} → {} ({} in {}{resumed}{survived})",
                 self.name,
-                report.upload_url,
+                crate::report::shown_url(report.upload_url.as_deref()),
                 HumanBytes(report.size),
                 HumanDuration(report.elapsed),
             );

@@ -1,7 +1,7 @@
 //! Splitting one big file into parts uploaded in parallel (tus
 //! concatenation): whether to, and where the cuts go.
 
-use crate::{ByteRange, Capabilities, Protocol};
+use crate::{ByteRange, Capabilities, ResolvedProtocol};
 
 /// Parts smaller than this are not worth a request of their own.
 pub const MIN_PART: u64 = 8 * 1024 * 1024;
@@ -15,8 +15,8 @@ pub fn plan_parts(
     total: u64,
     parallel: usize,
 ) -> Option<Vec<ByteRange>> {
-    let concatenation = capabilities.protocol == Protocol::Tus
-        && capabilities.extensions.iter().any(|e| e == "concatenation");
+    let concatenation = capabilities.protocol == ResolvedProtocol::Tus
+        && capabilities.has_extension("concatenation");
     let parts = (parallel as u64).min(total / MIN_PART);
     if !concatenation || parts < 2 {
         return None;
@@ -39,7 +39,7 @@ mod tests {
 
     fn caps(extensions: &[&str]) -> Capabilities {
         Capabilities {
-            protocol: Protocol::Tus,
+            protocol: ResolvedProtocol::Tus,
             extensions: extensions.iter().map(|e| e.to_string()).collect(),
             ..Capabilities::default()
         }
@@ -57,7 +57,7 @@ mod tests {
         assert_eq!(plan_parts(&caps(&["concatenation"]), total, 1), None);
         assert_eq!(plan_parts(&caps(&["concatenation"]), MIN_PART, 4), None);
         let ietf = Capabilities {
-            protocol: Protocol::Ietf,
+            protocol: ResolvedProtocol::Ietf,
             ..caps(&["concatenation"])
         };
         assert_eq!(plan_parts(&ietf, total, 4), None);

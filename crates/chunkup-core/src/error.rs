@@ -35,6 +35,27 @@ pub enum Error {
     #[error("gave up after {attempts} attempts without progress; last problem: {last}")]
     RetriesExhausted { attempts: u32, last: String },
 
+    /// The server answered in another protocol than the one spoken (a tus
+    /// server refusing a ranged request with `412` and `Tus-Version`).
+    #[error(
+        "the server speaks {announced}, not {spoken} (it answered HTTP {status}): use the {announced} protocol, or auto"
+    )]
+    WrongProtocol {
+        spoken: crate::ResolvedProtocol,
+        announced: crate::ResolvedProtocol,
+        status: u16,
+    },
+
+    /// The endpoint could not be asked which protocol it speaks, and the
+    /// upload was not told which one to use.
+    #[error("cannot learn which protocol {url} speaks: {reason}")]
+    DiscoveryFailed {
+        url: String,
+        /// The HTTP status of the last answer, when there was one.
+        status: Option<u16>,
+        reason: String,
+    },
+
     /// The overall deadline passed before the upload completed.
     #[error("the upload did not complete within its deadline of {}s", .after.as_secs())]
     DeadlineExceeded { after: Duration },
@@ -61,6 +82,10 @@ pub enum TransportErrorKind {
     Reset,
     /// The driver's own timeout fired.
     Timeout,
+    /// The platform refused to send the request or hid its answer: in a
+    /// browser, a cross-origin request the server's CORS does not allow
+    /// (a preflight refused, a header not allowed) looks like this.
+    Blocked,
     /// The body source failed to produce bytes (the driver reports source
     /// errors like missing files itself; this is a mid-request read failure).
     Body,
@@ -76,6 +101,9 @@ impl fmt::Display for TransportErrorKind {
             TransportErrorKind::Tls => "TLS failed",
             TransportErrorKind::Reset => "connection broken",
             TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::Blocked => {
+                "the browser blocked a cross-origin request (check the server's CORS: allowed methods, allowed and exposed headers)"
+            }
             TransportErrorKind::Body => "reading the source failed",
             TransportErrorKind::Other => "transport error",
         })
@@ -107,6 +135,34 @@ impl fmt::Display for TransportError {
             write!(f, "{}", self.kind)
         } else {
             write!(f, "{}: {}", self.kind, self.message)
+        }
+    }
+}
+
+impl Error {
+    /// The HTTP status the failure came with, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Rejected { status, .. }
+            | Error::UploadGone { status }
+            | Error::WrongProtocol { status, .. } => Some(*status),
+            Error::DiscoveryFailed { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// Whether trying the same upload again later may succeed: the link or
+    /// the server failed for longer than the retry budget or deadline, or
+    /// the server was busy. A refusal, a broken protocol or a bad
+    /// configuration is not cured by waiting.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::RetriesExhausted { .. } | Error::DeadlineExceeded { .. } => true,
+            Error::Rejected { status, .. } => matches!(status, 408 | 425 | 429),
+            Error::DiscoveryFailed { status, .. } => {
+                status.is_none_or(|s| matches!(s, 408 | 425 | 429 | 500..=599))
+            }
+            _ => false,
         }
     }
 }

@@ -93,6 +93,10 @@ pub struct RequestSpec {
     /// Add an `Upload-Checksum` header computed with this algorithm over the
     /// body's bytes ([`crate::ChecksumAlgorithm::header_value`]).
     pub checksum: Option<crate::ChecksumAlgorithm>,
+    /// Send this request over a new connection, not a pooled one: the last
+    /// request's connection may be unusable (a server that refused a body
+    /// before reading it may never read another request on it).
+    pub new_connection: bool,
 }
 
 impl RequestSpec {

@@ -28,7 +28,9 @@
 mod checksum;
 pub mod concat;
 mod error;
-/// Check functions for the fuzz targets and their regression replay.
+/// Check functions for the fuzz targets and their regression replay (test
+/// scaffolding: compiled only with the `fuzzing` feature).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
@@ -36,6 +38,7 @@ mod progress;
 pub mod protocol;
 mod resume;
 mod retry;
+pub mod session;
 mod sizing;
 mod time;
 mod upload;
@@ -44,12 +47,13 @@ pub use checksum::ChecksumAlgorithm;
 pub use error::{Error, TransportError, TransportErrorKind};
 pub use http::{ByteRange, Method, RequestId, RequestKind, RequestSpec, Response};
 pub use progress::Progress;
-pub use protocol::{Capabilities, Concat, IetfVersion, Protocol};
+pub use protocol::{Capabilities, Concat, IetfVersion, Protocol, ResolvedProtocol};
 pub use resume::{ResumeRecord, fingerprint, part_fingerprint};
 pub use retry::{RetryPolicy, RetryReason};
+pub use session::{Outcome, Session, SessionConfig, SessionInput, SessionOutput, SourceInfo};
 pub use sizing::{ChunkConstraints, ChunkSizer, ChunkSizing, SizingError};
 pub use time::Instant;
-pub use upload::{Event, Input, Output, Upload, UploadConfig};
+pub use upload::{Event, Input, Output, Upload, UploadConfig, UploadSettings};
 
 /// Response bodies are only read up to this many bytes: a status body or an
 /// error message is small, and a hostile server must not make a driver buffer

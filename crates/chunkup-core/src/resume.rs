@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::Protocol;
+use crate::{IetfVersion, Protocol, ResolvedProtocol};
 
 /// The identity of a source for resuming: the same file sent to the same
 /// endpoint gets the same fingerprint, a changed file (size or modification
@@ -42,28 +42,76 @@ pub fn part_fingerprint(file_fingerprint: &str, part: crate::ByteRange) -> Strin
     )
 }
 
-/// One entry of a resume store, the same JSON on every platform.
+/// One entry of a resume store, the same JSON on every platform. The
+/// session writes it ([`crate::session`]); an application may list these to
+/// show remembered uploads and continue a chosen one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResumeRecord {
-    /// The source's [`fingerprint`].
+    /// The source's resume key ([`crate::session::SourceInfo::resume_key`]).
     pub fingerprint: String,
     /// The upload's URL on the server.
     pub upload_url: String,
     /// The protocol the upload was made with.
-    pub protocol: Protocol,
+    pub protocol: ResolvedProtocol,
+    /// The IETF draft revision spoken, for an IETF upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ietf_version: Option<IetfVersion>,
     /// Bytes the server had acknowledged when this was written (a hint for
     /// display; the server's own answer decides where to continue).
     pub offset: u64,
     /// The upload's size.
     pub total: u64,
+    /// When the upload was created, milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub created_ms: i64,
     /// When the record was written, milliseconds since the Unix epoch.
     pub updated_ms: i64,
     /// When the server will forget the upload, if it said (tus expiration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_ms: Option<i64>,
+    /// The file name announced to the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Where uploads were created (`None` for an upload continued at a URL
+    /// the application gave).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The metadata sent with the upload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<(String, String)>,
+    /// For one part of a file sent as parallel parts: the file's key. Such
+    /// records belong to their file's upload, not to the list of uploads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<String>,
 }
 
 impl ResumeRecord {
+    /// A record of the upload of `total` bytes at `upload_url`, made in
+    /// `protocol` and written at `now_ms`, with nothing else known yet.
+    pub fn new(
+        fingerprint: impl Into<String>,
+        upload_url: impl Into<String>,
+        protocol: ResolvedProtocol,
+        total: u64,
+        now_ms: i64,
+    ) -> Self {
+        ResumeRecord {
+            fingerprint: fingerprint.into(),
+            upload_url: upload_url.into(),
+            protocol,
+            ietf_version: None,
+            offset: 0,
+            total,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            expires_ms: None,
+            file_name: None,
+            endpoint: None,
+            metadata: Vec::new(),
+            part_of: None,
+        }
+    }
+
     /// Whether the record may still be resumed at `now_ms` (wall clock,
     /// milliseconds since the Unix epoch): an expired upload is not resumed,
     /// with a minute's margin for clock skew and the time to get there.
@@ -78,7 +126,7 @@ impl ResumeRecord {
     /// milliseconds since the Unix epoch): same size, same protocol, not
     /// expired.
     pub fn continues(&self, protocol: Protocol, total: u64, now_ms: i64) -> bool {
-        (protocol == Protocol::Auto || self.protocol == protocol)
+        protocol.resolved().is_none_or(|p| p == self.protocol)
             && self.total == total
             && self.is_resumable(now_ms)
     }
@@ -103,6 +151,22 @@ mod tests {
     use super::*;
     use crate::ByteRange;
 
+    fn record() -> ResumeRecord {
+        ResumeRecord {
+            offset: 1,
+            ..ResumeRecord::new("ab", "http://h/u", ResolvedProtocol::Tus, 2, 1_000)
+        }
+    }
+
+    #[test]
+    fn records_of_older_versions_still_read() {
+        let old = r#"{"fingerprint":"ab","upload_url":"http://h/u","protocol":"tus","offset":1,"total":2,"updated_ms":1000}"#;
+        let record: ResumeRecord = serde_json::from_str(old).expect("old record");
+        assert_eq!(record.protocol, ResolvedProtocol::Tus);
+        assert_eq!(record.created_ms, 0);
+        assert!(record.metadata.is_empty());
+    }
+
     #[test]
     fn part_fingerprints_differ_by_range_and_file() {
         let file = fingerprint("http://h/e", "/a/b", 100, Some(5));
@@ -126,13 +190,8 @@ mod tests {
     #[test]
     fn a_record_continues_only_the_same_size_protocol_and_unexpired() {
         let record = ResumeRecord {
-            fingerprint: "ab".into(),
-            upload_url: "http://h/u".into(),
-            protocol: Protocol::Tus,
-            offset: 1,
-            total: 2,
-            updated_ms: 1_000,
             expires_ms: Some(100_000),
+            ..record()
         };
         assert!(record.continues(Protocol::Tus, 2, 1_000));
         assert!(record.continues(Protocol::Auto, 2, 1_000));
@@ -143,15 +202,7 @@ mod tests {
 
     #[test]
     fn stale_records_are_expired_or_old() {
-        let record = ResumeRecord {
-            fingerprint: "ab".into(),
-            upload_url: "http://h/u".into(),
-            protocol: Protocol::Tus,
-            offset: 1,
-            total: 2,
-            updated_ms: 1_000,
-            expires_ms: None,
-        };
+        let record = record();
         assert!(!record.is_stale(1_000));
         assert!(!record.is_stale(1_000 + ResumeRecord::MAX_AGE_MS));
         assert!(record.is_stale(1_001 + ResumeRecord::MAX_AGE_MS));

@@ -7,23 +7,76 @@ use std::time::Duration;
 use url::Url;
 
 use crate::progress::ProgressTracker;
-use crate::protocol::{Codec, Ietf, Ranged, RequestParts, Tus, UploadMeta, Verdict, discovery};
+use crate::protocol::{Codec, RequestParts, UploadMeta, Verdict};
 use crate::retry::RetryState;
 use crate::{
     ByteRange, Capabilities, ChunkSizer, ChunkSizing, Concat, Error, IetfVersion, Instant, Method,
-    Progress, Protocol, RequestId, RequestKind, RequestSpec, Response, RetryPolicy, RetryReason,
-    TransportError,
+    Progress, RequestId, RequestKind, RequestSpec, ResolvedProtocol, Response, RetryPolicy,
+    RetryReason, TransportError,
 };
 
 /// Headers that carry credentials: never sent to an origin other than the
 /// one the upload started on (a hostile `Location` must not harvest them).
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
-/// Everything an upload needs to know up front.
+/// How an upload behaves, whatever protocol it speaks and wherever it goes:
+/// shared by a [`crate::session::Session`] and every upload it runs.
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    /// File name announced to the server.
+    pub file_name: String,
+    /// Content type announced to the server.
+    pub content_type: String,
+    /// Extra headers sent with every request (e.g. `Authorization`).
+    pub headers: Vec<(String, String)>,
+    /// User metadata (tus `Upload-Metadata`).
+    pub metadata: Vec<(String, String)>,
+    /// Chunk sizing.
+    pub chunking: ChunkSizing,
+    /// Retry, backoff, deadline and stall policy.
+    pub retry: RetryPolicy,
+    /// Minimum time between two progress events.
+    pub progress_interval: Duration,
+    /// Method for ranged chunks (`POST` by default, or `PUT`).
+    pub chunk_method: Method,
+    /// The IETF draft revision spoken when the server does not name one.
+    pub ietf_version: IetfVersion,
+    /// Send chunk checksums when the server supports them (tus checksum).
+    /// Off by default: the driver must read and hash a chunk before sending.
+    pub checksum: bool,
+    /// Send a small upload's bytes in its creation request where the
+    /// protocol allows (tus creation-with-upload, IETF). On by default; a
+    /// batch turns it off (see `chunkup::batch`).
+    pub creation_with_upload: bool,
+    /// Seed for backoff jitter; drivers pass a random one, tests a fixed one.
+    pub seed: u64,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        UploadSettings {
+            file_name: "upload.bin".into(),
+            content_type: "application/octet-stream".into(),
+            headers: Vec::new(),
+            metadata: Vec::new(),
+            chunking: ChunkSizing::default(),
+            retry: RetryPolicy::default(),
+            progress_interval: Duration::from_millis(100),
+            chunk_method: Method::Post,
+            ietf_version: IetfVersion::default(),
+            checksum: false,
+            creation_with_upload: true,
+            seed: 0,
+        }
+    }
+}
+
+/// One upload's configuration: where it goes, in which protocol, and how.
 #[derive(Debug, Clone)]
 pub struct UploadConfig {
-    /// The protocol to speak.
-    pub protocol: Protocol,
+    /// The protocol spoken and what its server supports (decided before the
+    /// upload starts: by the user, a resume record or discovery).
+    pub capabilities: Capabilities,
     /// Where new uploads are created (`POST`). Needed unless `upload_url` is
     /// given; with both, a vanished upload is replaced by a new one.
     pub endpoint: Option<String>,
@@ -33,42 +86,14 @@ pub struct UploadConfig {
     /// Size of the source in bytes; `None` for a stream whose length is
     /// learned at its end (tus creation-defer-length, IETF).
     pub total_size: Option<u64>,
-    /// File name announced to the server.
-    pub file_name: String,
-    /// Content type announced to the server.
-    pub content_type: String,
-    /// Extra headers sent with every request (e.g. `Authorization`).
-    pub headers: Vec<(String, String)>,
-    /// Chunk sizing.
-    pub chunking: ChunkSizing,
-    /// Retry, backoff, deadline and stall policy.
-    pub retry: RetryPolicy,
-    /// Minimum time between two progress events.
-    pub progress_interval: Duration,
-    /// Method for ranged chunks (`POST` by default, or `PUT`).
-    pub chunk_method: Method,
-    /// The IETF draft revision, when the protocol is IETF.
-    pub ietf_version: IetfVersion,
-    /// What the endpoint is known to support (skips discovery; a driver
-    /// uploading many files caches it from the first upload's
-    /// [`Event::Discovered`]).
-    pub capabilities: Option<Capabilities>,
-    /// User metadata (tus `Upload-Metadata`).
-    pub metadata: Vec<(String, String)>,
-    /// Send chunk checksums when the server supports them (tus checksum).
-    /// Off by default: the driver must read and hash a chunk before sending.
-    pub checksum: bool,
-    /// Remove the upload from the server when cancelled (when the protocol
-    /// can).
-    pub terminate_on_cancel: bool,
     /// This upload's role in a tus concatenation.
     pub concat: Concat,
-    /// Seed for backoff jitter; drivers pass a random one, tests a fixed one.
-    pub seed: u64,
+    /// How the upload behaves.
+    pub settings: UploadSettings,
 }
 
 impl UploadConfig {
-    /// A new upload of `total_size` bytes created at `endpoint`.
+    /// A new ranged upload of `total_size` bytes created at `endpoint`.
     pub fn create(endpoint: impl Into<String>, total_size: u64) -> Self {
         UploadConfig {
             endpoint: Some(endpoint.into()),
@@ -76,7 +101,7 @@ impl UploadConfig {
         }
     }
 
-    /// A new upload of a stream whose length is not known yet.
+    /// A new ranged upload of a stream whose length is not known yet.
     pub fn create_stream(endpoint: impl Into<String>) -> Self {
         UploadConfig {
             endpoint: Some(endpoint.into()),
@@ -84,7 +109,7 @@ impl UploadConfig {
         }
     }
 
-    /// Continues the existing upload at `upload_url`.
+    /// Continues the existing ranged upload at `upload_url`.
     pub fn resume(upload_url: impl Into<String>, total_size: u64) -> Self {
         UploadConfig {
             upload_url: Some(upload_url.into()),
@@ -92,26 +117,28 @@ impl UploadConfig {
         }
     }
 
+    /// The same upload spoken to a server with `capabilities`.
+    pub fn speaking(self, capabilities: Capabilities) -> Self {
+        UploadConfig {
+            capabilities,
+            ..self
+        }
+    }
+
+    /// The same upload with its settings changed by `change`.
+    pub fn with_settings(mut self, change: impl FnOnce(&mut UploadSettings)) -> Self {
+        change(&mut self.settings);
+        self
+    }
+
     fn base(total_size: Option<u64>) -> Self {
         UploadConfig {
-            protocol: Protocol::default(),
+            capabilities: Capabilities::assumed(ResolvedProtocol::Ranged),
             endpoint: None,
             upload_url: None,
             total_size,
-            file_name: "upload.bin".into(),
-            content_type: "application/octet-stream".into(),
-            headers: Vec::new(),
-            chunking: ChunkSizing::default(),
-            retry: RetryPolicy::default(),
-            progress_interval: Duration::from_millis(100),
-            chunk_method: Method::Post,
-            ietf_version: IetfVersion::default(),
-            capabilities: None,
-            metadata: Vec::new(),
-            checksum: false,
-            terminate_on_cancel: true,
             concat: Concat::None,
-            seed: 0,
+            settings: UploadSettings::default(),
         }
     }
 }
@@ -136,8 +163,13 @@ pub enum Input {
     Pause,
     /// Continue after `Pause`, first asking the server for its offset.
     Resume,
-    /// Give up the upload.
-    Cancel,
+    /// End the upload now but keep it on the server, so that it can be
+    /// continued later (by this process or another one). A request in
+    /// flight is abandoned.
+    Stop,
+    /// End the upload and remove it from the server where the protocol
+    /// can (a `DELETE`); it cannot be continued.
+    Terminate,
 }
 
 /// What the engine wants the driver to do next.
@@ -159,7 +191,8 @@ pub enum Output {
 /// What happened, for the user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The endpoint said what it supports, and this protocol was chosen.
+    /// The protocol was settled (from the user's choice, a resume record or
+    /// the server's answer): it is spoken from now on.
     Discovered(Capabilities),
     /// The server will forget the upload at this time (milliseconds since
     /// the Unix epoch); store it with the resume record.
@@ -183,18 +216,25 @@ pub enum Event {
     },
     /// The upload is paused.
     Paused,
-    /// The server holds every byte.
-    Completed { upload_url: String },
+    /// The resume store failed; the upload goes on, but may not be
+    /// resumable after this process ends.
+    StoreFailed { message: String },
+    /// The server holds every byte. `upload_url` is `None` when the server
+    /// completed the upload in its creation request without naming it
+    /// (an IETF server may).
+    Completed { upload_url: Option<String> },
     /// The upload cannot complete.
     Failed(Error),
-    /// The upload was cancelled.
-    Cancelled,
+    /// The upload was stopped and kept on the server: it can be continued.
+    Stopped,
+    /// The upload was ended and removed from the server (where the protocol
+    /// can remove it).
+    Terminated,
 }
 
 /// What the engine does when it next gets the chance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    Discover,
     Create,
     Status,
     Chunk,
@@ -211,6 +251,9 @@ struct InFlight {
     body_sent: u64,
     /// The request tells the server the final length.
     announces_length: bool,
+    /// The request ends the upload (its body reaches the last byte and says
+    /// so, or the upload is empty).
+    completes: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -228,7 +271,6 @@ enum Phase {
 pub struct Upload {
     config: UploadConfig,
     codec: Codec,
-    capabilities: Option<Capabilities>,
     endpoint: Option<Url>,
     upload_url: Option<Url>,
     /// The origin credentials may be sent to.
@@ -256,39 +298,46 @@ pub struct Upload {
     progress: ProgressTracker,
     queue: VecDeque<Output>,
     started: Option<Instant>,
+    /// The connection the last request went over may be unusable: a server
+    /// that answered before reading a body may never read another request
+    /// on it (RFC 9112 §9.3), so the next request asks for a new one.
+    connection_suspect: bool,
 }
 
 impl Upload {
     /// Checks the configuration and prepares the upload; nothing is sent
     /// until the first `poll_output`.
     pub fn new(config: UploadConfig) -> Result<Self, Error> {
-        let endpoint = config.endpoint.as_deref().map(parse_http_url).transpose()?;
-        let upload_url = config
-            .upload_url
-            .as_deref()
-            .map(parse_http_url)
-            .transpose()?;
-        let home = match (&endpoint, &upload_url) {
-            (Some(url), _) | (None, Some(url)) => url.origin(),
-            (None, None) => {
-                return Err(Error::InvalidConfig(
-                    "give an endpoint to create the upload at, or an upload URL to continue".into(),
-                ));
-            }
-        };
-        if matches!(config.concat, Concat::Final(_)) && config.protocol != Protocol::Tus {
+        let (endpoint, upload_url, home) =
+            check_targets(config.endpoint.as_deref(), config.upload_url.as_deref())?;
+        let capabilities = config.capabilities.clone();
+        if matches!(config.concat, Concat::Final(_) | Concat::Partial)
+            && capabilities.protocol != ResolvedProtocol::Tus
+        {
             return Err(Error::InvalidConfig(
                 "concatenation needs the tus protocol".into(),
             ));
         }
+        let codec = Codec::for_capabilities(&capabilities, &config.settings);
+        if config.total_size.is_none() && !codec.defers_length() {
+            return Err(Error::InvalidConfig(format!(
+                "a stream of unknown length needs a protocol that can defer the length, not {}",
+                capabilities.protocol
+            )));
+        }
+        if let (Some(max), Some(total)) = (capabilities.max_size, config.total_size)
+            && total > max
+        {
+            return Err(Error::Rejected {
+                status: 413,
+                message: format!("the server takes uploads of at most {max} bytes"),
+            });
+        }
         let mut upload = Upload {
-            codec: Codec::Ranged(Ranged {
-                chunk_method: config.chunk_method,
-            }),
-            capabilities: None,
-            retry: RetryState::new(&config.retry, config.seed),
-            sizer: ChunkSizer::new(config.chunking.clone()),
-            progress: ProgressTracker::new(config.progress_interval),
+            codec,
+            retry: RetryState::new(&config.settings.retry, config.settings.seed),
+            sizer: ChunkSizer::new(config.settings.chunking.clone()),
+            progress: ProgressTracker::new(config.settings.progress_interval),
             inherited_limit: if upload_url.is_some() {
                 config.total_size.unwrap_or(u64::MAX)
             } else {
@@ -308,62 +357,11 @@ impl Upload {
             next_id: 0,
             queue: VecDeque::new(),
             started: None,
+            connection_suspect: false,
             config,
         };
-        let known = upload.config.capabilities.clone();
-        let first = match (upload.config.protocol, known) {
-            (_, Some(capabilities)) => {
-                upload.adopt(capabilities)?;
-                upload.recovery_step()
-            }
-            (Protocol::Auto | Protocol::Tus, None) => Step::Discover,
-            (protocol, None) => {
-                upload.adopt(Capabilities {
-                    protocol,
-                    ietf_version: Some(upload.config.ietf_version),
-                    ..Capabilities::default()
-                })?;
-                upload.recovery_step()
-            }
-        };
-        upload.phase = Phase::Ready(first);
+        upload.phase = Phase::Ready(upload.recovery_step());
         Ok(upload)
-    }
-
-    /// Takes the protocol the endpoint supports; checks what must hold for it.
-    fn adopt(&mut self, capabilities: Capabilities) -> Result<(), Error> {
-        let protocol = match self.config.protocol {
-            Protocol::Auto => capabilities.protocol,
-            chosen => chosen,
-        };
-        self.codec = match protocol {
-            Protocol::Tus => Codec::Tus(Tus {
-                extensions: capabilities.extensions.clone(),
-            }),
-            Protocol::Ietf => Codec::Ietf(Ietf {
-                version: capabilities
-                    .ietf_version
-                    .unwrap_or(self.config.ietf_version),
-            }),
-            Protocol::Ranged | Protocol::Auto => Codec::Ranged(Ranged {
-                chunk_method: self.config.chunk_method,
-            }),
-        };
-        if self.total.is_none() && !self.codec.defers_length() {
-            return Err(Error::InvalidConfig(format!(
-                "a stream of unknown length needs a protocol that can defer the length, not {protocol}"
-            )));
-        }
-        if let (Some(max), Some(total)) = (capabilities.max_size, self.total)
-            && total > max
-        {
-            return Err(Error::Rejected {
-                status: 413,
-                message: format!("the server takes uploads of at most {max} bytes"),
-            });
-        }
-        self.capabilities = Some(capabilities);
-        Ok(())
     }
 
     /// The upload's URL on the server, once known.
@@ -381,12 +379,15 @@ impl Upload {
         self.total
     }
 
-    /// The protocol in use (the configured one until discovery answered).
-    pub fn protocol(&self) -> Protocol {
-        match self.capabilities {
-            Some(_) => self.codec.protocol(),
-            None => self.config.protocol,
-        }
+    /// The protocol spoken.
+    pub fn protocol(&self) -> ResolvedProtocol {
+        self.codec.protocol()
+    }
+
+    /// When the server will forget the upload, if it said (milliseconds
+    /// since the Unix epoch).
+    pub fn expires_ms(&self) -> Option<i64> {
+        self.expires_ms
     }
 
     /// The chunk sizer (to inspect its estimates).
@@ -405,11 +406,11 @@ impl Upload {
         if let Some(output) = self.queue.pop_front() {
             return output;
         }
-        let deadline = self.config.retry.deadline.map(|d| started + d);
+        let deadline = self.config.settings.retry.deadline.map(|d| started + d);
         if let Some(deadline) = deadline {
             let active = !matches!(self.phase, Phase::Paused | Phase::Finished);
             if active && now >= deadline {
-                let after = self.config.retry.deadline.unwrap_or_default();
+                let after = self.config.settings.retry.deadline.unwrap_or_default();
                 self.fail(Error::DeadlineExceeded { after });
                 return self.poll_output(now);
             }
@@ -426,7 +427,7 @@ impl Upload {
             }
             Phase::Backoff { until, .. } => wake(*until),
             Phase::InFlight(flight) => {
-                let stall_at = flight.last_activity + self.config.retry.stall_timeout;
+                let stall_at = flight.last_activity + self.config.settings.retry.stall_timeout;
                 if now >= stall_at {
                     let flight = flight.clone();
                     self.queue.push_back(Output::Abort(flight.id));
@@ -454,7 +455,7 @@ impl Upload {
             Input::TransportFailed { id, error } => {
                 if let Some(flight) = self.take_in_flight(id) {
                     if flight.step == Step::Terminate {
-                        return self.finish_cancelled();
+                        return self.finish_terminated();
                     }
                     self.on_break(now, flight, RetryReason::Transport(error));
                 }
@@ -490,30 +491,42 @@ impl Upload {
                     self.phase = Phase::Ready(self.recovery_step());
                 }
             }
-            Input::Cancel => self.cancel(),
+            Input::Stop => self.stop(),
+            Input::Terminate => self.terminate(),
         }
     }
 
-    fn cancel(&mut self) {
+    fn stop(&mut self) {
+        match &self.phase {
+            Phase::Finished => return,
+            // Stopping while the upload is being removed: it is removed.
+            Phase::InFlight(flight) if flight.step == Step::Terminate => return,
+            Phase::InFlight(flight) => self.queue.push_back(Output::Abort(flight.id)),
+            _ => {}
+        }
+        self.phase = Phase::Finished;
+        self.queue.push_back(Output::Event(Event::Stopped));
+    }
+
+    fn terminate(&mut self) {
         match &self.phase {
             Phase::Finished => return,
             Phase::InFlight(flight) if flight.step == Step::Terminate => return,
             Phase::InFlight(flight) => self.queue.push_back(Output::Abort(flight.id)),
             _ => {}
         }
-        let can_terminate = self.config.terminate_on_cancel
-            && self.upload_url.is_some()
-            && self.codec.terminate().is_some();
-        if can_terminate {
+        if self.upload_url.is_some() && self.codec.terminate().is_some() {
             self.phase = Phase::Ready(Step::Terminate);
         } else {
-            self.finish_cancelled();
+            self.finish_terminated();
         }
     }
 
-    fn finish_cancelled(&mut self) {
+    /// The removal was asked for; whatever the server answered (or if it
+    /// could not be reached), the upload is over and not to be continued.
+    fn finish_terminated(&mut self) {
         self.phase = Phase::Finished;
-        self.queue.push_back(Output::Event(Event::Cancelled));
+        self.queue.push_back(Output::Event(Event::Terminated));
     }
 
     fn take_in_flight(&mut self, id: RequestId) -> Option<InFlight> {
@@ -529,11 +542,9 @@ impl Upload {
     }
 
     /// After any doubt about what the server holds: ask it (or create the
-    /// upload if there is none yet, or learn the protocol first).
+    /// upload if there is none yet).
     fn recovery_step(&self) -> Step {
-        if self.capabilities.is_none() && self.config.capabilities.is_none() {
-            Step::Discover
-        } else if self.upload_url.is_some() {
+        if self.upload_url.is_some() {
             Step::Status
         } else {
             Step::Create
@@ -543,9 +554,9 @@ impl Upload {
     fn meta(&self) -> UploadMeta<'_> {
         UploadMeta {
             total: self.total,
-            file_name: &self.config.file_name,
-            content_type: &self.config.content_type,
-            metadata: &self.config.metadata,
+            file_name: &self.config.settings.file_name,
+            content_type: &self.config.settings.content_type,
+            metadata: &self.config.settings.metadata,
             concat: &self.config.concat,
         }
     }
@@ -564,32 +575,20 @@ impl Upload {
 
     fn start_request(&mut self, now: Instant, step: Step) -> RequestSpec {
         let mut announces_length = false;
+        let mut completes = false;
         let (kind, url, range, parts) = match step {
-            Step::Discover => {
-                let url = self.endpoint.clone().or_else(|| self.upload_url.clone());
-                // The interop version lets IETF servers (and tusd) answer as such.
-                let interop = self.config.ietf_version.interop().to_string();
-                let headers = match self.config.protocol {
-                    Protocol::Tus => Vec::new(),
-                    _ => vec![("Upload-Draft-Interop-Version".into(), interop)],
-                };
-                let parts = RequestParts {
-                    method: Method::Options,
-                    headers,
-                };
-                (RequestKind::Discover, url, None, parts)
-            }
             Step::Create => {
                 // Small files travel in the creation request when allowed.
                 let whole = self.next_range();
-                let body = (self.codec.creation_with_upload()
+                let body = (self.config.settings.creation_with_upload
+                    && self.codec.creation_with_upload()
                     && self.total.is_some_and(|t| t > 0 && whole.end == t)
-                    && self.config.concat != Concat::Partial
-                    && !matches!(self.config.concat, Concat::Final(_)))
-                .then_some(whole);
+                    && self.config.concat == Concat::None)
+                    .then_some(whole);
                 if let Some(range) = body {
                     self.sent_high = self.sent_high.max(range.end);
                 }
+                completes = body.is_some() || self.total == Some(0);
                 let parts = self.codec.create(&self.meta(), body);
                 (RequestKind::Create, self.endpoint.clone(), body, parts)
             }
@@ -604,6 +603,7 @@ impl Upload {
                 self.sent_high = self.sent_high.max(range.end);
                 let last = self.total.is_some_and(|t| range.end == t);
                 announces_length = last && !self.length_announced;
+                completes = last;
                 let parts = self
                     .codec
                     .chunk(range, &self.meta(), last, announces_length);
@@ -631,9 +631,10 @@ impl Upload {
         let checksum = match (kind, range) {
             (RequestKind::Chunk, Some(r)) if !r.is_empty() => self
                 .codec
-                .checksum(self.config.checksum, self.capabilities.as_ref()),
+                .checksum(self.config.settings.checksum, &self.config.capabilities),
             _ => None,
         };
+        let new_connection = std::mem::take(&mut self.connection_suspect);
         self.phase = Phase::InFlight(InFlight {
             id,
             step,
@@ -642,6 +643,7 @@ impl Upload {
             last_activity: now,
             body_sent: 0,
             announces_length,
+            completes,
         });
         RequestSpec {
             id,
@@ -651,6 +653,7 @@ impl Upload {
             headers,
             body: range,
             checksum,
+            new_connection,
         }
     }
 
@@ -659,7 +662,7 @@ impl Upload {
     fn headers_for(&self, url: &Url, parts: RequestParts) -> Vec<(String, String)> {
         let same_origin = url.origin() == self.home_origin;
         let mut headers = parts.headers;
-        for (name, value) in &self.config.headers {
+        for (name, value) in &self.config.settings.headers {
             let taken = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
             let credential = CREDENTIAL_HEADERS
                 .iter()
@@ -675,12 +678,16 @@ impl Upload {
         let elapsed = now.saturating_since(flight.started);
         let range = flight.range.unwrap_or(ByteRange { start: 0, end: 0 });
         let verdict = match flight.step {
-            Step::Discover => discovery::on_options(&response),
             Step::Create => self.codec.on_create(&response),
             Step::Status => self.codec.on_status(&response, &self.meta()),
             Step::Chunk => self.codec.on_chunk(&response, range),
-            Step::Terminate => return self.finish_cancelled(),
+            Step::Terminate => return self.finish_terminated(),
         };
+        // A refusal of a request with a body may have come before the server
+        // read it (rustus answers 413 so, then ignores the connection).
+        if !flight.body_is_empty() && !(200..300).contains(&response.status) {
+            self.connection_suspect = true;
+        }
         // Only a chunk can be sent again or stepped back from, and only an
         // upload that exists has an offset to ask for: the same answers to
         // any other request are refusals (a 409 or 460 to a creation).
@@ -716,20 +723,15 @@ impl Upload {
             self.sizer.on_round_trip(elapsed);
         }
         match verdict {
-            Verdict::Discovered(capabilities) if flight.step == Step::Discover => {
-                if let Err(error) = self.adopt(capabilities.clone()) {
-                    return self.fail(error);
-                }
-                self.queue
-                    .push_back(Output::Event(Event::Discovered(capabilities)));
-                self.phase = Phase::Ready(self.recovery_step());
-            }
             Verdict::Created { location, offset } if flight.step == Step::Create => {
-                self.on_created(now, &flight, &location, offset)
+                match location {
+                    Some(location) => self.on_created(now, &flight, &location, offset),
+                    None => self.on_created_complete(now, &flight),
+                }
             }
-            Verdict::Discovered(_) | Verdict::Created { .. } => self.fail(
-                Error::ProtocolViolation("an answer that does not fit the request".into()),
-            ),
+            Verdict::Created { .. } => self.fail(Error::ProtocolViolation(
+                "an answer that does not fit the request".into(),
+            )),
             Verdict::ServerHas(held) => self.on_server_has(now, &flight, held, elapsed),
             Verdict::Resync => self.retry_now(RetryReason::OffsetMismatch, Step::Status),
             Verdict::ResendChunk(reason) => self.retry_now(reason, Step::Chunk),
@@ -753,11 +755,10 @@ impl Upload {
                 let then = self.recovery_step();
                 self.retry_later(now, reason, retry_after, then);
             }
-            Verdict::Gone(status) if matches!(flight.step, Step::Create | Step::Discover) => self
-                .fail(Error::Rejected {
-                    status,
-                    message: "the endpoint does not exist".into(),
-                }),
+            Verdict::Gone(status) if flight.step == Step::Create => self.fail(Error::Rejected {
+                status,
+                message: "the endpoint does not exist".into(),
+            }),
             Verdict::Gone(status) => self.on_gone(status),
             Verdict::TooLarge => {
                 if flight.step == Step::Chunk && self.sizer.on_too_large(range.len()).is_ok() {
@@ -771,6 +772,25 @@ impl Upload {
             }
             Verdict::Fatal(error) => self.fail(error),
         }
+    }
+
+    /// The server answered a creation with success but named no upload: an
+    /// IETF server may, when the request carried every byte and said so
+    /// (draft -11 requires `Location` only for an incomplete upload). Any
+    /// other request so answered is a broken protocol.
+    fn on_created_complete(&mut self, now: Instant, flight: &InFlight) {
+        let total = match self.total {
+            Some(total) if flight.completes => total,
+            _ => {
+                return self.fail(Error::ProtocolViolation(
+                    "the upload was created without a Location header".into(),
+                ));
+            }
+        };
+        self.sent_high = total;
+        self.offset = total;
+        self.acknowledged = total;
+        self.complete(now);
     }
 
     fn on_created(&mut self, now: Instant, flight: &InFlight, location: &str, held: Option<u64>) {
@@ -870,7 +890,7 @@ impl Upload {
                     self.phase = Phase::Ready(Step::Chunk);
                 }
             }
-            Step::Discover | Step::Terminate => self.fail(Error::ProtocolViolation(
+            Step::Terminate => self.fail(Error::ProtocolViolation(
                 "an offset arrived for a request that sends none".into(),
             )),
         }
@@ -975,14 +995,14 @@ impl Upload {
         retry_after: Option<Duration>,
         then: Step,
     ) {
-        if !self.retry.record_failure(&self.config.retry) {
+        if !self.retry.record_failure(&self.config.settings.retry) {
             return self.give_up(reason);
         }
         let floor = retry_after
-            .map(|d| d.min(self.config.retry.max_retry_after))
+            .map(|d| d.min(self.config.settings.retry.max_retry_after))
             .unwrap_or_default();
         let delay = self.retry.next_delay(floor);
-        if let (Some(deadline), Some(started)) = (self.config.retry.deadline, self.started)
+        if let (Some(deadline), Some(started)) = (self.config.settings.retry.deadline, self.started)
             && now + delay > started + deadline
         {
             return self.fail(Error::DeadlineExceeded { after: deadline });
@@ -1001,7 +1021,7 @@ impl Upload {
     /// Counts a failure against the budget and continues at once: the server
     /// told us exactly what to do (an offset correction, a smaller chunk).
     fn retry_now(&mut self, reason: RetryReason, then: Step) {
-        if !self.retry.record_failure(&self.config.retry) {
+        if !self.retry.record_failure(&self.config.settings.retry) {
             return self.give_up(reason);
         }
         self.queue.push_back(Output::Event(Event::Retrying {
@@ -1021,7 +1041,7 @@ impl Upload {
 
     fn complete(&mut self, now: Instant) {
         self.report_progress(now, true);
-        let upload_url = self.upload_url().unwrap_or_default().to_string();
+        let upload_url = self.upload_url().map(str::to_string);
         self.phase = Phase::Finished;
         self.queue
             .push_back(Output::Event(Event::Completed { upload_url }));
@@ -1047,6 +1067,25 @@ fn refusal(response: &Response) -> Verdict {
         status: response.status,
         message: response.body_excerpt(),
     })
+}
+
+/// The endpoint and upload URL parsed, and the origin credentials may go
+/// to: at least one of them must be given, both must be http(s).
+pub(crate) fn check_targets(
+    endpoint: Option<&str>,
+    upload_url: Option<&str>,
+) -> Result<(Option<Url>, Option<Url>, url::Origin), Error> {
+    let endpoint = endpoint.map(parse_http_url).transpose()?;
+    let upload_url = upload_url.map(parse_http_url).transpose()?;
+    let home = match (&endpoint, &upload_url) {
+        (Some(url), _) | (None, Some(url)) => url.origin(),
+        (None, None) => {
+            return Err(Error::InvalidConfig(
+                "give an endpoint to create the upload at, or an upload URL to continue".into(),
+            ));
+        }
+    };
+    Ok((endpoint, upload_url, home))
 }
 
 fn parse_http_url(text: &str) -> Result<Url, Error> {

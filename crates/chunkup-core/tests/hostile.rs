@@ -8,10 +8,10 @@ use chunkup_core::{ChunkSizing, Error, RequestKind, Response, RetryPolicy, Uploa
 use support::{Harness, created, ok_lkb, range_of};
 
 fn created_upload(total: u64, chunk: u64) -> Harness {
-    let mut h = Harness::new(UploadConfig {
-        chunking: ChunkSizing::Fixed(chunk),
-        ..UploadConfig::create("http://127.0.0.1:9/ranged", total)
-    });
+    let mut h = Harness::new(
+        UploadConfig::create("http://127.0.0.1:9/ranged", total)
+            .with_settings(|s| s.chunking = ChunkSizing::Fixed(chunk)),
+    );
     let create = h.expect_request();
     h.respond(&create, created("/ranged/abc"));
     h
@@ -79,14 +79,15 @@ fn status_body_with_another_total_is_refused() {
 
 #[test]
 fn an_offset_that_keeps_moving_backwards_ends_in_a_typed_error() {
-    let mut h = Harness::new(UploadConfig {
-        chunking: ChunkSizing::Fixed(10),
-        retry: RetryPolicy {
-            max_attempts: 4,
-            ..RetryPolicy::default()
-        },
-        ..UploadConfig::create("http://127.0.0.1:9/ranged", 100)
-    });
+    let mut h = Harness::new(
+        UploadConfig::create("http://127.0.0.1:9/ranged", 100).with_settings(|s| {
+            s.chunking = ChunkSizing::Fixed(10);
+            s.retry = RetryPolicy {
+                max_attempts: 4,
+                ..RetryPolicy::default()
+            };
+        }),
+    );
     let create = h.expect_request();
     h.respond(&create, created("/ranged/abc"));
     let mut sent = 0;
@@ -108,13 +109,14 @@ fn an_offset_that_keeps_moving_backwards_ends_in_a_typed_error() {
 
 #[test]
 fn cross_origin_location_gets_no_credentials() {
-    let mut h = Harness::new(UploadConfig {
-        headers: vec![
-            ("Authorization".into(), "Bearer secret".into()),
-            ("X-Trace".into(), "1".into()),
-        ],
-        ..UploadConfig::create("http://127.0.0.1:9/ranged", 10)
-    });
+    let mut h = Harness::new(
+        UploadConfig::create("http://127.0.0.1:9/ranged", 10).with_settings(|s| {
+            s.headers = vec![
+                ("Authorization".into(), "Bearer secret".into()),
+                ("X-Trace".into(), "1".into()),
+            ]
+        }),
+    );
     let create = h.expect_request();
     assert_eq!(create.header("Authorization"), Some("Bearer secret"));
     h.respond(&create, created("http://127.0.0.2:9/ranged/stolen"));
@@ -139,14 +141,12 @@ fn non_http_location_is_refused() {
 #[test]
 fn chunk_only_answers_to_a_creation_are_refusals() {
     for status in [409, 460] {
-        let mut h = Harness::new(UploadConfig {
-            protocol: chunkup_core::Protocol::Tus,
-            capabilities: Some(chunkup_core::Capabilities {
-                protocol: chunkup_core::Protocol::Tus,
+        let mut h = Harness::new(UploadConfig::create("http://127.0.0.1:9/tus", 10).speaking(
+            chunkup_core::Capabilities {
+                protocol: chunkup_core::ResolvedProtocol::Tus,
                 ..Default::default()
-            }),
-            ..UploadConfig::create("http://127.0.0.1:9/tus", 10)
-        });
+            },
+        ));
         let create = h.expect_request();
         assert_eq!(create.kind, RequestKind::Create);
         h.respond(&create, Response::status(status));
@@ -182,11 +182,13 @@ fn body_sent_beyond_the_chunk_is_capped() {
 /// Such a source is refused with a typed error.
 #[test]
 fn a_stream_cannot_end_before_acknowledged_bytes() {
-    let mut h = Harness::new(UploadConfig {
-        protocol: chunkup_core::Protocol::Ietf,
-        chunking: ChunkSizing::Fixed(10),
-        ..UploadConfig::create_stream("http://127.0.0.1:9/ietf")
-    });
+    let mut h = Harness::new(
+        UploadConfig::create_stream("http://127.0.0.1:9/ietf")
+            .speaking(chunkup_core::Capabilities::assumed(
+                chunkup_core::ResolvedProtocol::Ietf,
+            ))
+            .with_settings(|s| s.chunking = ChunkSizing::Fixed(10)),
+    );
     let create = h.expect_request();
     h.respond(
         &create,
@@ -225,11 +227,13 @@ fn a_stream_cannot_end_before_acknowledged_bytes() {
 /// upload is not complete until an (empty) append says `?1`.
 #[test]
 fn ietf_all_bytes_held_but_incomplete_is_finished_with_an_empty_append() {
-    let mut h = Harness::new(UploadConfig {
-        protocol: chunkup_core::Protocol::Ietf,
-        chunking: ChunkSizing::Fixed(10),
-        ..UploadConfig::create("http://127.0.0.1:9/ietf", 20)
-    });
+    let mut h = Harness::new(
+        UploadConfig::create("http://127.0.0.1:9/ietf", 20)
+            .speaking(chunkup_core::Capabilities::assumed(
+                chunkup_core::ResolvedProtocol::Ietf,
+            ))
+            .with_settings(|s| s.chunking = ChunkSizing::Fixed(10)),
+    );
     let create = h.expect_request();
     h.respond(
         &create,

@@ -6,7 +6,7 @@ mod support;
 
 use chunkup_core::{
     Capabilities, ChecksumAlgorithm, ChunkSizing, Concat, Error, Event, IetfVersion, Input, Method,
-    Protocol, RequestKind, RequestSpec, Response, RetryReason, UploadConfig,
+    RequestKind, RequestSpec, ResolvedProtocol, Response, RetryReason, UploadConfig,
 };
 use support::Harness;
 
@@ -15,22 +15,21 @@ const IETF: &str = "http://127.0.0.1:9/ietf";
 
 fn tus_caps(extensions: &[&str]) -> Capabilities {
     Capabilities {
-        protocol: Protocol::Tus,
+        protocol: ResolvedProtocol::Tus,
         extensions: extensions.iter().map(|e| e.to_string()).collect(),
         ..Capabilities::default()
     }
 }
 
-fn tus_config(total: u64, chunk: u64, caps: Option<Capabilities>) -> UploadConfig {
-    UploadConfig {
-        protocol: Protocol::Tus,
-        chunking: ChunkSizing::Fixed(chunk),
-        capabilities: caps,
-        file_name: "clip.mp4".into(),
-        content_type: "video/mp4".into(),
-        metadata: vec![("owner".into(), "ana".into())],
-        ..UploadConfig::create(TUS, total)
-    }
+fn tus_config(total: u64, chunk: u64, caps: Capabilities) -> UploadConfig {
+    UploadConfig::create(TUS, total)
+        .speaking(caps)
+        .with_settings(|s| {
+            s.chunking = ChunkSizing::Fixed(chunk);
+            s.file_name = "clip.mp4".into();
+            s.content_type = "video/mp4".into();
+            s.metadata = vec![("owner".into(), "ana".into())];
+        })
 }
 
 fn offset_of(spec: &RequestSpec) -> u64 {
@@ -59,20 +58,8 @@ fn finish_tus(h: &mut Harness) -> Vec<RequestSpec> {
 }
 
 #[test]
-fn tus_discovers_extensions_then_creates_and_patches() {
-    let mut h = Harness::new(tus_config(25, 10, None));
-    let options = h.expect_request();
-    assert_eq!(options.kind, RequestKind::Discover);
-    assert_eq!(options.method, Method::Options);
-    assert_eq!(options.header("Tus-Resumable"), None, "not on OPTIONS");
-    h.respond(
-        &options,
-        Response::status(204)
-            .with_header("Tus-Version", "1.0.0")
-            .with_header("Tus-Extension", "creation,termination"),
-    );
-    assert!(matches!(h.events[0], Event::Discovered(ref c) if c.protocol == Protocol::Tus));
-
+fn tus_creates_then_patches() {
+    let mut h = Harness::new(tus_config(25, 10, tus_caps(&["creation", "termination"])));
     let create = h.expect_request();
     assert_eq!(create.method, Method::Post);
     assert_eq!(create.header("Tus-Resumable"), Some("1.0.0"));
@@ -110,7 +97,7 @@ fn tus_discovers_extensions_then_creates_and_patches() {
 #[test]
 fn creation_with_upload_sends_a_small_file_in_one_request() {
     let caps = tus_caps(&["creation", "creation-with-upload"]);
-    let mut h = Harness::new(tus_config(8, 100, Some(caps)));
+    let mut h = Harness::new(tus_config(8, 100, caps));
     let create = h.expect_request();
     assert_eq!(create.kind, RequestKind::Create);
     assert_eq!(create.body.map(|b| (b.start, b.end)), Some((0, 8)));
@@ -127,7 +114,7 @@ fn creation_with_upload_sends_a_small_file_in_one_request() {
     assert!(h.next_request().is_none());
     assert!(h.completed());
     // Without the extension the data waits for a PATCH.
-    let mut plain = Harness::new(tus_config(8, 100, Some(tus_caps(&["creation"]))));
+    let mut plain = Harness::new(tus_config(8, 100, tus_caps(&["creation"])));
     assert_eq!(plain.expect_request().body, None);
 }
 
@@ -136,7 +123,7 @@ fn deferred_length_that_is_a_multiple_of_the_chunk_size_does_not_hang() {
     let caps = tus_caps(&["creation", "creation-defer-length"]);
     let mut h = Harness::new(UploadConfig {
         total_size: None,
-        ..tus_config(0, 10, Some(caps))
+        ..tus_config(0, 10, caps)
     });
     let create = h.expect_request();
     assert_eq!(create.header("Upload-Defer-Length"), Some("1"));
@@ -175,7 +162,7 @@ fn deferred_length_ending_mid_chunk_sends_the_rest_with_the_length() {
     let caps = tus_caps(&["creation", "creation-defer-length"]);
     let mut h = Harness::new(UploadConfig {
         total_size: None,
-        ..tus_config(0, 10, Some(caps))
+        ..tus_config(0, 10, caps)
     });
     let create = h.expect_request();
     h.respond(
@@ -198,7 +185,7 @@ fn deferred_length_ending_mid_chunk_sends_the_rest_with_the_length() {
 fn unknown_length_needs_a_protocol_that_can_defer_it() {
     let config = UploadConfig {
         total_size: None,
-        ..tus_config(0, 10, Some(tus_caps(&["creation"])))
+        ..tus_config(0, 10, tus_caps(&["creation"]))
     };
     assert!(matches!(
         chunkup_core::Upload::new(config),
@@ -212,10 +199,7 @@ fn checksum_uses_the_strongest_algorithm_and_460_resends() {
         checksum: Some(ChecksumAlgorithm::Sha256),
         ..tus_caps(&["creation", "checksum"])
     };
-    let mut h = Harness::new(UploadConfig {
-        checksum: true,
-        ..tus_config(20, 10, Some(caps.clone()))
-    });
+    let mut h = Harness::new(tus_config(20, 10, caps.clone()).with_settings(|s| s.checksum = true));
     let create = h.expect_request();
     h.respond(
         &create,
@@ -234,10 +218,7 @@ fn checksum_uses_the_strongest_algorithm_and_460_resends() {
         }
     )));
     // Off (the default): no checksum.
-    let mut off = Harness::new(UploadConfig {
-        checksum: false,
-        ..tus_config(20, 10, Some(caps))
-    });
+    let mut off = Harness::new(tus_config(20, 10, caps).with_settings(|s| s.checksum = false));
     let create = off.expect_request();
     off.respond(
         &create,
@@ -248,7 +229,7 @@ fn checksum_uses_the_strongest_algorithm_and_460_resends() {
 
 #[test]
 fn conflict_409_asks_the_offset_then_continues_there() {
-    let mut h = Harness::new(tus_config(30, 10, Some(tus_caps(&["creation"]))));
+    let mut h = Harness::new(tus_config(30, 10, tus_caps(&["creation"])));
     let create = h.expect_request();
     h.respond(
         &create,
@@ -265,7 +246,7 @@ fn conflict_409_asks_the_offset_then_continues_there() {
 
 #[test]
 fn locked_423_is_retried_after_a_backoff() {
-    let mut h = Harness::new(tus_config(30, 10, Some(tus_caps(&["creation"]))));
+    let mut h = Harness::new(tus_config(30, 10, tus_caps(&["creation"])));
     let create = h.expect_request();
     h.respond(
         &create,
@@ -288,7 +269,7 @@ fn resuming_a_vanished_or_expired_upload_starts_a_new_one() {
     for status in [404, 410] {
         let mut h = Harness::new(UploadConfig {
             upload_url: Some("http://127.0.0.1:9/tus/old".into()),
-            ..tus_config(30, 10, Some(tus_caps(&["creation"])))
+            ..tus_config(30, 10, tus_caps(&["creation"]))
         });
         let head = h.expect_request();
         assert_eq!(head.url, "http://127.0.0.1:9/tus/old");
@@ -299,11 +280,7 @@ fn resuming_a_vanished_or_expired_upload_starts_a_new_one() {
 
 #[test]
 fn expiration_is_reported_and_makes_records_unresumable() {
-    let mut h = Harness::new(tus_config(
-        30,
-        10,
-        Some(tus_caps(&["creation", "expiration"])),
-    ));
+    let mut h = Harness::new(tus_config(30, 10, tus_caps(&["creation", "expiration"])));
     let create = h.expect_request();
     h.respond(
         &create,
@@ -321,13 +298,14 @@ fn expiration_is_reported_and_makes_records_unresumable() {
         .unwrap();
     assert_eq!(at, 1_940_169_600_000);
     let record = chunkup_core::ResumeRecord {
-        fingerprint: "ab".into(),
-        upload_url: "http://127.0.0.1:9/tus/e".into(),
-        protocol: Protocol::Tus,
-        offset: 0,
-        total: 30,
-        updated_ms: 0,
         expires_ms: Some(at),
+        ..chunkup_core::ResumeRecord::new(
+            "ab",
+            "http://127.0.0.1:9/tus/e",
+            ResolvedProtocol::Tus,
+            30,
+            0,
+        )
     };
     assert!(record.is_resumable(at - 3_600_000));
     assert!(!record.is_resumable(at));
@@ -335,34 +313,30 @@ fn expiration_is_reported_and_makes_records_unresumable() {
 
 #[test]
 fn termination_deletes_with_the_tus_header() {
-    let mut h = Harness::new(tus_config(
-        30,
-        10,
-        Some(tus_caps(&["creation", "termination"])),
-    ));
+    let mut h = Harness::new(tus_config(30, 10, tus_caps(&["creation", "termination"])));
     let create = h.expect_request();
     h.respond(
         &create,
         Response::status(201).with_header("Location", "/tus/t"),
     );
     let _patch = h.expect_request();
-    h.input(Input::Cancel);
+    h.input(Input::Terminate);
     let delete = h.expect_request();
     assert_eq!(delete.method, Method::Delete);
     assert_eq!(delete.header("Tus-Resumable"), Some("1.0.0"));
     h.respond(&delete, Response::status(204));
-    assert!(h.events.contains(&Event::Cancelled));
+    assert!(h.events.contains(&Event::Terminated));
     // Without the extension there is nothing to send.
-    let mut h = Harness::new(tus_config(30, 10, Some(tus_caps(&["creation"]))));
+    let mut h = Harness::new(tus_config(30, 10, tus_caps(&["creation"])));
     let create = h.expect_request();
     h.respond(
         &create,
         Response::status(201).with_header("Location", "/tus/t"),
     );
     let _patch = h.expect_request();
-    h.input(Input::Cancel);
+    h.input(Input::Terminate);
     assert!(h.next_request().is_none());
-    assert!(h.events.contains(&Event::Cancelled));
+    assert!(h.events.contains(&Event::Terminated));
 }
 
 #[test]
@@ -372,10 +346,10 @@ fn max_size_and_version_mismatch_are_refused() {
         ..tus_caps(&["creation"])
     };
     assert!(matches!(
-        chunkup_core::Upload::new(tus_config(30, 10, Some(caps))),
+        chunkup_core::Upload::new(tus_config(30, 10, caps)),
         Err(Error::Rejected { status: 413, .. })
     ));
-    let mut h = Harness::new(tus_config(30, 10, Some(tus_caps(&["creation"]))));
+    let mut h = Harness::new(tus_config(30, 10, tus_caps(&["creation"])));
     let create = h.expect_request();
     h.respond(
         &create,
@@ -394,7 +368,7 @@ fn concatenation_final_joins_the_parts() {
     ];
     let mut h = Harness::new(UploadConfig {
         concat: Concat::Final(parts),
-        ..tus_config(30, 10, Some(tus_caps(&["creation", "concatenation"])))
+        ..tus_config(30, 10, tus_caps(&["creation", "concatenation"]))
     });
     let create = h.expect_request();
     assert_eq!(
@@ -417,7 +391,7 @@ fn concatenation_final_joins_the_parts() {
 
     let mut part = Harness::new(UploadConfig {
         concat: Concat::Partial,
-        ..tus_config(30, 10, Some(tus_caps(&["creation", "concatenation"])))
+        ..tus_config(30, 10, tus_caps(&["creation", "concatenation"]))
     });
     let create = part.expect_request();
     assert_eq!(create.header("Upload-Concat"), Some("partial"));
@@ -425,12 +399,12 @@ fn concatenation_final_joins_the_parts() {
 }
 
 fn ietf_config(total: u64, chunk: u64, version: IetfVersion) -> UploadConfig {
-    UploadConfig {
-        protocol: Protocol::Ietf,
-        ietf_version: version,
-        chunking: ChunkSizing::Fixed(chunk),
-        ..UploadConfig::create(IETF, total)
-    }
+    UploadConfig::create(IETF, total)
+        .speaking(Capabilities::assumed(ResolvedProtocol::Ietf))
+        .with_settings(|s| {
+            s.ietf_version = version;
+            s.chunking = ChunkSizing::Fixed(chunk);
+        })
 }
 
 fn ietf_ok(offset: u64, complete: bool) -> Response {
@@ -511,41 +485,4 @@ fn ietf_409_carries_the_offset_and_upload_limit_bounds_appends() {
     // A 413 shrinks appends further.
     h.respond(&next, Response::status(413));
     assert_eq!(h.expect_request().body.unwrap().len(), 10);
-}
-
-#[test]
-fn auto_discovery_picks_ietf_tus_or_ranged() {
-    let cases = [
-        (
-            Response::status(204).with_header("Accept-Patch", "application/partial-upload"),
-            Protocol::Ietf,
-            Method::Post,
-        ),
-        (
-            Response::status(200)
-                .with_header("Tus-Version", "1.0.0")
-                .with_header("Tus-Extension", "creation"),
-            Protocol::Tus,
-            Method::Post,
-        ),
-        (Response::status(405), Protocol::Ranged, Method::Post),
-    ];
-    for (answer, protocol, first_method) in cases {
-        let mut h = Harness::new(UploadConfig {
-            protocol: Protocol::Auto,
-            ..UploadConfig::create("http://127.0.0.1:9/up", 10)
-        });
-        let options = h.expect_request();
-        assert_eq!(options.method, Method::Options);
-        assert_eq!(options.header("Upload-Draft-Interop-Version"), Some("8"));
-        h.respond(&options, answer);
-        let create = h.expect_request();
-        assert_eq!(create.method, first_method);
-        assert_eq!(h.upload.protocol(), protocol);
-        match protocol {
-            Protocol::Tus => assert!(create.header("Tus-Resumable").is_some()),
-            Protocol::Ietf => assert!(create.header("Upload-Complete").is_some()),
-            _ => assert!(create.header("X-Upload-Content-Length").is_some()),
-        }
-    }
 }

@@ -14,13 +14,12 @@ use support::{Harness, created, ok_lkb, range_of};
 const ENDPOINT: &str = "http://127.0.0.1:9/ranged";
 
 fn config(total: u64, chunk: u64) -> UploadConfig {
-    UploadConfig {
-        chunking: ChunkSizing::Fixed(chunk),
-        file_name: "movie.mp4".into(),
-        content_type: "video/mp4".into(),
-        seed: 1,
-        ..UploadConfig::create(ENDPOINT, total)
-    }
+    UploadConfig::create(ENDPOINT, total).with_settings(|s| {
+        s.chunking = ChunkSizing::Fixed(chunk);
+        s.file_name = "movie.mp4".into();
+        s.content_type = "video/mp4".into();
+        s.seed = 1;
+    })
 }
 
 /// Creates the upload and returns the harness ready for the first chunk.
@@ -86,10 +85,10 @@ fn last_known_byte_zero_is_a_value_not_absent() {
 
 #[test]
 fn status_poll_minus_one_means_nothing_stored() {
-    let mut h = Harness::new(UploadConfig {
-        chunking: ChunkSizing::Fixed(10),
-        ..UploadConfig::resume("http://127.0.0.1:9/ranged/abc", 30)
-    });
+    let mut h = Harness::new(
+        UploadConfig::resume("http://127.0.0.1:9/ranged/abc", 30)
+            .with_settings(|s| s.chunking = ChunkSizing::Fixed(10)),
+    );
     let status = h.expect_request();
     assert_eq!(status.kind, RequestKind::Status);
     assert_eq!(status.method, Method::Get);
@@ -101,10 +100,10 @@ fn status_poll_minus_one_means_nothing_stored() {
 
 #[test]
 fn status_body_is_the_fallback_when_the_header_is_missing() {
-    let mut h = Harness::new(UploadConfig {
-        chunking: ChunkSizing::Fixed(10),
-        ..UploadConfig::resume("http://127.0.0.1:9/ranged/abc", 30)
-    });
+    let mut h = Harness::new(
+        UploadConfig::resume("http://127.0.0.1:9/ranged/abc", 30)
+            .with_settings(|s| s.chunking = ChunkSizing::Fixed(10)),
+    );
     let status = h.expect_request();
     h.respond(&status, Response::status(200).with_body("0-14/30"));
     let chunk = h.expect_request();
@@ -251,10 +250,7 @@ fn a_502_status_502_loop_ends_within_the_budget() {
         max_attempts: 5,
         ..RetryPolicy::default()
     };
-    let mut h = Harness::new(UploadConfig {
-        retry: policy,
-        ..config(30, 10)
-    });
+    let mut h = Harness::new(config(30, 10).with_settings(|s| s.retry = policy));
     let create = h.expect_request();
     h.respond(&create, created("/ranged/abc"));
     let mut chunks = 0;
@@ -285,10 +281,7 @@ fn the_budget_refills_only_when_the_offset_advances() {
         max_attempts: 2,
         ..RetryPolicy::default()
     };
-    let mut h = Harness::new(UploadConfig {
-        retry: policy,
-        ..config(40, 10)
-    });
+    let mut h = Harness::new(config(40, 10).with_settings(|s| s.retry = policy));
     let create = h.expect_request();
     h.respond(&create, created("/ranged/abc"));
     // Each chunk fails twice, then succeeds: 2 failures per advance is
@@ -327,10 +320,7 @@ fn backoff_grows_exponentially_with_jitter_under_the_cap() {
         max_delay: Duration::from_secs(2),
         ..RetryPolicy::default()
     };
-    let mut h = Harness::new(UploadConfig {
-        retry: policy,
-        ..config(30, 10)
-    });
+    let mut h = Harness::new(config(30, 10).with_settings(|s| s.retry = policy));
     for _ in 0..30 {
         let Some(request) = h.next_request() else {
             break;
@@ -358,10 +348,7 @@ fn deadline_ends_the_upload() {
         max_attempts: 1000,
         ..RetryPolicy::default()
     };
-    let mut h = Harness::new(UploadConfig {
-        retry: policy,
-        ..config(30, 10)
-    });
+    let mut h = Harness::new(config(30, 10).with_settings(|s| s.retry = policy));
     while let Some(request) = h.next_request() {
         h.break_connection(&request);
     }
@@ -480,10 +467,10 @@ fn pause_aborts_and_resume_polls_status() {
 }
 
 #[test]
-fn cancel_terminates_the_upload_on_the_server() {
+fn terminate_removes_the_upload_on_the_server() {
     let mut h = created_upload(30, 10);
     let chunk = h.expect_request();
-    h.input(Input::Cancel);
+    h.input(Input::Terminate);
     let delete = h.expect_request();
     assert_eq!(delete.kind, RequestKind::Terminate);
     assert_eq!(delete.method, Method::Delete);
@@ -491,22 +478,19 @@ fn cancel_terminates_the_upload_on_the_server() {
     assert_eq!(h.aborted, vec![chunk.id]);
     h.respond(&delete, Response::status(204));
     assert!(h.next_request().is_none());
-    assert!(h.events.contains(&Event::Cancelled));
+    assert!(h.events.contains(&Event::Terminated));
 }
 
 #[test]
-fn cancel_stops_everything() {
-    let mut h = Harness::new(UploadConfig {
-        terminate_on_cancel: false,
-        ..config(30, 10)
-    });
+fn stop_ends_at_once_and_keeps_the_upload() {
+    let mut h = Harness::new(config(30, 10));
     let create = h.expect_request();
     h.respond(&create, created("/ranged/abc"));
     let chunk = h.expect_request();
-    h.input(Input::Cancel);
-    assert!(h.next_request().is_none());
+    h.input(Input::Stop);
+    assert!(h.next_request().is_none(), "no DELETE: the upload is kept");
     assert_eq!(h.aborted, vec![chunk.id]);
-    assert!(h.events.contains(&Event::Cancelled));
+    assert!(h.events.contains(&Event::Stopped));
     // A late answer changes nothing.
     h.respond(&chunk, ok_lkb(9));
     assert!(h.next_request().is_none());

@@ -136,16 +136,17 @@ impl SimServer {
 }
 
 fn run(total: u64, sizing: ChunkSizing, faults: &[Fault], seed: u64, budget: u32) -> Harness {
-    let mut h = Harness::new(UploadConfig {
-        chunking: sizing,
-        retry: RetryPolicy {
-            max_attempts: budget,
-            stall_timeout: Duration::from_secs(20),
-            ..RetryPolicy::default()
-        },
-        seed,
-        ..UploadConfig::create("http://127.0.0.1:9/ranged", total)
-    });
+    let mut h = Harness::new(
+        UploadConfig::create("http://127.0.0.1:9/ranged", total).with_settings(|s| {
+            s.chunking = sizing;
+            s.retry = RetryPolicy {
+                max_attempts: budget,
+                stall_timeout: Duration::from_secs(20),
+                ..RetryPolicy::default()
+            };
+            s.seed = seed;
+        }),
+    );
     let mut server = SimServer {
         total,
         stored: Vec::new(),

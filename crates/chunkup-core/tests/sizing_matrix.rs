@@ -211,12 +211,12 @@ struct Flight {
 /// (infinite when the upload gave up: its retry budget ran out).
 fn upload_time(sizing: &ChunkSizing, profile: Profile, keeps: bool, seed: u64) -> f64 {
     let mut link = Link::new(profile, seed);
-    let mut upload = Upload::new(UploadConfig {
-        chunking: sizing.clone(),
-        seed,
-        ..UploadConfig::create("http://127.0.0.1:9/ranged", profile.total)
-    })
-    .unwrap();
+    let config =
+        UploadConfig::create("http://127.0.0.1:9/ranged", profile.total).with_settings(|s| {
+            s.chunking = sizing.clone();
+            s.seed = seed;
+        });
+    let mut upload = Upload::new(config).unwrap();
     let secs = |t: f64| Instant::ZERO + Duration::from_secs_f64(t);
     let mut now = 0.0f64;
     let mut stored = 0u64;

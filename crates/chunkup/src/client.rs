@@ -1,12 +1,14 @@
-//! The user-facing native API.
+//! The user-facing native API: options in, a session of the core run over
+//! real IO, a report out.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chunkup_core::session::{Completion, Outcome, SessionConfig, SessionInput, SourceInfo};
 use chunkup_core::{
-    Capabilities, ChunkSizing, Event, IetfVersion, Input, Protocol, ResumeRecord, RetryPolicy,
-    RetryReason, Upload, UploadConfig, fingerprint,
+    Capabilities, ChunkSizing, Event, IetfVersion, Protocol, RetryPolicy, RetryReason, Session,
+    UploadSettings,
 };
 use tokio::sync::mpsc;
 
@@ -15,14 +17,10 @@ use crate::store::ResumeStore;
 use crate::transport::{ReqwestTransport, Transport};
 use crate::{Error, driver};
 
-/// How often the offset hint in the resume store is refreshed (the upload URL
-/// itself is saved at once; the server's answer decides where to continue).
-const STORE_REFRESH: Duration = Duration::from_secs(1);
-
 /// Options for one upload.
 #[derive(Debug, Clone)]
 pub struct UploadOptions {
-    /// The protocol to speak.
+    /// The protocol to speak (`Auto` asks the endpoint).
     pub protocol: Protocol,
     /// Chunk sizing (adaptive by default).
     pub chunking: ChunkSizing,
@@ -32,7 +30,7 @@ pub struct UploadOptions {
     pub headers: Vec<(String, String)>,
     /// Content type to announce (default `application/octet-stream`).
     pub content_type: Option<String>,
-    /// Pause, resume or cancel the upload from elsewhere.
+    /// Pause, resume, stop or terminate the upload from elsewhere.
     pub control: Option<UploadControl>,
     /// Minimum time between progress events.
     pub progress_interval: Duration,
@@ -47,8 +45,18 @@ pub struct UploadOptions {
     /// the server allows it (tus concatenation). With a resume store, a
     /// later run with the same split continues each part.
     pub parallel: usize,
-    /// What the endpoint supports, if already known (skips discovery).
+    /// What the endpoint supports, if already known (skips discovery when
+    /// it agrees with `protocol`).
     pub capabilities: Option<Capabilities>,
+    /// The application's own identity for the content (a content hash, a
+    /// database id): with a resume store, it alone names the upload.
+    pub fingerprint: Option<String>,
+    /// An upload the application knows, to continue (the server is asked
+    /// how much it holds first).
+    pub upload_url: Option<String>,
+    /// Send a small file's bytes in its creation request where the server
+    /// allows it (on by default).
+    pub creation_with_upload: bool,
 }
 
 impl Default for UploadOptions {
@@ -66,15 +74,18 @@ impl Default for UploadOptions {
             checksum: false,
             parallel: 1,
             capabilities: None,
+            fingerprint: None,
+            upload_url: None,
+            creation_with_upload: true,
         }
     }
 }
 
-/// Pauses, resumes or cancels a running upload. Clone it freely.
+/// Pauses, resumes, stops or terminates a running upload. Clone it freely.
 #[derive(Debug, Clone)]
 pub struct UploadControl {
-    tx: mpsc::UnboundedSender<Input>,
-    rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<Input>>>>,
+    tx: mpsc::UnboundedSender<SessionInput>,
+    rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<SessionInput>>>>,
 }
 
 impl Default for UploadControl {
@@ -95,20 +106,29 @@ impl UploadControl {
 
     /// Stops sending; the request in flight is abandoned.
     pub fn pause(&self) {
-        let _ = self.tx.send(Input::Pause);
+        let _ = self.tx.send(SessionInput::Pause);
     }
 
     /// Continues after a pause (the server is asked for its offset first).
     pub fn resume(&self) {
-        let _ = self.tx.send(Input::Resume);
+        let _ = self.tx.send(SessionInput::Resume);
     }
 
-    /// Gives the upload up; it ends with [`Error::Cancelled`].
-    pub fn cancel(&self) {
-        let _ = self.tx.send(Input::Cancel);
+    /// Ends the upload now, keeping it on the server and in the resume
+    /// store: a later upload of the same file continues it. The upload
+    /// ends with [`Error::Stopped`]. (Dropping the upload's future is a
+    /// stop too.)
+    pub fn stop(&self) {
+        let _ = self.tx.send(SessionInput::Stop);
     }
 
-    fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<Input>> {
+    /// Ends the upload and removes it from the server where the protocol
+    /// can, and from the resume store. It ends with [`Error::Terminated`].
+    pub fn terminate(&self) {
+        let _ = self.tx.send(SessionInput::Terminate);
+    }
+
+    pub(crate) fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<SessionInput>> {
         self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
@@ -116,8 +136,9 @@ impl UploadControl {
 /// What a completed upload did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UploadReport {
-    /// The upload's URL on the server.
-    pub upload_url: String,
+    /// The upload's URL on the server (`None` when the server completed it
+    /// in its creation request without naming it).
+    pub upload_url: Option<String>,
     /// Bytes uploaded in total (the file size).
     pub size: u64,
     /// Where an earlier upload of the same file was continued from, if it was.
@@ -166,6 +187,12 @@ impl<T: Transport> Client<T> {
         self
     }
 
+    /// The resume store, if the client has one (to list or forget
+    /// remembered uploads).
+    pub fn resume_store(&self) -> Option<&dyn ResumeStore> {
+        self.store.as_deref()
+    }
+
     /// Uploads the file at `path` to `endpoint` (where uploads are created),
     /// continuing an earlier upload of the same file if the resume store
     /// knows one. `on_event` sees every [`Event`].
@@ -174,222 +201,118 @@ impl<T: Transport> Client<T> {
         path: &Path,
         endpoint: &str,
         options: UploadOptions,
-        mut on_event: impl FnMut(&Event) + Send,
+        on_event: impl FnMut(&Event) + Send,
     ) -> Result<UploadReport, Error> {
         let source = FileSource::open(path)?;
-        let key = fingerprint(
-            endpoint,
-            &source.path().to_string_lossy(),
-            source.size(),
-            source.modified_ms(),
-        );
-        let mut options = options;
-        if options.parallel > 1 && matches!(options.protocol, Protocol::Tus | Protocol::Auto) {
-            let capabilities = match options.capabilities.clone() {
-                Some(known) => known,
-                None => crate::parallel::discover(&self.transport, endpoint, &options).await?,
-            };
-            let plan =
-                chunkup_core::concat::plan_parts(&capabilities, source.size(), options.parallel);
-            if let Some(parts) = plan {
-                on_event(&Event::Discovered(capabilities.clone()));
-                return crate::parallel::upload_parts(
-                    &self.transport,
-                    self.store.as_deref(),
-                    &key,
-                    &source,
-                    endpoint,
-                    &options,
-                    capabilities,
-                    parts,
-                    &mut on_event,
-                )
-                .await;
-            }
-            options.capabilities = Some(capabilities);
-        }
-        let known = match &self.store {
-            Some(store) => load_resumable(store.as_ref(), &key, options.protocol, source.size())?,
-            None => None,
+        let info = SourceInfo {
+            size: Some(source.size()),
+            name: Some(source.path().to_string_lossy().into_owned()),
+            modified_ms: source.modified_ms(),
+            fingerprint: None,
         };
-        let config = UploadConfig {
-            // A resumed upload keeps the protocol it was made with.
-            protocol: known.as_ref().map_or(options.protocol, |r| r.protocol),
-            upload_url: known.as_ref().map(|r| r.upload_url.clone()),
-            ..base_config(endpoint, &source, source.size(), &options)
-        };
-        let protocol = config.protocol;
-        let mut upload = Upload::new(config)?;
+        let file_name = source.file_name();
+        self.upload_source(&source, info, &file_name, endpoint, options, on_event)
+            .await
+    }
 
+    /// Uploads any [`Source`] described by `info` (its size and identity:
+    /// without a name and modification time, or an application
+    /// fingerprint in `options`, it is never matched to another upload),
+    /// announcing it as `file_name`.
+    pub async fn upload_source<S: Source>(
+        &self,
+        source: &S,
+        mut info: SourceInfo,
+        file_name: &str,
+        endpoint: &str,
+        options: UploadOptions,
+        mut on_event: impl FnMut(&Event) + Send,
+    ) -> Result<UploadReport, Error> {
+        if options.fingerprint.is_some() {
+            info.fingerprint = options.fingerprint.clone();
+        }
+        let size = info.size.unwrap_or_default();
+        let config = session_config(endpoint, info, file_name, &options, self.store.is_some());
+        let mut session = Session::new(config)?;
         let started = std::time::Instant::now();
-        let mut resumed_from = None;
         let mut retries = Vec::new();
-        let mut persister = Persister::new(self.store.as_deref(), &key, protocol, source.size());
-        persister.resume_from(known);
+        let mut observe = |event: &Event| {
+            if let Event::Retrying { reason, .. } = event {
+                retries.push(reason.clone());
+            }
+            on_event(event);
+        };
         let control = options
             .control
             .as_ref()
             .and_then(UploadControl::take_receiver);
-        let mut observe = |event: &Event| {
-            match event {
-                Event::ResumedAt { offset } => resumed_from = Some(*offset),
-                Event::Retrying { reason, .. } => retries.push(reason.clone()),
-                _ => {}
-            }
-            persister.observe(event);
-            on_event(event);
-        };
-        let result =
-            driver::drive(&mut upload, &self.transport, &source, control, &mut observe).await;
-        let upload_url = result?;
-        Ok(UploadReport {
-            upload_url,
-            size: source.size(),
-            resumed_from,
-            retries,
-            elapsed: started.elapsed(),
-        })
-    }
-}
-
-/// The record under `key`, if it can continue an upload of `total` bytes
-/// over `protocol` now.
-pub(crate) fn load_resumable(
-    store: &dyn ResumeStore,
-    key: &str,
-    protocol: Protocol,
-    total: u64,
-) -> Result<Option<ResumeRecord>, Error> {
-    Ok(store
-        .load(key)?
-        .filter(|r| r.continues(protocol, total, now_ms())))
-}
-
-/// Keeps the resume store in step with the upload. Store failures never fail
-/// the upload (it can still complete); they only cost the ability to resume,
-/// so they are logged.
-pub(crate) struct Persister<'a> {
-    store: Option<&'a dyn ResumeStore>,
-    key: &'a str,
-    protocol: Protocol,
-    total: u64,
-    upload_url: Option<String>,
-    expires_ms: Option<i64>,
-    last_saved: Option<std::time::Instant>,
-    /// A part of a parallel upload stays remembered after it completes,
-    /// until the final upload that joins the parts does.
-    pub(crate) keep_when_complete: bool,
-}
-
-impl<'a> Persister<'a> {
-    pub(crate) fn new(
-        store: Option<&'a dyn ResumeStore>,
-        key: &'a str,
-        protocol: Protocol,
-        total: u64,
-    ) -> Self {
-        Persister {
-            store,
-            key,
-            protocol,
-            total,
-            upload_url: None,
-            expires_ms: None,
-            last_saved: None,
-            keep_when_complete: false,
+        let outcome = driver::drive(
+            &mut session,
+            &self.transport,
+            source,
+            self.store.as_deref(),
+            control,
+            &mut observe,
+        )
+        .await?;
+        match outcome {
+            Outcome::Completed(Completion {
+                upload_url,
+                resumed_from,
+                ..
+            }) => Ok(UploadReport {
+                upload_url,
+                size,
+                resumed_from,
+                retries,
+                elapsed: started.elapsed(),
+            }),
+            Outcome::Failed(error) => Err(Error::Upload(error)),
+            Outcome::Stopped => Err(Error::Stopped),
+            Outcome::Terminated => Err(Error::Terminated),
         }
     }
-
-    /// Continues the record of an earlier run.
-    pub(crate) fn resume_from(&mut self, known: Option<ResumeRecord>) {
-        if let Some(record) = known {
-            self.expires_ms = record.expires_ms;
-            self.upload_url = Some(record.upload_url);
-        }
-    }
-
-    pub(crate) fn observe(&mut self, event: &Event) {
-        let Some(store) = self.store else { return };
-        let result = match event {
-            Event::Discovered(capabilities) => {
-                self.protocol = capabilities.protocol;
-                Ok(())
-            }
-            Event::Expires { at_unix_ms } => {
-                self.expires_ms = Some(*at_unix_ms);
-                self.save(store, 0)
-            }
-            Event::Created { upload_url } => {
-                self.upload_url = Some(upload_url.clone());
-                self.save(store, 0)
-            }
-            Event::ChunkAcknowledged { offset } => {
-                let due = self
-                    .last_saved
-                    .is_none_or(|at| at.elapsed() >= STORE_REFRESH);
-                if due {
-                    self.save(store, *offset)
-                } else {
-                    Ok(())
-                }
-            }
-            Event::Completed { .. } if self.keep_when_complete => self.save(store, self.total),
-            Event::Completed { .. } => store.remove(self.key),
-            Event::Failed(
-                chunkup_core::Error::UploadGone { .. } | chunkup_core::Error::Rejected { .. },
-            ) => store.remove(self.key),
-            _ => Ok(()),
-        };
-        if let Err(error) = result {
-            tracing::warn!(%error, "the resume store failed; this upload cannot be resumed later");
-        }
-    }
-
-    fn save(&mut self, store: &dyn ResumeStore, offset: u64) -> Result<(), Error> {
-        let Some(upload_url) = self.upload_url.clone() else {
-            return Ok(());
-        };
-        self.last_saved = Some(std::time::Instant::now());
-        store.save(&ResumeRecord {
-            fingerprint: self.key.to_string(),
-            upload_url,
-            protocol: self.protocol,
-            offset,
-            total: self.total,
-            updated_ms: now_ms(),
-            expires_ms: self.expires_ms,
-        })
-    }
 }
 
-/// The engine configuration every upload of `options` shares.
-pub(crate) fn base_config(
+/// The session configuration for `options`.
+fn session_config(
     endpoint: &str,
-    source: &FileSource,
-    total: u64,
+    source: SourceInfo,
+    file_name: &str,
     options: &UploadOptions,
-) -> UploadConfig {
-    UploadConfig {
+    remember: bool,
+) -> SessionConfig {
+    SessionConfig {
         protocol: options.protocol,
-        ietf_version: options.ietf_version,
-        capabilities: options.capabilities.clone(),
-        metadata: options.metadata.clone(),
-        checksum: options.checksum,
-        file_name: source.file_name(),
-        content_type: options
-            .content_type
-            .clone()
-            .unwrap_or_else(|| "application/octet-stream".into()),
-        headers: options.headers.clone(),
-        chunking: options.chunking.clone(),
-        retry: options.retry.clone(),
-        progress_interval: options.progress_interval,
-        seed: random_seed(),
-        ..UploadConfig::create(endpoint, total)
+        endpoint: Some(endpoint.to_string()),
+        upload_url: options.upload_url.clone(),
+        source,
+        settings: UploadSettings {
+            file_name: file_name.to_string(),
+            content_type: options
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            headers: options.headers.clone(),
+            metadata: options.metadata.clone(),
+            chunking: options.chunking.clone(),
+            retry: options.retry.clone(),
+            progress_interval: options.progress_interval,
+            ietf_version: options.ietf_version,
+            checksum: options.checksum,
+            creation_with_upload: options.creation_with_upload,
+            seed: random_seed(),
+            ..UploadSettings::default()
+        },
+        known: options.capabilities.clone(),
+        remember,
+        parallel: options.parallel,
+        wall_clock_ms: now_ms(),
     }
 }
 
-fn now_ms() -> i64 {
+/// The wall clock, milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .ok()

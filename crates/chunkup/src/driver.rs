@@ -1,39 +1,50 @@
-//! The IO loop around the engine: perform what it asks, feed back what
-//! happened, sleep when it says so. No decisions are made here.
+//! The IO loop around a session: perform what it asks (requests, store
+//! reads and writes), feed back what happened, sleep when it says so. No
+//! decisions are made here.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use chunkup_core::session::{Outcome, SessionInput, SessionOutput};
 use chunkup_core::{
-    Event, Input, Instant, Output, RequestId, RequestSpec, Response, TransportError,
-    TransportErrorKind, Upload,
+    Event, Instant, RequestId, RequestSpec, Response, Session, TransportError, TransportErrorKind,
 };
-use futures_util::TryStreamExt;
+use futures_util::future::{AbortHandle, Abortable};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 use crate::Error;
 use crate::source::{BodyStream, Source, counted};
+use crate::store::ResumeStore;
 use crate::transport::Transport;
 
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<Response, TransportError>> + Send + 'a>>;
+type Pending<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
 
-/// Runs `upload` to its end. Returns the upload URL on completion.
+/// A request's outcome, or `None` when it was aborted.
+type Answer = (RequestId, Option<Result<Response, TransportError>>);
+
+/// Runs `session` to its end. An error is returned only when the source
+/// itself failed (retrying cannot help, and must not upload a changed file);
+/// every other ending is the session's [`Outcome`].
 pub(crate) async fn drive<T: Transport, S: Source>(
-    upload: &mut Upload,
+    session: &mut Session,
     transport: &T,
     source: &S,
-    mut control: Option<mpsc::UnboundedReceiver<Input>>,
+    store: Option<&dyn ResumeStore>,
+    mut control: Option<mpsc::UnboundedReceiver<SessionInput>>,
     on_event: &mut (dyn FnMut(&Event) + Send),
-) -> Result<String, Error> {
+) -> Result<Outcome, Error> {
     let origin = tokio::time::Instant::now();
     let now = || Instant::from_elapsed(origin.elapsed());
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<(RequestId, u64)>();
-    let mut in_flight: Option<(RequestId, Pending<'_>)> = None;
-    let mut outcome: Option<Result<String, Error>> = None;
+    let mut in_flight: FuturesUnordered<Pending<'_>> = FuturesUnordered::new();
+    let mut aborts: HashMap<RequestId, AbortHandle> = HashMap::new();
 
     loop {
-        match upload.poll_output(now()) {
-            Output::Send(spec) => {
+        match session.poll_output(now()) {
+            SessionOutput::Send(spec) => {
                 let id = spec.id;
                 let tx = sent_tx.clone();
                 let report = move |bytes| {
@@ -44,55 +55,65 @@ pub(crate) async fn drive<T: Transport, S: Source>(
                     let body = body.map(|b| Box::pin(counted(b, report)) as BodyStream);
                     transport.send(spec, body).await
                 };
-                in_flight = Some((id, Box::pin(request)));
+                let (handle, registration) = AbortHandle::new_pair();
+                aborts.insert(id, handle);
+                in_flight.push(Box::pin(async move {
+                    (id, Abortable::new(request, registration).await.ok())
+                }));
             }
-            Output::Abort(id) => {
-                if in_flight
-                    .as_ref()
-                    .is_some_and(|(current, _)| *current == id)
-                {
-                    in_flight = None;
+            SessionOutput::Abort(id) => {
+                if let Some(handle) = aborts.remove(&id) {
+                    handle.abort();
                 }
             }
-            Output::Event(event) => {
-                match &event {
-                    Event::Completed { upload_url } => outcome = Some(Ok(upload_url.clone())),
-                    Event::Failed(error) => outcome = Some(Err(error.clone().into())),
-                    Event::Cancelled => outcome = Some(Err(Error::Cancelled)),
-                    _ => {}
-                }
-                on_event(&event);
+            SessionOutput::Load(key) => {
+                let record = match store.map(|s| s.load(&key)).transpose() {
+                    Ok(record) => record.flatten(),
+                    Err(error) => {
+                        store_failed(session, now(), &error);
+                        None
+                    }
+                };
+                session.handle_input(now(), SessionInput::Loaded { key, record });
             }
-            Output::Wait(until) => {
+            SessionOutput::Persist(record) => {
+                if let Some(Err(error)) = store.map(|s| s.save(&record)) {
+                    store_failed(session, now(), &error);
+                }
+            }
+            SessionOutput::Forget(key) => {
+                if let Some(Err(error)) = store.map(|s| s.remove(&key)) {
+                    store_failed(session, now(), &error);
+                }
+            }
+            SessionOutput::Event(event) => on_event(&event),
+            SessionOutput::Done(outcome) => return Ok(outcome),
+            SessionOutput::Wait(until) => {
                 let sleep = until.map(|at| origin + at.elapsed_since_origin());
                 tokio::select! {
-                    result = async {
-                        match in_flight.as_mut() {
-                            Some((_, pending)) => pending.await,
-                            None => std::future::pending().await,
-                        }
-                    } => {
-                        let Some((id, _)) = in_flight.take() else { continue };
+                    Some((id, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+                        aborts.remove(&id);
+                        let Some(result) = answer else { continue };
                         let input = match result {
-                            Ok(response) => Input::Response { id, response },
+                            Ok(response) => SessionInput::Response { id, response },
                             Err(error) => {
-                                // A source at fault is not the network's: retrying
-                                // cannot help, and must not upload a changed file.
                                 if let Some(failure) = source.take_failure() {
                                     return Err(failure);
                                 }
-                                Input::TransportFailed { id, error }
+                                SessionInput::TransportFailed { id, error }
                             }
                         };
-                        upload.handle_input(now(), input);
+                        session.handle_input(now(), input);
                     }
                     Some((id, bytes)) = sent_rx.recv() => {
-                        // Only the newest count matters.
-                        let mut latest = (id, bytes);
-                        while let Ok(next) = sent_rx.try_recv() {
-                            latest = next;
+                        // Only the newest count of each request matters.
+                        let mut latest = HashMap::from([(id, bytes)]);
+                        while let Ok((id, bytes)) = sent_rx.try_recv() {
+                            latest.insert(id, bytes);
                         }
-                        upload.handle_input(now(), Input::BodySent { id: latest.0, bytes: latest.1 });
+                        for (id, bytes) in latest {
+                            session.handle_input(now(), SessionInput::BodySent { id, bytes });
+                        }
                     }
                     command = async {
                         match control.as_mut() {
@@ -100,7 +121,7 @@ pub(crate) async fn drive<T: Transport, S: Source>(
                             None => std::future::pending().await,
                         }
                     } => match command {
-                        Some(input) => upload.handle_input(now(), input),
+                        Some(input) => session.handle_input(now(), input),
                         None => control = None,
                     },
                     () = async {
@@ -111,15 +132,16 @@ pub(crate) async fn drive<T: Transport, S: Source>(
                     } => {}
                 }
             }
-            Output::Done => {
-                return outcome.unwrap_or_else(|| {
-                    Err(Error::Upload(chunkup_core::Error::InvalidConfig(
-                        "the upload ended without an outcome".into(),
-                    )))
-                });
-            }
         }
     }
+}
+
+/// A store that fails costs the resume, never the upload: the session
+/// reports it as an event.
+fn store_failed(session: &mut Session, now: Instant, error: &Error) {
+    tracing::warn!(%error, "the resume store failed; this upload may not be resumable later");
+    let message = error.to_string();
+    session.handle_input(now, SessionInput::StoreFailed { message });
 }
 
 /// The body for a request. When the engine asked for a checksum the chunk is

@@ -30,9 +30,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The upload was cancelled through its [`crate::UploadControl`].
-    #[error("the upload was cancelled")]
-    Cancelled,
+    /// The upload was stopped ([`crate::UploadControl::stop`]); it is kept
+    /// on the server and in the resume store, and can be continued.
+    #[error("the upload was stopped; it can be continued later")]
+    Stopped,
+
+    /// The upload was terminated ([`crate::UploadControl::terminate`]) and
+    /// removed from the server where the protocol allows.
+    #[error("the upload was terminated")]
+    Terminated,
 
     /// The platform lacks something chunkup needs (a browser without
     /// XMLHttpRequest or fetch).

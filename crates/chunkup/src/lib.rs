@@ -16,7 +16,7 @@
 //!         println!("{event:?}");
 //!     })
 //!     .await?;
-//! println!("stored at {}", report.upload_url);
+//! println!("stored at {:?}", report.upload_url);
 //! # Ok(())
 //! # }
 //! ```
@@ -38,8 +38,6 @@ mod client;
 #[cfg(feature = "native")]
 mod driver;
 #[cfg(feature = "native")]
-mod parallel;
-#[cfg(feature = "native")]
 mod source;
 #[cfg(feature = "native")]
 mod transport;
@@ -47,7 +45,8 @@ mod transport;
 pub mod web;
 
 pub use chunkup_core::{
-    self as core, ChunkSizing, Event, Progress, Protocol, ResumeRecord, RetryPolicy, RetryReason,
+    self as core, ChunkSizing, Event, Progress, Protocol, ResolvedProtocol, ResumeRecord,
+    RetryPolicy, RetryReason, SourceInfo,
 };
 pub use error::Error;
 pub use store::{FileResumeStore, MemoryResumeStore, ResumeStore};
@@ -55,6 +54,6 @@ pub use store::{FileResumeStore, MemoryResumeStore, ResumeStore};
 #[cfg(feature = "native")]
 pub use client::{Client, UploadControl, UploadOptions, UploadReport};
 #[cfg(feature = "native")]
-pub use source::{FileSource, Source};
+pub use source::{BodyStream, FileSource, Source};
 #[cfg(feature = "native")]
 pub use transport::{ReqwestTransport, Transport};

@@ -199,17 +199,19 @@ impl ResumeStore for FileResumeStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chunkup_core::Protocol;
+    use chunkup_core::ResolvedProtocol;
 
     fn record(fingerprint: &str) -> ResumeRecord {
         ResumeRecord {
-            fingerprint: fingerprint.into(),
-            upload_url: "http://127.0.0.1:1/ranged/x".into(),
-            protocol: Protocol::Ranged,
             offset: 5,
-            total: 10,
-            updated_ms: 1,
-            expires_ms: None,
+            file_name: Some("x".into()),
+            ..ResumeRecord::new(
+                fingerprint,
+                "http://127.0.0.1:1/ranged/x",
+                ResolvedProtocol::Ranged,
+                10,
+                1,
+            )
         }
     }
 

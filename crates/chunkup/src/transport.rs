@@ -1,6 +1,7 @@
 //! How requests reach the server.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chunkup_core::{
@@ -25,26 +26,53 @@ pub trait Transport: Send + Sync {
 /// The native transport: reqwest over rustls.
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
-    client: reqwest::Client,
+    client: Arc<Mutex<reqwest::Client>>,
+    /// Builds a client with a connection pool of its own, for a request the
+    /// engine wants on a new connection (`None` for an application's own
+    /// client, which is kept as it is).
+    fresh: Option<fn() -> Result<reqwest::Client, reqwest::Error>>,
 }
 
 impl ReqwestTransport {
     /// A transport with chunkup's defaults (connect timeout, user agent).
     pub fn new() -> Result<Self, Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .user_agent(concat!("chunkup/", env!("CARGO_PKG_VERSION")))
-            // Redirects would re-send bodies to places the engine did not pick.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| Error::Http(e.to_string()))?;
-        Ok(ReqwestTransport { client })
+        let client = default_client().map_err(|e| Error::Http(e.to_string()))?;
+        Ok(ReqwestTransport {
+            client: Arc::new(Mutex::new(client)),
+            fresh: Some(default_client),
+        })
     }
 
-    /// A transport over a client the application configured.
+    /// A transport over a client the application configured. Requests the
+    /// engine wants on a new connection still use its pool.
     pub fn with_client(client: reqwest::Client) -> Self {
-        ReqwestTransport { client }
+        ReqwestTransport {
+            client: Arc::new(Mutex::new(client)),
+            fresh: None,
+        }
     }
+
+    /// The client for `spec`: for one that must not reuse a connection, a
+    /// new client replaces the old one, whose pooled connections close when
+    /// the requests still using them end.
+    fn client_for(&self, spec: &RequestSpec) -> reqwest::Client {
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if spec.new_connection
+            && let Some(Ok(fresh)) = self.fresh.map(|build| build())
+        {
+            *client = fresh;
+        }
+        client.clone()
+    }
+}
+
+fn default_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .user_agent(concat!("chunkup/", env!("CARGO_PKG_VERSION")))
+        // Redirects would re-send bodies to places the engine did not pick.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
 }
 
 impl Transport for ReqwestTransport {
@@ -62,7 +90,7 @@ impl Transport for ReqwestTransport {
             Method::Delete => reqwest::Method::DELETE,
             Method::Options => reqwest::Method::OPTIONS,
         };
-        let mut request = self.client.request(method, &spec.url);
+        let mut request = self.client_for(&spec).request(method, &spec.url);
         for (name, value) in &spec.headers {
             request = request.header(name, value);
         }

@@ -77,15 +77,18 @@ impl Ietf {
 
     pub(crate) fn on_create(&self, response: &Response) -> Verdict {
         match response.status {
-            200..=299 => match response.header("Location") {
-                Some(location) if !location.is_empty() => match offset(response) {
-                    Ok(offset) => Verdict::Created {
-                        location: location.to_string(),
-                        offset,
-                    },
-                    Err(verdict) => verdict,
+            // Draft -11 requires `Location` only for an upload left
+            // incomplete; whether the request completed it is the engine's
+            // to check.
+            200..=299 => match offset(response) {
+                Ok(offset) => Verdict::Created {
+                    location: response
+                        .header("Location")
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string),
+                    offset,
                 },
-                _ => violation("the upload was created without a Location header".into()),
+                Err(verdict) => verdict,
             },
             _ => generic_verdict(response),
         }

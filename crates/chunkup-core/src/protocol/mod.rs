@@ -10,13 +10,13 @@ use serde::{Deserialize, Serialize};
 use crate::retry::RetryReason;
 use crate::{ByteRange, ChecksumAlgorithm, Error, Method, Response};
 
-pub mod discovery;
-pub mod headers;
+pub(crate) mod discovery;
+pub(crate) mod headers;
 mod ietf;
 mod ranged;
 mod tus;
 
-pub use discovery::Capabilities;
+pub use discovery::{Capabilities, announced};
 pub(crate) use ietf::Ietf;
 pub(crate) use ranged::Ranged;
 pub(crate) use tus::Tus;
@@ -66,6 +66,59 @@ impl std::str::FromStr for Protocol {
             other => Err(Error::InvalidConfig(format!(
                 "unknown protocol {other:?} (known: ranged, tus, ietf, auto)"
             ))),
+        }
+    }
+}
+
+/// A protocol that is settled: the one spoken on the wire. Unlike
+/// [`Protocol`] it has no "ask the server" value, so code that needs a
+/// decided protocol (the engine, resume records) cannot be handed a guess
+/// that was never made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ResolvedProtocol {
+    /// The ranged protocol.
+    #[default]
+    Ranged,
+    /// tus 1.0.0.
+    Tus,
+    /// The IETF Resumable Uploads for HTTP draft.
+    Ietf,
+}
+
+impl ResolvedProtocol {
+    /// The protocol's name as users type it.
+    pub fn as_str(self) -> &'static str {
+        Protocol::from(self).as_str()
+    }
+}
+
+impl fmt::Display for ResolvedProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<ResolvedProtocol> for Protocol {
+    fn from(protocol: ResolvedProtocol) -> Self {
+        match protocol {
+            ResolvedProtocol::Ranged => Protocol::Ranged,
+            ResolvedProtocol::Tus => Protocol::Tus,
+            ResolvedProtocol::Ietf => Protocol::Ietf,
+        }
+    }
+}
+
+impl Protocol {
+    /// The protocol itself when the user named one; `None` for
+    /// [`Protocol::Auto`], which discovery resolves.
+    pub fn resolved(self) -> Option<ResolvedProtocol> {
+        match self {
+            Protocol::Ranged => Some(ResolvedProtocol::Ranged),
+            Protocol::Tus => Some(ResolvedProtocol::Tus),
+            Protocol::Ietf => Some(ResolvedProtocol::Ietf),
+            Protocol::Auto => None,
         }
     }
 }
@@ -122,12 +175,13 @@ pub(crate) struct RequestParts {
 /// What a response means, independent of the protocol.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
-    /// The endpoint said what it speaks.
-    Discovered(Capabilities),
     /// The upload was created at this location (not yet resolved); with
     /// creation-with-upload the server may already hold `offset` bytes.
+    /// Without a location the server took the whole upload in the creation
+    /// request and named no URL (IETF; valid only for a request that
+    /// completed the upload).
     Created {
-        location: String,
+        location: Option<String>,
         offset: Option<u64>,
     },
     /// The server holds bytes `[0, n)`.
@@ -173,11 +227,29 @@ pub(crate) enum Codec {
 }
 
 impl Codec {
-    pub(crate) fn protocol(&self) -> Protocol {
+    /// The codec for a server with `capabilities`.
+    pub(crate) fn for_capabilities(
+        capabilities: &Capabilities,
+        settings: &crate::UploadSettings,
+    ) -> Self {
+        match capabilities.protocol {
+            ResolvedProtocol::Ranged => Codec::Ranged(Ranged {
+                chunk_method: settings.chunk_method,
+            }),
+            ResolvedProtocol::Tus => Codec::Tus(Tus {
+                extensions: capabilities.extensions.clone(),
+            }),
+            ResolvedProtocol::Ietf => Codec::Ietf(Ietf {
+                version: capabilities.ietf_version.unwrap_or(settings.ietf_version),
+            }),
+        }
+    }
+
+    pub(crate) fn protocol(&self) -> ResolvedProtocol {
         match self {
-            Codec::Ranged(_) => Protocol::Ranged,
-            Codec::Tus(_) => Protocol::Tus,
-            Codec::Ietf(_) => Protocol::Ietf,
+            Codec::Ranged(_) => ResolvedProtocol::Ranged,
+            Codec::Tus(_) => ResolvedProtocol::Tus,
+            Codec::Ietf(_) => ResolvedProtocol::Ietf,
         }
     }
 
@@ -243,6 +315,9 @@ impl Codec {
     }
 
     pub(crate) fn on_create(&self, response: &Response) -> Verdict {
+        if let Some(verdict) = self.wrong_protocol(response) {
+            return verdict;
+        }
         match self {
             Codec::Ranged(ranged) => ranged.on_create(response),
             Codec::Tus(tus) => tus.on_create(response),
@@ -264,6 +339,24 @@ impl Codec {
             Codec::Tus(tus) => tus.on_chunk(response, range),
             Codec::Ietf(ietf) => ietf.on_chunk(response, range),
         }
+    }
+
+    /// A refusal of a ranged creation that announces another protocol: a
+    /// tus server answers a request without `Tus-Resumable` with `412` and
+    /// `Tus-Version`. The ranged protocol is the one spoken without being
+    /// asked for by name only when discovery found nothing, so this is how
+    /// the session learns it guessed wrong.
+    fn wrong_protocol(&self, response: &Response) -> Option<Verdict> {
+        let refused = matches!(response.status, 400 | 405 | 412 | 415);
+        if !matches!(self, Codec::Ranged(_)) || !refused {
+            return None;
+        }
+        let server = discovery::announced(response)?;
+        Some(Verdict::Fatal(Error::WrongProtocol {
+            spoken: self.protocol(),
+            announced: server.protocol,
+            status: response.status,
+        }))
     }
 
     /// Append-size limits a response announced (IETF `Upload-Limit`).
@@ -309,13 +402,9 @@ impl Codec {
     }
 
     /// The checksum algorithm to use for chunks, if any.
-    pub(crate) fn checksum(
-        &self,
-        wanted: bool,
-        caps: Option<&Capabilities>,
-    ) -> Option<ChecksumAlgorithm> {
-        match (self, caps) {
-            (Codec::Tus(tus), Some(caps)) if wanted && tus.has("checksum") => caps.checksum,
+    pub(crate) fn checksum(&self, wanted: bool, caps: &Capabilities) -> Option<ChecksumAlgorithm> {
+        match self {
+            Codec::Tus(tus) if wanted && tus.has("checksum") => caps.checksum,
             _ => None,
         }
     }

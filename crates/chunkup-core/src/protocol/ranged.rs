@@ -72,7 +72,7 @@ impl Ranged {
         match response.status {
             200 | 201 => match response.header("Location") {
                 Some(location) if !location.is_empty() => Verdict::Created {
-                    location: location.to_string(),
+                    location: Some(location.to_string()),
                     offset: None,
                 },
                 _ => violation("the upload was created without a Location header".into()),

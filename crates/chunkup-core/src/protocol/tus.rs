@@ -95,7 +95,7 @@ impl Tus {
             200 | 201 => match response.header("Location") {
                 Some(location) if !location.is_empty() => match optional_offset(response) {
                     Ok(offset) => Verdict::Created {
-                        location: location.to_string(),
+                        location: Some(location.to_string()),
                         offset,
                     },
                     Err(verdict) => verdict,

@@ -1,6 +1,8 @@
 //! A simulated clock and a driver loop for testing the engine without IO.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod session;
+
 use std::time::Duration;
 
 use chunkup_core::{
@@ -143,9 +145,17 @@ impl Harness {
 /// Content-Range of a chunk request as (first, last inclusive, total).
 pub fn range_of(spec: &RequestSpec) -> (u64, u64, u64) {
     let value = spec.header("Content-Range").unwrap();
-    chunkup_core::protocol::headers::parse_content_range(value)
-        .map(|(s, e, t)| (s, e, t.unwrap()))
+    let (range, total) = value
+        .strip_prefix("bytes ")
         .unwrap()
+        .split_once('/')
+        .unwrap();
+    let (first, last) = range.split_once('-').unwrap();
+    (
+        first.parse().unwrap(),
+        last.parse().unwrap(),
+        total.parse().unwrap(),
+    )
 }
 
 /// A ranged server answer acknowledging through inclusive byte `lkb`.
@@ -155,4 +165,9 @@ pub fn ok_lkb(lkb: i64) -> Response {
 
 pub fn created(location: &str) -> Response {
     Response::status(201).with_header("Location", location)
+}
+
+/// The simulated instant `ms` milliseconds after the start.
+pub fn at_ms(ms: u64) -> Instant {
+    Instant::from_elapsed(Duration::from_millis(ms))
 }

@@ -1,88 +1,143 @@
 //! One discovery per endpoint for a whole batch: 10,000 small files must not
 //! cost 10,000 `OPTIONS` requests.
+//!
+//! Discovery itself is the session's (one implementation, in the core).
+//! This cache only orders it: the first file's session asks while the
+//! others wait, and what it learned is handed to every later file as known
+//! capabilities.
 
-use chunkup_core::protocol::discovery;
-use chunkup_core::{Capabilities, Protocol, RequestId, Upload, UploadConfig};
+use std::sync::Mutex;
 
-use super::BatchPolicy;
-use crate::client::UploadOptions;
-use crate::transport::Transport;
+use chunkup_core::{Capabilities, Event};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// Asks `endpoint` what it supports: one `OPTIONS`, as the engine would send
-/// it, with the caller's headers (an endpoint behind authentication answers
-/// only with them). `None` when the answer is unusable: each upload then
-/// discovers (and retries) on its own.
-pub async fn discover<T: Transport>(
-    transport: &T,
-    endpoint: &str,
-    options: &UploadOptions,
-) -> Option<Capabilities> {
-    // Only URLs every upload would accept.
-    Upload::new(UploadConfig::create(endpoint, 0)).ok()?;
-    let mut request = discovery::options_request(RequestId(0), endpoint, options.ietf_version);
-    if options.protocol == Protocol::Tus {
-        // The engine asks a tus endpoint without the IETF interop header.
-        request.headers.clear();
-    }
-    for (name, value) in &options.headers {
-        if !request
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            request.headers.push((name.clone(), value.clone()));
+/// What the endpoint of a batch speaks, learned by the first file.
+#[derive(Debug)]
+pub struct DiscoveryCache {
+    known: Mutex<Option<Capabilities>>,
+    /// One file at a time may discover.
+    asking: Semaphore,
+}
+
+impl Default for DiscoveryCache {
+    fn default() -> Self {
+        DiscoveryCache {
+            known: Mutex::new(None),
+            asking: Semaphore::new(1),
         }
-    }
-    match transport.send(request, None).await {
-        Ok(response) if (200..300).contains(&response.status) => {
-            let capabilities = discovery::capabilities(&response);
-            (capabilities.protocol != Protocol::Auto).then_some(capabilities)
-        }
-        _ => None,
     }
 }
 
-/// The capabilities of one endpoint, learned by the first file that needs
-/// them and shared by every later one ([`super::for_batch`] applied).
-#[derive(Debug, Default)]
-pub struct DiscoveryCache {
-    known: tokio::sync::Mutex<Option<Capabilities>>,
-    policy: BatchPolicy,
+/// The file whose session discovers for the batch; it passes every event
+/// of its upload to [`Asker::observe`]. Dropping it (the file's upload
+/// ended, discovered or not) lets the next file go.
+#[derive(Debug)]
+pub struct Asker<'a> {
+    cache: &'a DiscoveryCache,
+    permit: Option<SemaphorePermit<'a>>,
+}
+
+impl Asker<'_> {
+    /// Learns from the file's events: a settled protocol is kept for the
+    /// batch, and once the server itself said what it speaks the other
+    /// files go on without waiting for this one to end.
+    pub fn observe(&mut self, event: &Event) {
+        if let Event::Discovered(capabilities) = event {
+            *self.cache.lock() = Some(capabilities.clone());
+            if !capabilities.assumed {
+                self.permit = None;
+            }
+        }
+    }
 }
 
 impl DiscoveryCache {
-    /// An empty cache for a batch run with `policy`.
-    pub fn new(policy: &BatchPolicy) -> Self {
-        DiscoveryCache {
-            known: tokio::sync::Mutex::default(),
-            policy: policy.clone(),
-        }
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Capabilities to put in [`UploadOptions::capabilities`]; the first
-    /// caller asks the endpoint while the others wait for its answer. `None`
-    /// when the protocol needs no discovery or the endpoint gave no usable
-    /// answer (then the next caller asks again).
-    pub async fn capabilities<T: Transport>(
-        &self,
-        transport: &T,
-        endpoint: &str,
-        options: &UploadOptions,
-    ) -> Option<Capabilities> {
-        if !super::needs_discovery(options.protocol) {
-            return None;
+    /// The capabilities the next file is sent with, or — when none are
+    /// known yet — the turn to discover them (other callers wait until the
+    /// asker learned them or gave up).
+    pub async fn turn(&self) -> (Option<Capabilities>, Option<Asker<'_>>) {
+        // What the server said is final; a guess is trusted only once the
+        // file that made it is done (it may still learn better).
+        if let Some(known) = self.known().filter(|k| !k.assumed) {
+            return (Some(known), None);
         }
-        let mut known = self.known.lock().await;
-        if known.is_none() {
-            *known = discover(transport, endpoint, options)
-                .await
-                .map(|caps| super::for_batch(caps, &self.policy));
+        let permit = self.asking.acquire().await.ok();
+        match self.known() {
+            Some(known) => (Some(known), None),
+            None => (
+                None,
+                Some(Asker {
+                    cache: self,
+                    permit,
+                }),
+            ),
         }
-        known.clone()
     }
 
     /// What the cache holds, if anything.
-    pub async fn known(&self) -> Option<Capabilities> {
-        self.known.lock().await.clone()
+    pub fn known(&self) -> Option<Capabilities> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Capabilities>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chunkup_core::ResolvedProtocol;
+    use std::future::Future;
+    use std::pin::Pin;
+
+    async fn still_waiting(turn: Pin<&mut impl Future>) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(50), turn)
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn the_first_file_asks_and_the_others_wait_for_its_answer() {
+        let cache = DiscoveryCache::new();
+        let (known, asker) = cache.turn().await;
+        assert!(known.is_none());
+        let mut asker = asker.expect("the first file asks");
+        // A second file waits while the first asks.
+        let second = cache.turn();
+        tokio::pin!(second);
+        assert!(
+            still_waiting(second.as_mut()).await,
+            "the second file waits"
+        );
+        let tus = Capabilities {
+            protocol: ResolvedProtocol::Tus,
+            ..Capabilities::default()
+        };
+        asker.observe(&Event::Discovered(tus.clone()));
+        let (known, asker) = second.await;
+        assert_eq!(known, Some(tus));
+        assert!(asker.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_guess_holds_the_others_until_the_asker_ends() {
+        let cache = DiscoveryCache::new();
+        let (_, asker) = cache.turn().await;
+        let mut asker = asker.expect("asks");
+        asker.observe(&Event::Discovered(Capabilities::assumed(
+            ResolvedProtocol::Ranged,
+        )));
+        let second = cache.turn();
+        tokio::pin!(second);
+        assert!(still_waiting(second.as_mut()).await);
+        drop(asker);
+        let (known, _) = second.await;
+        assert!(known.is_some_and(|k| k.assumed));
     }
 }

@@ -355,15 +355,13 @@ impl Journal {
                         ],
                     )?;
                     if let Some((url, protocol)) = resume {
-                        let record = ResumeRecord {
-                            fingerprint: file.fingerprint.clone(),
-                            upload_url: url.clone(),
-                            protocol: *protocol,
-                            offset: 0,
-                            total: file.size,
-                            updated_ms: now,
-                            expires_ms: None,
-                        };
+                        let record = ResumeRecord::new(
+                            file.fingerprint.clone(),
+                            url.clone(),
+                            *protocol,
+                            file.size,
+                            now,
+                        );
                         let json = serde_json::to_string(&record).unwrap_or_default();
                         tx.execute(
                             "INSERT OR IGNORE INTO resume (fingerprint, batch_id, record)
@@ -386,7 +384,7 @@ impl Journal {
     }
 
     /// The file is complete on the server.
-    pub fn done(&self, batch_id: &str, path: &str, upload_url: &str) -> Result<(), Error> {
+    pub fn done(&self, batch_id: &str, path: &str, upload_url: Option<&str>) -> Result<(), Error> {
         self.with(|conn| {
             conn.execute(
                 "UPDATE files SET state = 'done', upload_url = ?3, reason = NULL,
@@ -589,7 +587,9 @@ fn known(conn: &Connection, batch_id: &str, path: &str) -> rusqlite::Result<Opti
             size: r.get::<_, i64>(1)?.max(0) as u64,
             modified_ms: r.get(2)?,
             upload_url: r.get(3)?,
-            protocol: protocol.and_then(|p| p.parse().ok()),
+            protocol: protocol
+                .and_then(|p| p.parse::<chunkup_core::Protocol>().ok())
+                .and_then(chunkup_core::Protocol::resolved),
         })
     })
     .optional()
@@ -711,7 +711,7 @@ impl ResumeStore for BatchResumeStore {
 mod tests {
     use super::*;
     use crate::batch::BatchSpec;
-    use chunkup_core::Protocol;
+    use chunkup_core::{Protocol, ResolvedProtocol};
 
     fn spec() -> BatchSpec {
         BatchSpec {
@@ -735,15 +735,13 @@ mod tests {
     }
 
     fn record(file: &FileEntry, url: &str) -> ResumeRecord {
-        ResumeRecord {
-            fingerprint: file.fingerprint.clone(),
-            upload_url: url.into(),
-            protocol: Protocol::Tus,
-            offset: 0,
-            total: file.size,
-            updated_ms: 1,
-            expires_ms: None,
-        }
+        ResumeRecord::new(
+            file.fingerprint.clone(),
+            url,
+            ResolvedProtocol::Tus,
+            file.size,
+            1,
+        )
     }
 
     #[test]
@@ -769,18 +767,18 @@ mod tests {
         assert_eq!(
             journal.plan(&id, &file)?,
             Decision::Upload {
-                resume: Some(("http://x/1".into(), Protocol::Tus))
+                resume: Some(("http://x/1".into(), ResolvedProtocol::Tus))
             }
         );
         assert_eq!(
             store.load(&file.fingerprint)?.map(|r| r.upload_url),
             Some("http://x/1".into())
         );
-        journal.done(&id, &file.path, "http://x/1")?;
+        journal.done(&id, &file.path, Some("http://x/1"))?;
         assert_eq!(
             journal.plan(&id, &file)?,
             Decision::Skip {
-                upload_url: "http://x/1".into()
+                upload_url: Some("http://x/1".into())
             }
         );
         // Changed content is a new upload.

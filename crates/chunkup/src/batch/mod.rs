@@ -15,8 +15,9 @@
 //!   to [`BatchPolicy::file_attempts`] tries per run; a refusal, a protocol
 //!   violation or an unreadable source is final for this run (the next run
 //!   tries again).
-//! - [`for_batch`]: discovery is done once per endpoint and shared by every
-//!   file, and tus creation-with-upload is not used — see there for why.
+//! - discovery is done once per endpoint and shared by every file
+//!   ([`DiscoveryCache`]), and tus creation-with-upload is not used unless
+//!   asked for — see [`BatchPolicy::creation_with_upload`] for why.
 //!
 //! The journal is also the batch's [`crate::ResumeStore`], so one file's
 //! upload URL and offset hint are written in the same database as its state,
@@ -24,7 +25,7 @@
 
 use sha2::{Digest, Sha256};
 
-use chunkup_core::{Capabilities, Protocol};
+use chunkup_core::{Protocol, ResolvedProtocol};
 
 use crate::Error;
 
@@ -34,7 +35,7 @@ mod discovery;
 mod journal;
 
 #[cfg(feature = "native")]
-pub use discovery::{DiscoveryCache, discover};
+pub use discovery::{Asker, DiscoveryCache};
 #[cfg(feature = "batch")]
 pub use journal::{
     BatchInfo, BatchLock, BatchResumeStore, Counts, FileEntry, FileFailure, Journal, RetryItem,
@@ -151,7 +152,7 @@ pub struct Known {
     /// The upload URL, once the server created one.
     pub upload_url: Option<String>,
     /// The protocol the upload was made with, once known.
-    pub protocol: Option<Protocol>,
+    pub protocol: Option<ResolvedProtocol>,
 }
 
 /// What to do with a file the walk found.
@@ -159,14 +160,15 @@ pub struct Known {
 pub enum Decision {
     /// Finished by an earlier run and unchanged: no request at all.
     Skip {
-        /// Where it was stored.
-        upload_url: String,
+        /// Where it was stored (`None` when the server completed it in its
+        /// creation request without naming it).
+        upload_url: Option<String>,
     },
     /// Upload it.
     Upload {
         /// An upload an earlier run started for this very content: it is
         /// continued (the server is asked for its offset), never created again.
-        resume: Option<(String, Protocol)>,
+        resume: Option<(String, ResolvedProtocol)>,
     },
 }
 
@@ -179,12 +181,13 @@ pub fn decide(known: Option<&Known>, size: u64, modified_ms: Option<i64>) -> Dec
     };
     let unchanged = known.size == size && known.modified_ms == modified_ms;
     match (&known.upload_url, known.state) {
-        (Some(url), FileState::Done) if unchanged => Decision::Skip {
+        (url, FileState::Done) if unchanged => Decision::Skip {
             upload_url: url.clone(),
         },
         (Some(url), _) if unchanged => Decision::Upload {
-            // `auto`: the engine learns the protocol again from the endpoint.
-            resume: Some((url.clone(), known.protocol.unwrap_or(Protocol::Auto))),
+            // Without the protocol the record cannot be written back: the
+            // session then finds no record and the file is sent again.
+            resume: known.protocol.map(|protocol| (url.clone(), protocol)),
         },
         _ => Decision::Upload { resume: None },
     }
@@ -199,9 +202,13 @@ pub struct BatchPolicy {
     /// had this many.
     pub file_attempts: u32,
     /// Send small files inside their creation request (tus
-    /// creation-with-upload): one request per file instead of two, but a run
-    /// killed while such a request is in flight may leave a second copy of
-    /// that file on the server (see [`for_batch`]). Off by default.
+    /// creation-with-upload): one request per file instead of two. Off by
+    /// default: a creation request that carries the whole file and is cut
+    /// off by a kill (or a broken connection) after the server stored it
+    /// leaves a complete upload the client never learned the URL of, so the
+    /// next run would store the file twice. Creating first (an empty
+    /// upload, saved in the journal) and then sending makes a second copy
+    /// impossible; the cost is one request per file.
     pub creation_with_upload: bool,
 }
 
@@ -228,15 +235,13 @@ pub enum AfterFailure {
 /// time. A refusal, a broken protocol, a bad configuration or source, or a
 /// cancellation is not cured by trying again now.
 pub fn is_transient(error: &Error) -> bool {
-    use chunkup_core::Error as Core;
     match error {
-        Error::Upload(Core::RetriesExhausted { .. } | Core::DeadlineExceeded { .. }) => true,
-        Error::Upload(Core::Rejected { status, .. }) => matches!(status, 408 | 425 | 429),
-        Error::Upload(_) => false,
+        Error::Upload(error) => error.is_retryable(),
         Error::Store { .. } | Error::Http(_) => true,
         Error::Source { .. }
         | Error::SourceChanged { .. }
-        | Error::Cancelled
+        | Error::Stopped
+        | Error::Terminated
         | Error::Environment(_) => false,
     }
 }
@@ -250,40 +255,19 @@ pub fn after_failure(policy: &BatchPolicy, attempts: u32, error: &Error) -> Afte
     }
 }
 
-/// Whether files sent with `protocol` need to know the endpoint's
-/// capabilities first (tus extensions, or which protocol `auto` finds).
-pub fn needs_discovery(protocol: Protocol) -> bool {
-    matches!(protocol, Protocol::Auto | Protocol::Tus)
-}
-
-/// The capabilities every file of a batch is sent with, from the endpoint's
-/// answer. Unless the policy allows it, tus creation-with-upload is left
-/// out: a creation request that
-/// carries the whole file and is cut off by a kill (or a broken connection)
-/// after the server stored it leaves a complete upload the client never
-/// learned the URL of, so the next run would store the file twice. Creating
-/// first (an empty upload, saved in the journal) and then sending makes a
-/// second copy impossible; the cost is one request per file.
-pub fn for_batch(mut capabilities: Capabilities, policy: &BatchPolicy) -> Capabilities {
-    if !policy.creation_with_upload {
-        capabilities
-            .extensions
-            .retain(|e| e != "creation-with-upload");
-    }
-    capabilities
-}
-
-/// The engine's resume fingerprint of `source` uploaded to `endpoint` (what
-/// [`crate::Client::upload_file`] keys its resume record by).
+/// The key the session remembers `source` under when uploaded to
+/// `endpoint` (what [`crate::Client::upload_file`] keys its resume record
+/// by): a file always has one.
 #[cfg(feature = "native")]
 pub fn file_fingerprint(endpoint: &str, source: &crate::FileSource) -> String {
     use crate::Source;
-    chunkup_core::fingerprint(
-        endpoint,
-        &source.path().to_string_lossy(),
-        source.size(),
-        source.modified_ms(),
-    )
+    let info = chunkup_core::SourceInfo {
+        size: Some(source.size()),
+        name: Some(source.path().to_string_lossy().into_owned()),
+        modified_ms: source.modified_ms(),
+        fingerprint: None,
+    };
+    info.resume_key(endpoint).unwrap_or_default()
 }
 
 /// The remote name of a file: its path relative to the input it was found
@@ -330,7 +314,7 @@ mod tests {
             size: 10,
             modified_ms: Some(5),
             upload_url: url.map(str::to_string),
-            protocol: Some(Protocol::Tus),
+            protocol: Some(ResolvedProtocol::Tus),
         }
     }
 
@@ -341,7 +325,7 @@ mod tests {
         assert_eq!(
             decide(Some(&done), 10, Some(5)),
             Decision::Skip {
-                upload_url: "http://x/1".into()
+                upload_url: Some("http://x/1".into())
             }
         );
         // Changed content is a new upload.
@@ -358,7 +342,7 @@ mod tests {
             assert_eq!(
                 decide(Some(&known(state, Some("http://x/2"))), 10, Some(5)),
                 Decision::Upload {
-                    resume: Some(("http://x/2".into(), Protocol::Tus))
+                    resume: Some(("http://x/2".into(), ResolvedProtocol::Tus))
                 }
             );
         }
@@ -389,31 +373,8 @@ mod tests {
         });
         assert_eq!(after_failure(&policy, 1, &refused), AfterFailure::GiveUp);
         assert_eq!(
-            after_failure(&policy, 1, &Error::Cancelled),
+            after_failure(&policy, 1, &Error::Stopped),
             AfterFailure::GiveUp
         );
-    }
-
-    #[test]
-    fn batch_capabilities_never_create_with_data() {
-        let caps = Capabilities {
-            protocol: Protocol::Tus,
-            extensions: vec![
-                "creation".into(),
-                "creation-with-upload".into(),
-                "concatenation".into(),
-            ],
-            ..Capabilities::default()
-        };
-        assert_eq!(
-            for_batch(caps.clone(), &BatchPolicy::default()).extensions,
-            vec!["creation".to_string(), "concatenation".to_string()]
-        );
-        let opted_in = BatchPolicy {
-            creation_with_upload: true,
-            ..BatchPolicy::default()
-        };
-        assert_eq!(for_batch(caps.clone(), &opted_in), caps);
-        assert!(needs_discovery(Protocol::Auto) && !needs_discovery(Protocol::Ranged));
     }
 }
