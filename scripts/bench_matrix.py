@@ -55,6 +55,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -88,8 +89,17 @@ PROFILES = {
 # never get through: long enough for the best fixed size several times over.
 ATOMIC_BOX = {"lossy": 60, "hostile": 120, "hostile+checksum": 120}
 SERVERS = {"keeps": [], "atomic": ["--atomic-appends"]}
-FIXED = {"fixed-256KiB": "256KiB", "fixed-2MiB": "2MiB", "fixed-16MiB": "16MiB"}
+FIXED = ["fixed-256KiB", "fixed-2MiB", "fixed-16MiB"]
 CLIENTS = ["adaptive", *FIXED, "tus-js-client"]
+# Clients not run by default: any fixed-SIZE, and adaptive-baseline (the
+# adaptive sizer of another build, --baseline-bin: A/B on the same links).
+EXTRA_CLIENTS = ["adaptive-baseline"]
+
+
+def fixed_size(client):
+    """The --chunk-size of a fixed-SIZE client (fixed-64MiB -> 64MiB), else None."""
+    match = re.fullmatch(r"fixed-(\d+(?:KiB|MiB|GiB))", client)
+    return match.group(1) if match else None
 TUS_JS = r"""
 import fs from 'node:fs'
 import path from 'node:path'
@@ -266,10 +276,11 @@ class Matrix:
             if not script.exists():
                 script.write_text(TUS_JS)
             return ["node", str(script), endpoint, str(path)]
-        cmd = [str(self.binary), "upload", str(path), "--to", endpoint, "--protocol", "tus",
+        binary = self.args.baseline_bin if client == "adaptive-baseline" else self.binary
+        cmd = [str(binary), "upload", str(path), "--to", endpoint, "--protocol", "tus",
                "--json", "--no-resume"]
-        if client in FIXED:
-            cmd += ["--chunk-size", FIXED[client]]
+        if fixed_size(client):
+            cmd += ["--chunk-size", fixed_size(client)]
         if checksum:
             cmd.append("--checksum")
         return cmd
@@ -291,6 +302,8 @@ class Matrix:
             try:
                 out_path = self.tmp / f"{tag}.out"
                 with open(out_path, "wb") as out, open(self.tmp / f"{tag}.err", "wb") as err:
+                    # CPU of the client alone: the only child reaped in between.
+                    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
                     started = time.monotonic()
                     proc = subprocess.Popen(self.command(client, f"{link.url}/tus", path, variant == "checksum"),
                                             stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
@@ -302,6 +315,8 @@ class Matrix:
                         proc.wait()
                         code, finished = None, False
                     wall = time.monotonic() - started
+                    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
                 link_up, resets, stalls = link.totals()
             finally:
                 link.close()
@@ -319,7 +334,8 @@ class Matrix:
             request("DELETE", f"{self.base}/tus/{upload['id']}", {"Tus-Resumable": "1.0.0"})
         result = {
             "round": round_no, "server": mode, "profile": profile, "client": client, "seed": seed, "size": size,
-            "finished": bool(finished and ok), "exit": code, "seconds": round(wall, 3),
+            "finished": bool(finished and ok), "exit": code, "seconds": round(wall, 3), "cpu": round(cpu, 3),
+            "load": round(os.getloadavg()[0], 2),
             "time_box": box, "stored": stored, "uploads_created": len(new),
             "server_resent": received - size if finished else received - stored,
             "link_extra": link_up - size, "resets": resets, "stalls": stalls,
@@ -329,7 +345,7 @@ class Matrix:
         return result
 
     def run(self):
-        if not (PEERS / "node_modules" / "tus-js-client").exists():
+        if "tus-js-client" in self.args.clients and not (PEERS / "node_modules" / "tus-js-client").exists():
             sys.exit("error: tus-js-client missing: run `cd interop/peers && npm ci` (or scripts/test.sh)")
         self.build()
         for mode in self.args.servers:
@@ -349,7 +365,8 @@ class Matrix:
                     r = self.cell(round_no, mode, profile, client, seed)
                     results.append(r)
                     state = "ok " if r["finished"] else f"DNF (stored {r['stored'] / MIB:.1f} MiB)"
-                    print(f"  round {round_no} {mode:6} {profile:8} {client:14} {r['seconds']:8.2f} s {state} "
+                    print(f"  round {round_no} {mode:6} {profile:8} {client:14} {r['seconds']:8.2f} s "
+                          f"cpu {r['cpu']:5.2f} s {state} "
                           f"resets {r['resets']:3} stalls {r['stalls']} server re-sent "
                           f"{r['server_resent'] / MIB:6.2f} MiB link extra {r['link_extra'] / MIB:6.2f} MiB",
                           flush=True)
@@ -385,12 +402,22 @@ class Matrix:
                      for c in self.args.clients}
             medians = {c: statistics.median(r["seconds"] for r in rs)
                        for c, rs in cells.items() if rs and all(r["finished"] for r in rs)}
-            fixed = [medians[c] for c in FIXED if c in medians]
+            fixed = [medians[c] for c in self.args.clients if fixed_size(c) and c in medians]
             best_fixed = min(fixed) if fixed else None
+            # Per round (same seed, same link): the client's time over the
+            # best fixed size's time in that round -- a paired comparison.
+            by_round = {}
+            for c, rs in cells.items():
+                for r in rs:
+                    by_round.setdefault(r["round"], {})[c] = r
+            best_name = min((c for c in self.args.clients if fixed_size(c) and c in medians),
+                            key=medians.get, default=None)
             for client, rs in cells.items():
                 if not rs:
                     continue
                 done = [r for r in rs if r["finished"]]
+                paired = [r["seconds"] / by_round[r["round"]][best_name]["seconds"] for r in rs
+                          if best_name and r["finished"] and by_round[r["round"]].get(best_name, {}).get("finished")]
                 rows.append({
                     "server": mode, "profile": profile, "label": self.label(mode, profile), "client": client, "runs": len(rs), "finished": len(done),
                     "size_mib": rs[0]["size"] / MIB,
@@ -401,6 +428,9 @@ class Matrix:
                     "resets": statistics.median(r["resets"] for r in rs),
                     "ideal_s": rs[0]["ideal"],
                     "vs_best_fixed": medians[client] / best_fixed if client in medians and best_fixed else None,
+                    "best_fixed": best_name,
+                    "paired": paired,
+                    "cpu_s": statistics.median(r.get("cpu", 0.0) for r in rs),
                     "stored_mib": min(r["stored"] for r in rs) / MIB,
                     "time_box": rs[0]["time_box"],
                     # Runs that ended before the time box without finishing (the client gave up).
@@ -411,8 +441,8 @@ class Matrix:
     def report(self, results):
         rows = self.summary(results)
         md = ["| server | profile | client | file MiB | finished | time s (median) | runs s | ratio to ideal | vs best fixed "
-              "| server re-sent MiB | link extra MiB | resets |",
-              "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+              "| per round vs best fixed | client CPU s | server re-sent MiB | link extra MiB | resets |",
+              "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
         for r in rows:
             if r["median_s"] is not None:
                 med = f"{r['median_s']:.2f}"
@@ -423,9 +453,10 @@ class Matrix:
             runs = ", ".join(f"{t:.1f}" if t is not None else "DNF" for t in r["times"])
             ratio = f"{r['median_s'] / r['ideal_s']:.2f}" if r["ideal_s"] and r["median_s"] else "n/a"
             vs = f"{r['vs_best_fixed']:.2f}x" if r["vs_best_fixed"] else "n/a"
+            paired = ", ".join(f"{x:.2f}" for x in r["paired"]) or "n/a"
             md.append(f"| {r['server']} | {r['profile']} | {r['client']} | {r['size_mib']:.0f} | {r['finished']}/{r['runs']} "
-                      f"| {med} | {runs} | {ratio} | {vs} | {r['resent_mib']:.2f} | {r['link_extra_mib']:.2f} "
-                      f"| {r['resets']:g} |")
+                      f"| {med} | {runs} | {ratio} | {vs} | {paired} | {r['cpu_s']:.2f} | {r['resent_mib']:.2f} "
+                      f"| {r['link_extra_mib']:.2f} | {r['resets']:g} |")
         print()
         print("\n".join(md))
         if self.args.markdown:
@@ -449,13 +480,14 @@ class Matrix:
                     print(f"goal {mode} {profile}: adaptive did not finish every run (MISSED)")
                     continue
                 verdict = "met" if a["vs_best_fixed"] <= 1.05 else "MISSED"
+                paired = ", ".join(f"{x:.2f}" for x in a["paired"])
                 print(f"goal {mode} {profile}: adaptive {a['vs_best_fixed']:.3f}x the best fixed size "
-                      f"(within 5%: {verdict})")
+                      f"({a['best_fixed']}; within 5%: {verdict}); per round {paired}")
             issue = [p for p in self.args.profiles if "+" not in p]
             for label, profiles in (("issue profiles", issue), ("all profiles", self.args.profiles)):
                 if label == "all profiles" and profiles == issue:
                     continue
-                for client in FIXED:
+                for client in [c for c in self.args.clients if fixed_size(c)]:
                     ratios = [(r["vs_best_fixed"] or float("inf"), r["profile"]) for r in mine
                               if r["client"] == client and r["profile"] in profiles]
                     if ratios:
@@ -474,7 +506,7 @@ class Matrix:
             subprocess.run([str(python), "-m", "pip", "install", "--quiet", "matplotlib"], check=True)
         data = self.tmp / "plot.json"
         data.write_text(json.dumps({"rows": rows, "profiles": [self.label(*p) for p in self.panels(rows)],
-                                    "clients": [c for c in CLIENTS if c in self.args.clients]}))
+                                    "clients": self.args.clients}))
         code = r"""
 import json, sys
 import matplotlib
@@ -488,8 +520,8 @@ fig, axes = plt.subplots(lines, columns, figsize=(3.2 * columns, 3.4 * lines), s
 axes = [ax for line in axes for ax in line]
 for ax in axes[len(profiles):]:
     ax.set_visible(False)
-palette = dict(zip(["adaptive", "fixed-256KiB", "fixed-2MiB", "fixed-16MiB", "tus-js-client"],
-                   ["#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#d95f02"]))
+palette = dict(zip(["adaptive", "adaptive-baseline", "fixed-256KiB", "fixed-2MiB", "fixed-16MiB", "tus-js-client"],
+                   ["#1b9e77", "#a6cee3", "#7570b3", "#e7298a", "#66a61e", "#d95f02"]))
 for ax, profile in zip(axes, profiles):
     by = {r["client"]: r for r in rows if r["label"] == profile}
     names, values, hatch, colors = [], [], [], []
@@ -497,7 +529,7 @@ for ax, profile in zip(axes, profiles):
         r = by.get(c)
         if r is None:
             continue
-        names.append(c.replace("fixed-", "").replace("tus-js-client", "tus-js"))
+        names.append(c.replace("fixed-", "").replace("tus-js-client", "tus-js").replace("adaptive-baseline", "adaptive (before)"))
         colors.append(palette.get(c, "grey"))
         ref = r["ideal_s"]
         if r["median_s"] is None:
@@ -550,6 +582,8 @@ def main():
                         help="per-profile file sizes, e.g. fast=128MiB,hostile=8MiB")
     parser.add_argument("--time-box", type=float, help="seconds per cell for every profile")
     parser.add_argument("--chunkup-bin", help="use this chunkup binary instead of building the release one")
+    parser.add_argument("--baseline-bin",
+                        help="another chunkup binary, run as the client adaptive-baseline (A/B on the same links)")
     parser.add_argument("--out", default=str(ROOT / "target" / "bench-matrix" / "results.json"),
                         help="JSON results (a .csv goes beside it)")
     parser.add_argument("--markdown", help="also write the Markdown table to this file")
@@ -562,7 +596,10 @@ def main():
     args.profiles = [p for p in args.profiles.split(",") if p]
     args.clients = [c for c in args.clients.split(",") if c]
     args.servers = ["keeps", "atomic"] if args.server == "both" else [args.server]
-    bad = [p for p in args.profiles if p not in PROFILES] + [c for c in args.clients if c not in CLIENTS]
+    bad = [p for p in args.profiles if p not in PROFILES] + [
+        c for c in args.clients if c not in CLIENTS + EXTRA_CLIENTS and not fixed_size(c)]
+    if "adaptive-baseline" in args.clients and not args.baseline_bin:
+        parser.error("the client adaptive-baseline needs --baseline-bin")
     if bad or args.rounds < 1:
         parser.error(f"unknown profile/client {bad} or bad --rounds")
     matrix = Matrix(args)

@@ -51,7 +51,7 @@ pub use protocol::{Capabilities, Concat, IetfVersion, Protocol, ResolvedProtocol
 pub use resume::{ResumeRecord, fingerprint, part_fingerprint};
 pub use retry::{RetryPolicy, RetryReason};
 pub use session::{Outcome, Session, SessionConfig, SessionInput, SessionOutput, SourceInfo};
-pub use sizing::{ChunkSizer, ChunkSizing};
+pub use sizing::{ChunkConstraints, ChunkSizer, ChunkSizing, SizingError};
 pub use time::Instant;
 pub use upload::{Event, Input, Output, Upload, UploadConfig, UploadSettings};
 

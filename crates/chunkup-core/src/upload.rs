@@ -770,7 +770,7 @@ impl Upload {
             }),
             Verdict::Gone(status) => self.on_gone(status),
             Verdict::TooLarge => {
-                if flight.step == Step::Chunk && self.sizer.on_too_large(range.len()) {
+                if flight.step == Step::Chunk && self.sizer.on_too_large(range.len()).is_ok() {
                     self.retry_now(RetryReason::ChunkTooLarge(range.len()), Step::Chunk);
                 } else {
                     self.fail(Error::Rejected {
