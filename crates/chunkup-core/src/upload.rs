@@ -364,6 +364,12 @@ impl Upload {
             answer_left_open: false,
             config,
         };
+        if let Some(constraints) = upload.codec.chunk_constraints() {
+            upload
+                .sizer
+                .set_constraints(constraints)
+                .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        }
         upload.phase = Phase::Ready(upload.recovery_step());
         Ok(upload)
     }

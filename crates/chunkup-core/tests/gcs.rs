@@ -12,6 +12,14 @@ use support::Harness;
 
 const ENDPOINT: &str = "http://127.0.0.1:9/upload/storage/v1/b/b/o?uploadType=resumable&name=x";
 const SESSION: &str = "http://127.0.0.1:9/upload/storage/v1/b/b/o?upload_id=abc";
+/// The protocol's granularity: chunks but the last are multiples of it.
+const U: u64 = 256 * 1024;
+
+/// `Content-Range` of bytes `[s, e)` of `total` (`None`: unknown yet).
+fn cr(s: u64, e: u64, total: Option<u64>) -> String {
+    let total = total.map_or_else(|| "*".to_string(), |t| t.to_string());
+    format!("bytes {s}-{}/{total}", e - 1)
+}
 
 fn gcs(config: UploadConfig, chunk: u64) -> UploadConfig {
     config
@@ -35,11 +43,15 @@ fn content_range(spec: &RequestSpec) -> &str {
 
 #[test]
 fn initiate_then_chunks_with_308_then_done() {
-    let mut h = Harness::new(gcs(UploadConfig::create(ENDPOINT, 25), 10));
+    let total = 2 * U + 5;
+    let mut h = Harness::new(gcs(UploadConfig::create(ENDPOINT, total), U));
     let init = h.expect_request();
     assert_eq!(init.kind, RequestKind::Create);
     assert_eq!(init.method, Method::Post);
-    assert_eq!(init.header("X-Upload-Content-Length"), Some("25"));
+    assert_eq!(
+        init.header("X-Upload-Content-Length"),
+        Some(total.to_string().as_str())
+    );
     assert_eq!(init.header("X-Upload-Content-Type"), Some("video/mp4"));
     assert_eq!(init.body, None);
     h.respond(
@@ -50,50 +62,53 @@ fn initiate_then_chunks_with_308_then_done() {
     let first = h.expect_request();
     assert_eq!(first.method, Method::Put);
     assert_eq!(first.url, SESSION);
-    assert_eq!(content_range(&first), "bytes 0-9/25");
-    h.respond(&first, incomplete(10));
+    assert_eq!(content_range(&first), cr(0, U, Some(total)));
+    h.respond(&first, incomplete(U));
     let second = h.expect_request();
-    assert_eq!(content_range(&second), "bytes 10-19/25");
-    // The server kept only part of it: the rest is sent again.
-    h.respond(&second, incomplete(15));
-    let third = h.expect_request();
-    assert_eq!(content_range(&third), "bytes 15-24/25");
-    h.respond(&third, Response::status(200));
+    assert_eq!(content_range(&second), cr(U, 2 * U, Some(total)));
+    // The server kept none of it: it is sent again.
+    h.respond(&second, incomplete(U));
+    let again = h.expect_request();
+    assert_eq!(content_range(&again), cr(U, 2 * U, Some(total)));
+    h.respond(&again, incomplete(2 * U));
+    let last = h.expect_request();
+    assert_eq!(content_range(&last), cr(2 * U, total, Some(total)));
+    h.respond(&last, Response::status(200));
     assert!(h.next_request().is_none());
     assert!(h.completed());
-    assert_eq!(h.upload.acknowledged(), 25);
+    assert_eq!(h.upload.acknowledged(), total);
 }
 
 #[test]
 fn a_given_session_is_asked_with_a_status_query_first() {
-    let mut h = Harness::new(gcs(UploadConfig::resume(SESSION, 30), 10));
+    let mut h = Harness::new(gcs(UploadConfig::resume(SESSION, 3 * U), U));
     let status = h.expect_request();
     assert_eq!(status.kind, RequestKind::Status);
     assert_eq!(status.method, Method::Put);
-    assert_eq!(content_range(&status), "bytes */30");
+    assert_eq!(content_range(&status), format!("bytes */{}", 3 * U));
     assert_eq!(status.body, None);
-    h.respond(&status, incomplete(20));
-    assert!(h.events.contains(&Event::ResumedAt { offset: 20 }));
+    h.respond(&status, incomplete(2 * U));
+    assert!(h.events.contains(&Event::ResumedAt { offset: 2 * U }));
     let chunk = h.expect_request();
-    assert_eq!(content_range(&chunk), "bytes 20-29/30");
+    assert_eq!(content_range(&chunk), cr(2 * U, 3 * U, Some(3 * U)));
 }
 
 #[test]
 fn a_308_without_range_after_a_break_means_nothing_is_held() {
-    let mut h = Harness::new(gcs(UploadConfig::resume(SESSION, 20), 10));
+    let mut h = Harness::new(gcs(UploadConfig::resume(SESSION, 2 * U), U));
     let status = h.expect_request();
-    h.respond(&status, incomplete(10));
+    h.respond(&status, incomplete(U));
     let chunk = h.expect_request();
     h.break_connection(&chunk);
     let poll = h.expect_request();
     assert_eq!(poll.kind, RequestKind::Status);
     h.respond(&poll, Response::status(308));
     let again = h.expect_request();
-    assert_eq!(content_range(&again), "bytes 0-9/20");
+    assert_eq!(content_range(&again), cr(0, U, Some(2 * U)));
     assert!(
         h.events
             .iter()
-            .any(|e| matches!(e, Event::ServerRewound { from: 10, to: 0 }))
+            .any(|e| matches!(e, Event::ServerRewound { from, to: 0 } if *from == U))
     );
 }
 
@@ -125,7 +140,7 @@ fn a_session_that_is_gone_starts_over_or_fails() {
 
 #[test]
 fn a_308_holding_every_byte_is_finished_by_a_status_query() {
-    let mut h = Harness::new(gcs(UploadConfig::resume(SESSION, 10), 10));
+    let mut h = Harness::new(gcs(UploadConfig::resume(SESSION, 10), U));
     let status = h.expect_request();
     h.respond(&status, incomplete(0));
     let chunk = h.expect_request();
@@ -141,7 +156,7 @@ fn a_308_holding_every_byte_is_finished_by_a_status_query() {
 
 #[test]
 fn a_stream_sends_star_until_its_end() {
-    let mut h = Harness::new(gcs(UploadConfig::create_stream(ENDPOINT), 10));
+    let mut h = Harness::new(gcs(UploadConfig::create_stream(ENDPOINT), U));
     let init = h.expect_request();
     assert_eq!(init.header("X-Upload-Content-Length"), None);
     h.respond(
@@ -149,16 +164,16 @@ fn a_stream_sends_star_until_its_end() {
         Response::status(200).with_header("Location", SESSION),
     );
     let first = h.expect_request();
-    assert_eq!(content_range(&first), "bytes 0-9/*");
-    h.respond(&first, incomplete(10));
+    assert_eq!(content_range(&first), cr(0, U, None));
+    h.respond(&first, incomplete(U));
     let second = h.expect_request();
-    // The source ends at 14: the chunk is planned again with the length.
+    // The source ends at U + 4: the chunk is planned again with the length.
     h.input(chunkup_core::Input::SourceEnded {
         id: second.id,
-        at: 14,
+        at: U + 4,
     });
     let last = h.expect_request();
-    assert_eq!(content_range(&last), "bytes 10-13/14");
+    assert_eq!(content_range(&last), cr(U, U + 4, Some(U + 4)));
     h.respond(&last, Response::status(200));
     assert!(h.completed());
 }
@@ -175,4 +190,29 @@ fn terminate_deletes_the_session() {
     assert_eq!(delete.url, SESSION);
     h.respond(&delete, Response::status(499));
     assert!(h.events.contains(&Event::Terminated));
+}
+
+#[test]
+fn chunks_are_multiples_of_256_kib_but_the_last() {
+    const KIB: u64 = 1024;
+    let total = 3 * 1024 * KIB + 5;
+    // An odd fixed size is rounded to the protocol's granularity.
+    let mut h = Harness::new(gcs(UploadConfig::resume(SESSION, total), 700 * KIB));
+    let status = h.expect_request();
+    h.respond(&status, incomplete(0));
+    let mut sizes = Vec::new();
+    while let Some(chunk) = h.next_request() {
+        let range = chunk.body.unwrap();
+        sizes.push(range.len());
+        let response = if range.end == total {
+            Response::status(200)
+        } else {
+            incomplete(range.end)
+        };
+        h.respond(&chunk, response);
+    }
+    assert!(h.completed());
+    let (last, rest) = sizes.split_last().unwrap();
+    assert!(rest.iter().all(|s| s % (256 * KIB) == 0), "{sizes:?}");
+    assert!(*last > 0 && sizes.iter().sum::<u64>() == total);
 }

@@ -19,9 +19,6 @@ use super::headers::{content_range, parse_u64};
 use super::{RequestParts, UploadMeta, Verdict, generic_verdict};
 use crate::{ByteRange, Error, Method, Response};
 
-/// Chunks are multiples of this, except the last.
-pub const GCS_GRANULARITY: u64 = 256 * 1024;
-
 /// Google-style resumable-session request builders and response
 /// interpretation.
 #[derive(Debug, Clone, Default)]
@@ -163,7 +160,7 @@ mod tests {
         let gcs = Gcs;
         let range = ByteRange {
             start: 0,
-            end: GCS_GRANULARITY,
+            end: 256 * 1024,
         };
         let known = gcs.chunk(range, &meta(Some(1_000_000)));
         assert_eq!(known.method, Method::Put);

@@ -18,7 +18,6 @@ mod ranged;
 mod tus;
 
 pub use discovery::{Capabilities, announced};
-pub use gcs::GCS_GRANULARITY;
 pub(crate) use gcs::Gcs;
 pub(crate) use ietf::Ietf;
 pub(crate) use ranged::Ranged;
@@ -284,6 +283,14 @@ impl Codec {
             Codec::Ranged(_) => false,
             Codec::Tus(tus) => tus.has("creation-defer-length"),
             Codec::Ietf(_) | Codec::Gcs(_) => true,
+        }
+    }
+
+    /// What the protocol requires of chunk sizes, if anything.
+    pub(crate) fn chunk_constraints(&self) -> Option<crate::ChunkConstraints> {
+        match self {
+            Codec::Gcs(_) => Some(crate::ChunkConstraints::RESUMABLE_SESSION),
+            _ => None,
         }
     }
 
