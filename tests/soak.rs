@@ -324,6 +324,7 @@ fn retry_kind(reason: &RetryReason) -> String {
         RetryReason::ChunkTooLarge(_) => "chunk too large".into(),
         RetryReason::OffsetMismatch => "offset mismatch (409)".into(),
         RetryReason::ChecksumMismatch => "checksum mismatch".into(),
+        RetryReason::SignatureExpired => "signature expired".into(),
     }
 }
 

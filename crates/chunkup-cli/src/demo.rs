@@ -243,6 +243,7 @@ fn tally(reasons: &[RetryReason]) -> BTreeMap<&'static str, usize> {
             RetryReason::ChunkTooLarge(_) => "chunk too large",
             RetryReason::OffsetMismatch => "offset mismatch (409)",
             RetryReason::ChecksumMismatch => "checksum mismatch (460)",
+            RetryReason::SignatureExpired => "signed URL expired (signed again)",
         };
         *counts.entry(kind).or_insert(0) += 1;
     }

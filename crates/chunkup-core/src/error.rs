@@ -46,6 +46,12 @@ pub enum Error {
         status: u16,
     },
 
+    /// The server, or its setup, withholds something the upload needs (an
+    /// S3 part's `ETag` that a bucket's CORS rule does not expose to a
+    /// browser). Retrying cannot help; the message says what to configure.
+    #[error("the server's setup stops the upload: {0}")]
+    ServerSetup(String),
+
     /// The endpoint could not be asked which protocol it speaks, and the
     /// upload was not told which one to use.
     #[error("cannot learn which protocol {url} speaks: {reason}")]

@@ -97,6 +97,54 @@ pub struct RequestSpec {
     /// request's connection may be unusable (a server that refused a body
     /// before reading it may never read another request on it).
     pub new_connection: bool,
+    /// A body that is not a part of the source (the XML that completes an
+    /// S3 multipart upload). A request has `body` or `payload`, not both.
+    pub payload: Option<Vec<u8>>,
+    /// The request must be signed before it is sent (S3 through presigned
+    /// URLs): the driver asks the application's signer, or signs with its
+    /// credentials, and sends to the signed URL with the signed headers.
+    /// `url` is then the unsigned URL.
+    pub signing: Option<SignRequest>,
+}
+
+/// What a signer needs to know about an S3 request besides its method and
+/// unsigned URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignRequest {
+    /// The S3 operation.
+    pub action: S3Action,
+    /// The multipart upload, once created.
+    pub upload_id: Option<String>,
+    /// The part, for [`S3Action::UploadPart`].
+    pub part_number: Option<u32>,
+}
+
+/// The S3 operations of a multipart upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum S3Action {
+    /// `POST ?uploads`: CreateMultipartUpload.
+    CreateMultipartUpload,
+    /// `PUT ?partNumber=N&uploadId=U`: UploadPart.
+    UploadPart,
+    /// `GET ?uploadId=U`: ListParts.
+    ListParts,
+    /// `POST ?uploadId=U`: CompleteMultipartUpload.
+    CompleteMultipartUpload,
+    /// `DELETE ?uploadId=U`: AbortMultipartUpload.
+    AbortMultipartUpload,
+}
+
+impl S3Action {
+    /// The operation's name in the S3 API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            S3Action::CreateMultipartUpload => "CreateMultipartUpload",
+            S3Action::UploadPart => "UploadPart",
+            S3Action::ListParts => "ListParts",
+            S3Action::CompleteMultipartUpload => "CompleteMultipartUpload",
+            S3Action::AbortMultipartUpload => "AbortMultipartUpload",
+        }
+    }
 }
 
 impl RequestSpec {

@@ -45,7 +45,9 @@ mod upload;
 
 pub use checksum::ChecksumAlgorithm;
 pub use error::{Error, TransportError, TransportErrorKind};
-pub use http::{ByteRange, Method, RequestId, RequestKind, RequestSpec, Response};
+pub use http::{
+    ByteRange, Method, RequestId, RequestKind, RequestSpec, Response, S3Action, SignRequest,
+};
 pub use progress::Progress;
 pub use protocol::{Capabilities, Concat, IetfVersion, Protocol, ResolvedProtocol};
 pub use resume::{ResumeRecord, fingerprint, part_fingerprint};
@@ -56,6 +58,7 @@ pub use time::Instant;
 pub use upload::{Event, Input, Output, Upload, UploadConfig, UploadSettings};
 
 /// Response bodies are only read up to this many bytes: a status body or an
-/// error message is small, and a hostile server must not make a driver buffer
-/// an endless body.
-pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// error message is small, a page of an S3 part listing (1,000 parts) about
+/// 200 KB, and a hostile server must not make a driver buffer an endless
+/// body.
+pub const MAX_RESPONSE_BODY: usize = 256 * 1024;

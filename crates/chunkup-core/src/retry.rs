@@ -63,6 +63,9 @@ pub enum RetryReason {
     OffsetMismatch,
     /// The server's checksum of the chunk differed (tus 460): sent again.
     ChecksumMismatch,
+    /// A presigned URL expired (S3 403 "Request has expired"): signed
+    /// again and sent again.
+    SignatureExpired,
 }
 
 impl fmt::Display for RetryReason {
@@ -86,6 +89,7 @@ impl fmt::Display for RetryReason {
             }
             RetryReason::OffsetMismatch => write!(f, "offset mismatch (HTTP 409)"),
             RetryReason::ChecksumMismatch => write!(f, "checksum mismatch (HTTP 460)"),
+            RetryReason::SignatureExpired => write!(f, "the signed URL expired; signing again"),
         }
     }
 }

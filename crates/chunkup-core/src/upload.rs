@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::progress::ProgressTracker;
-use crate::protocol::{Codec, RequestParts, UploadMeta, Verdict};
+use crate::protocol::{Codec, PartWindow, RequestParts, UploadMeta, UploadedPart, Verdict};
 use crate::retry::RetryState;
 use crate::{
     ByteRange, Capabilities, ChunkSizer, ChunkSizing, Concat, Error, IetfVersion, Instant, Method,
@@ -88,6 +88,12 @@ pub struct UploadConfig {
     pub total_size: Option<u64>,
     /// This upload's role in a tus concatenation.
     pub concat: Concat,
+    /// For S3: the part numbers and bytes this engine sends (the session
+    /// splits an object into windows sent in parallel).
+    pub part_window: PartWindow,
+    /// The upload at `upload_url` was created a moment ago and holds
+    /// nothing: send at once instead of asking the server first.
+    pub fresh_upload: bool,
     /// How the upload behaves.
     pub settings: UploadSettings,
 }
@@ -138,6 +144,8 @@ impl UploadConfig {
             upload_url: None,
             total_size,
             concat: Concat::None,
+            part_window: PartWindow::ALL,
+            fresh_upload: false,
             settings: UploadSettings::default(),
         }
     }
@@ -321,7 +329,15 @@ impl Upload {
                 "concatenation needs the tus protocol".into(),
             ));
         }
-        let codec = Codec::for_capabilities(&capabilities, &config.settings);
+        let mut codec = Codec::for_capabilities(&capabilities, &config.settings);
+        if let Codec::S3(s3) = &mut codec {
+            if upload_url.is_none() {
+                return Err(Error::InvalidConfig(
+                    "an S3 part window needs its multipart upload's URL".into(),
+                ));
+            }
+            *s3 = crate::protocol::S3::new(config.part_window);
+        }
         if config.total_size.is_none() && !codec.defers_length() {
             return Err(Error::InvalidConfig(format!(
                 "a stream of unknown length needs a protocol that can defer the length, not {}",
@@ -341,12 +357,12 @@ impl Upload {
             retry: RetryState::new(&config.settings.retry, config.settings.seed),
             sizer: ChunkSizer::new(config.settings.chunking.clone()),
             progress: ProgressTracker::new(config.settings.progress_interval),
-            inherited_limit: if upload_url.is_some() {
+            inherited_limit: if upload_url.is_some() && !config.fresh_upload {
                 config.total_size.unwrap_or(u64::MAX)
             } else {
                 0
             },
-            resuming: upload_url.is_some(),
+            resuming: upload_url.is_some() && !config.fresh_upload,
             total: config.total_size,
             length_announced: config.total_size.is_some(),
             endpoint,
@@ -370,7 +386,13 @@ impl Upload {
                 .set_constraints(constraints)
                 .map_err(|e| Error::InvalidConfig(e.to_string()))?;
         }
-        upload.phase = Phase::Ready(upload.recovery_step());
+        upload.phase = Phase::Ready(
+            if upload.config.fresh_upload && upload.upload_url.is_some() {
+                Step::Chunk
+            } else {
+                upload.recovery_step()
+            },
+        );
         Ok(upload)
     }
 
@@ -387,6 +409,12 @@ impl Upload {
     /// The upload's size, once known.
     pub fn total(&self) -> Option<u64> {
         self.total
+    }
+
+    /// For S3: the parts the server holds, in order (what completes the
+    /// multipart upload).
+    pub fn s3_parts(&self) -> &[UploadedPart] {
+        self.codec.s3_parts()
     }
 
     /// The protocol spoken.
@@ -429,7 +457,13 @@ impl Upload {
         match &self.phase {
             Phase::Ready(step) => {
                 let step = *step;
-                Output::Send(self.start_request(now, step))
+                match self.start_request(now, step) {
+                    Ok(spec) => Output::Send(spec),
+                    Err(error) => {
+                        self.fail(error);
+                        self.poll_output(now)
+                    }
+                }
             }
             Phase::Backoff { until, then } if now >= *until => {
                 self.phase = Phase::Ready(*then);
@@ -562,34 +596,37 @@ impl Upload {
     }
 
     fn meta(&self) -> UploadMeta<'_> {
-        UploadMeta {
-            total: self.total,
-            file_name: &self.config.settings.file_name,
-            content_type: &self.config.settings.content_type,
-            metadata: &self.config.settings.metadata,
-            concat: &self.config.concat,
-        }
+        meta_of(&self.config, self.total)
     }
 
     /// The next chunk's range from the current offset.
-    fn next_range(&self) -> ByteRange {
+    fn next_range(&self) -> Result<ByteRange, Error> {
         let remaining = self
             .total
             .map_or(u64::MAX, |t| t.saturating_sub(self.offset));
-        let len = self.sizer.next_chunk(remaining);
-        ByteRange {
+        let len = match &self.codec {
+            Codec::S3(s3) => {
+                let len = self
+                    .sizer
+                    .next_part(remaining, s3.parts_done())
+                    .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+                keep_window_tail(len, remaining, s3.window, self.sizer.constraints())
+            }
+            _ => self.sizer.next_chunk(remaining),
+        };
+        Ok(ByteRange {
             start: self.offset,
             end: self.offset + len,
-        }
+        })
     }
 
-    fn start_request(&mut self, now: Instant, step: Step) -> RequestSpec {
+    fn start_request(&mut self, now: Instant, step: Step) -> Result<RequestSpec, Error> {
         let mut announces_length = false;
         let mut completes = false;
         let (kind, url, range, parts) = match step {
             Step::Create => {
                 // Small files travel in the creation request when allowed.
-                let whole = self.next_range();
+                let whole = self.next_range()?;
                 let body = (self.config.settings.creation_with_upload
                     && self.codec.creation_with_upload()
                     && self.total.is_some_and(|t| t > 0 && whole.end == t)
@@ -609,7 +646,7 @@ impl Upload {
                 self.codec.status(&self.meta()),
             ),
             Step::Chunk => {
-                let range = self.next_range();
+                let range = self.next_range()?;
                 self.sent_high = self.sent_high.max(range.end);
                 let last = self.total.is_some_and(|t| range.end == t);
                 announces_length = last && !self.length_announced;
@@ -633,7 +670,29 @@ impl Upload {
             }
         };
         // Steps are only scheduled once their URL is known.
-        let url = url.expect("a step is only scheduled once its URL is known");
+        let mut url = url.expect("a step is only scheduled once its URL is known");
+        let s3 = match &self.upload_url {
+            Some(upload) => {
+                let upload_id = upload
+                    .query_pairs()
+                    .find(|(k, _)| k == "uploadId")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                let part_start = range.map(|r| r.start);
+                self.codec.s3_request(kind, &upload_id, part_start)
+            }
+            None => None,
+        };
+        let signing = s3.map(|(query, signing)| {
+            if let Some(query) = query {
+                let joined = match url.query() {
+                    Some(existing) if !existing.is_empty() => format!("{existing}&{query}"),
+                    _ => query,
+                };
+                url.set_query(Some(&joined));
+            }
+            signing
+        });
         let id = RequestId(self.next_id);
         self.next_id += 1;
         let method = parts.method;
@@ -655,7 +714,7 @@ impl Upload {
             announces_length,
             completes,
         });
-        RequestSpec {
+        Ok(RequestSpec {
             id,
             kind,
             method,
@@ -664,7 +723,9 @@ impl Upload {
             body: range,
             checksum,
             new_connection,
-        }
+            payload: None,
+            signing,
+        })
     }
 
     /// Protocol headers first, then the user's (those the protocol set are
@@ -689,7 +750,9 @@ impl Upload {
         let range = flight.range.unwrap_or(ByteRange { start: 0, end: 0 });
         let verdict = match flight.step {
             Step::Create => self.codec.on_create(&response),
-            Step::Status => self.codec.on_status(&response, &self.meta()),
+            Step::Status => self
+                .codec
+                .on_status(&response, &meta_of(&self.config, self.total)),
             Step::Chunk => self.codec.on_chunk(&response, range),
             Step::Terminate => return self.finish_terminated(),
         };
@@ -750,6 +813,7 @@ impl Upload {
             Verdict::ServerHas(held) => self.on_server_has(now, &flight, held, elapsed),
             Verdict::Resync => self.retry_now(RetryReason::OffsetMismatch, Step::Status),
             Verdict::ResendChunk(reason) => self.retry_now(reason, Step::Chunk),
+            Verdict::AskAgain => self.phase = Phase::Ready(Step::Status),
             Verdict::StepBack => {
                 let back = range.start.saturating_sub(range.len());
                 self.offset = back;
@@ -911,9 +975,12 @@ impl Upload {
         }
     }
 
-    /// Complete when the server holds every byte and knows that is all.
+    /// Complete when the server holds every byte and knows that is all (an
+    /// S3 window holds at least one part: an empty object is one empty
+    /// part).
     fn is_complete(&self) -> bool {
-        self.total == Some(self.offset) && self.length_announced
+        let s3_empty = matches!(self.codec, Codec::S3(_)) && self.codec.s3_parts().is_empty();
+        self.total == Some(self.offset) && self.length_announced && !s3_empty
     }
 
     fn continue_or_complete(&mut self, now: Instant) {
@@ -1074,6 +1141,36 @@ impl Upload {
 impl InFlight {
     fn body_is_empty(&self) -> bool {
         self.range.is_none_or(|r| r.is_empty())
+    }
+}
+
+/// What a protocol needs to know about the upload to build requests.
+fn meta_of(config: &UploadConfig, total: Option<u64>) -> UploadMeta<'_> {
+    UploadMeta {
+        total,
+        file_name: &config.settings.file_name,
+        content_type: &config.settings.content_type,
+        metadata: &config.settings.metadata,
+        concat: &config.concat,
+    }
+}
+
+/// A part size that never leaves a window (one that does not end the
+/// object) with a tail below the minimum part size: S3 takes a small part
+/// only as the very last.
+fn keep_window_tail(
+    len: u64,
+    remaining: u64,
+    window: PartWindow,
+    constraints: crate::ChunkConstraints,
+) -> u64 {
+    let tail = remaining.saturating_sub(len);
+    if window.last || tail == 0 || tail >= constraints.min_part {
+        len
+    } else if remaining <= constraints.max_part {
+        remaining
+    } else {
+        remaining - constraints.min_part
     }
 }
 

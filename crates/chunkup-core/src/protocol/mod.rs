@@ -15,12 +15,15 @@ mod gcs;
 pub(crate) mod headers;
 mod ietf;
 mod ranged;
+mod s3;
 mod tus;
 
 pub use discovery::{Capabilities, announced};
 pub(crate) use gcs::Gcs;
 pub(crate) use ietf::Ietf;
 pub(crate) use ranged::Ranged;
+pub use s3::{PartWindow, UploadedPart};
+pub(crate) use s3::{S3, StepAnswer, complete_body, on_complete, on_create as on_s3_create};
 pub(crate) use tus::Tus;
 
 /// The upload protocol to speak.
@@ -39,6 +42,10 @@ pub enum Protocol {
     /// uploads): `308 Resume Incomplete` with `Range`. Never discovered:
     /// such endpoints do not describe themselves.
     Gcs,
+    /// S3 multipart uploads through presigned URLs (signed by the
+    /// application's signer, or with credentials by the native driver).
+    /// Never discovered.
+    S3,
     /// Ask the endpoint (`OPTIONS`) and pick tus, IETF or ranged.
     Auto,
 }
@@ -51,6 +58,7 @@ impl Protocol {
             Protocol::Tus => "tus",
             Protocol::Ietf => "ietf",
             Protocol::Gcs => "gcs",
+            Protocol::S3 => "s3",
             Protocol::Auto => "auto",
         }
     }
@@ -70,9 +78,10 @@ impl std::str::FromStr for Protocol {
             "tus" => Ok(Protocol::Tus),
             "ietf" => Ok(Protocol::Ietf),
             "gcs" => Ok(Protocol::Gcs),
+            "s3" => Ok(Protocol::S3),
             "auto" => Ok(Protocol::Auto),
             other => Err(Error::InvalidConfig(format!(
-                "unknown protocol {other:?} (known: ranged, tus, ietf, gcs, auto)"
+                "unknown protocol {other:?} (known: ranged, tus, ietf, gcs, s3, auto)"
             ))),
         }
     }
@@ -95,6 +104,8 @@ pub enum ResolvedProtocol {
     Ietf,
     /// Google-style resumable sessions.
     Gcs,
+    /// S3 multipart uploads.
+    S3,
 }
 
 impl ResolvedProtocol {
@@ -117,6 +128,7 @@ impl From<ResolvedProtocol> for Protocol {
             ResolvedProtocol::Tus => Protocol::Tus,
             ResolvedProtocol::Ietf => Protocol::Ietf,
             ResolvedProtocol::Gcs => Protocol::Gcs,
+            ResolvedProtocol::S3 => Protocol::S3,
         }
     }
 }
@@ -130,6 +142,7 @@ impl Protocol {
             Protocol::Tus => Some(ResolvedProtocol::Tus),
             Protocol::Ietf => Some(ResolvedProtocol::Ietf),
             Protocol::Gcs => Some(ResolvedProtocol::Gcs),
+            Protocol::S3 => Some(ResolvedProtocol::S3),
             Protocol::Auto => None,
         }
     }
@@ -205,6 +218,9 @@ pub(crate) enum Verdict {
     /// The server refused the range without saying what it has: go back one
     /// chunk.
     StepBack,
+    /// Ask for the offset again at once (a listing continues on a next
+    /// page); not a failure.
+    AskAgain,
     /// A passing failure: try again after a backoff, at least `retry_after`.
     Retry {
         reason: RetryReason,
@@ -237,6 +253,7 @@ pub(crate) enum Codec {
     Tus(Tus),
     Ietf(Ietf),
     Gcs(Gcs),
+    S3(S3),
 }
 
 impl Codec {
@@ -256,6 +273,8 @@ impl Codec {
                 version: capabilities.ietf_version.unwrap_or(settings.ietf_version),
             }),
             ResolvedProtocol::Gcs => Codec::Gcs(Gcs),
+            // The engine gives the window (`Upload::new`).
+            ResolvedProtocol::S3 => Codec::S3(S3::default()),
         }
     }
 
@@ -265,13 +284,14 @@ impl Codec {
             Codec::Tus(_) => ResolvedProtocol::Tus,
             Codec::Ietf(_) => ResolvedProtocol::Ietf,
             Codec::Gcs(_) => ResolvedProtocol::Gcs,
+            Codec::S3(_) => ResolvedProtocol::S3,
         }
     }
 
     /// Whether data may travel in the creation request.
     pub(crate) fn creation_with_upload(&self) -> bool {
         match self {
-            Codec::Ranged(_) | Codec::Gcs(_) => false,
+            Codec::Ranged(_) | Codec::Gcs(_) | Codec::S3(_) => false,
             Codec::Tus(tus) => tus.has("creation-with-upload"),
             Codec::Ietf(_) => true,
         }
@@ -280,7 +300,7 @@ impl Codec {
     /// Whether the length may be announced after creation.
     pub(crate) fn defers_length(&self) -> bool {
         match self {
-            Codec::Ranged(_) => false,
+            Codec::Ranged(_) | Codec::S3(_) => false,
             Codec::Tus(tus) => tus.has("creation-defer-length"),
             Codec::Ietf(_) | Codec::Gcs(_) => true,
         }
@@ -290,7 +310,52 @@ impl Codec {
     pub(crate) fn chunk_constraints(&self) -> Option<crate::ChunkConstraints> {
         match self {
             Codec::Gcs(_) => Some(crate::ChunkConstraints::RESUMABLE_SESSION),
+            Codec::S3(s3) => Some(crate::ChunkConstraints {
+                max_parts: Some(u64::from(s3.window.count)),
+                ..crate::ChunkConstraints::S3_MULTIPART
+            }),
             _ => None,
+        }
+    }
+
+    /// For S3: the query the request adds to the upload's URL and what its
+    /// signer must know. `part_start` is where a part starts in the window.
+    pub(crate) fn s3_request(
+        &self,
+        kind: crate::RequestKind,
+        upload_id: &str,
+        part_start: Option<u64>,
+    ) -> Option<(Option<String>, crate::SignRequest)> {
+        use crate::{RequestKind, S3Action};
+        let Codec::S3(s3) = self else { return None };
+        let (query, action, part_number) = match kind {
+            RequestKind::Chunk => {
+                let number = s3.part_number_at(part_start.unwrap_or(0));
+                (
+                    Some(format!("partNumber={number}")),
+                    S3Action::UploadPart,
+                    Some(number),
+                )
+            }
+            RequestKind::Status => (Some(s3.status_query()), S3Action::ListParts, None),
+            RequestKind::Terminate => (None, S3Action::AbortMultipartUpload, None),
+            RequestKind::Create | RequestKind::Discover => {
+                (None, S3Action::CreateMultipartUpload, None)
+            }
+        };
+        let signing = crate::SignRequest {
+            action,
+            upload_id: Some(upload_id.to_string()),
+            part_number,
+        };
+        Some((query, signing))
+    }
+
+    /// For S3: the parts this window's server holds.
+    pub(crate) fn s3_parts(&self) -> &[UploadedPart] {
+        match self {
+            Codec::S3(s3) => s3.parts(),
+            _ => &[],
         }
     }
 
@@ -302,6 +367,7 @@ impl Codec {
             Codec::Tus(_) => None,
             Codec::Ietf(ietf) => Some(ietf.terminate()),
             Codec::Gcs(gcs) => Some(gcs.terminate()),
+            Codec::S3(s3) => Some(s3.terminate()),
         }
     }
 
@@ -311,6 +377,12 @@ impl Codec {
             Codec::Tus(tus) => tus.create(meta, body),
             Codec::Ietf(ietf) => ietf.create(meta, body),
             Codec::Gcs(gcs) => gcs.create(meta),
+            // The session creates multipart uploads; an engine never does
+            // (`Upload::new` refuses a window without its upload).
+            Codec::S3(_) => RequestParts {
+                method: Method::Post,
+                headers: Vec::new(),
+            },
         }
     }
 
@@ -320,6 +392,7 @@ impl Codec {
             Codec::Tus(tus) => tus.status(),
             Codec::Ietf(ietf) => ietf.status(),
             Codec::Gcs(gcs) => gcs.status(meta),
+            Codec::S3(s3) => s3.status(),
         }
     }
 
@@ -338,6 +411,7 @@ impl Codec {
             Codec::Tus(tus) => tus.chunk(range, meta, announce_length),
             Codec::Ietf(ietf) => ietf.chunk(range, meta, last),
             Codec::Gcs(gcs) => gcs.chunk(range, meta),
+            Codec::S3(s3) => s3.chunk(range, meta),
         }
     }
 
@@ -350,24 +424,29 @@ impl Codec {
             Codec::Tus(tus) => tus.on_create(response),
             Codec::Ietf(ietf) => ietf.on_create(response),
             Codec::Gcs(gcs) => gcs.on_create(response),
+            Codec::S3(_) => Verdict::Fatal(Error::ProtocolViolation(
+                "an S3 part window cannot create its upload".into(),
+            )),
         }
     }
 
-    pub(crate) fn on_status(&self, response: &Response, meta: &UploadMeta<'_>) -> Verdict {
+    pub(crate) fn on_status(&mut self, response: &Response, meta: &UploadMeta<'_>) -> Verdict {
         match self {
             Codec::Ranged(ranged) => ranged.on_status(response, meta),
             Codec::Tus(tus) => tus.on_status(response, meta),
             Codec::Ietf(ietf) => ietf.on_status(response, meta),
             Codec::Gcs(gcs) => gcs.on_status(response, meta),
+            Codec::S3(s3) => s3.on_status(response),
         }
     }
 
-    pub(crate) fn on_chunk(&self, response: &Response, range: ByteRange) -> Verdict {
+    pub(crate) fn on_chunk(&mut self, response: &Response, range: ByteRange) -> Verdict {
         match self {
             Codec::Ranged(ranged) => ranged.on_chunk(response, range),
             Codec::Tus(tus) => tus.on_chunk(response, range),
             Codec::Ietf(ietf) => ietf.on_chunk(response, range),
             Codec::Gcs(gcs) => gcs.on_chunk(response, range),
+            Codec::S3(s3) => s3.on_chunk(response, range),
         }
     }
 
@@ -406,6 +485,8 @@ impl Codec {
             Codec::Ietf(_) => ietf::knows_length(response),
             // Its status query names the total whenever the source knows it.
             Codec::Gcs(_) => true,
+            // The completion tells the length (the session sends it).
+            Codec::S3(_) => true,
         }
     }
 

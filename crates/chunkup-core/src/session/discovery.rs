@@ -87,6 +87,8 @@ impl Discovery {
             body: None,
             checksum: None,
             new_connection: false,
+            payload: None,
+            signing: None,
         }
     }
 

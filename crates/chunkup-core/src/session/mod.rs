@@ -27,12 +27,14 @@
 mod discovery;
 mod identity;
 mod records;
+mod s3;
 
 use std::collections::VecDeque;
 
 pub use identity::{SourceInfo, part_key};
 
 use crate::progress::ProgressTracker;
+use crate::protocol::PartWindow;
 use crate::{
     ByteRange, Capabilities, Concat, Error, Event, Input, Instant, Output, Protocol, RequestId,
     RequestSpec, ResolvedProtocol, Response, ResumeRecord, TransportError, TransportErrorKind,
@@ -193,6 +195,19 @@ pub struct Session {
     progress: ProgressTracker,
     /// The latest `now` seen.
     now: Instant,
+    /// An S3 multipart upload's object-wide state.
+    s3: Option<S3State>,
+}
+
+/// What an S3 session knows of the object and its multipart upload.
+#[derive(Debug)]
+struct S3State {
+    object_url: String,
+    upload_url: Option<String>,
+    remembered: Option<Remembered>,
+    /// The multipart upload came from a record or the application: if it
+    /// vanished (aborted, expired), a new one is created — once.
+    may_recreate: bool,
 }
 
 #[derive(Debug)]
@@ -202,6 +217,8 @@ enum Stage {
     Discover(Box<Discovering>),
     AwaitParts(PartsLookup),
     Running(Vec<Slot>),
+    /// An S3 request for the whole object: create, complete or abort.
+    S3(Box<s3::Exchange>),
     Finished(Outcome),
 }
 
@@ -240,8 +257,12 @@ struct Slot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Whole,
+    /// One part of a tus concatenation.
     Part,
+    /// The tus upload joining the parts.
     Final,
+    /// One window of an S3 multipart upload.
+    Window,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -273,6 +294,7 @@ impl Session {
             resumed_from: None,
             progress: ProgressTracker::new(interval),
             now: Instant::ZERO,
+            s3: None,
         })
     }
 
@@ -291,10 +313,13 @@ impl Session {
     /// The upload's URL on the server, once known (for parallel parts, the
     /// final upload's).
     pub fn upload_url(&self) -> Option<&str> {
+        if let Some(s3) = &self.s3 {
+            return s3.upload_url.as_deref();
+        }
         match &self.stage {
             Stage::Running(slots) => slots
                 .iter()
-                .find(|s| s.role != Role::Part)
+                .find(|s| matches!(s.role, Role::Whole | Role::Final))
                 .and_then(|s| s.upload.upload_url()),
             _ => None,
         }
@@ -327,6 +352,11 @@ impl Session {
                         return SessionOutput::Wait(wake);
                     }
                 }
+                Stage::S3(_) => {
+                    if let Some(wait) = self.step_exchange(now) {
+                        return wait;
+                    }
+                }
                 Stage::Finished(outcome) => return SessionOutput::Done(outcome.clone()),
             }
         }
@@ -341,6 +371,9 @@ impl Session {
                 if self.is_discovery_request(id) {
                     return self.on_discovery_answer(now, Ok(response));
                 }
+                if self.is_exchange_request(id) {
+                    return self.on_exchange_answer(now, Ok(&response));
+                }
                 self.deliver(now, id, |local| Input::Response {
                     id: local,
                     response,
@@ -349,6 +382,9 @@ impl Session {
             SessionInput::TransportFailed { id, error } => {
                 if self.is_discovery_request(id) {
                     return self.on_discovery_answer(now, Err(error));
+                }
+                if self.is_exchange_request(id) {
+                    return self.on_exchange_answer(now, Err(&error));
                 }
                 self.deliver(now, id, |local| Input::TransportFailed { id: local, error });
             }
@@ -568,6 +604,9 @@ impl Session {
             && capabilities.protocol == ResolvedProtocol::Ranged
             && record.is_none();
         self.capabilities = Some(capabilities.clone());
+        if capabilities.protocol == ResolvedProtocol::S3 {
+            return self.run_s3(now, record);
+        }
         let size = self.config.source.size;
         let parts = match (&record, &self.config.upload_url, size) {
             (None, None, Some(size)) if self.config.parallel > 1 => {
@@ -783,9 +822,19 @@ impl Session {
                 slot.acknowledged = *offset;
             }
             Event::ChunkAcknowledged { offset } => {
+                slot.acknowledged = slot.acknowledged.max(*offset);
                 if let Some(m) = &mut slot.remembered {
                     m.acknowledged = *offset;
                     persist = m.refresh_due(now);
+                }
+                if role == Role::Window {
+                    let held = slots.iter().map(|s| s.acknowledged).sum();
+                    if let Some(m) = self.s3.as_mut().and_then(|s3| s3.remembered.as_mut()) {
+                        m.acknowledged = held;
+                        if m.refresh_due(now) {
+                            self.persist_s3(now);
+                        }
+                    }
                 }
             }
             Event::Expires { at_unix_ms } => {
@@ -797,10 +846,10 @@ impl Session {
             Event::Progress(progress) => {
                 slot.acknowledged = progress.acknowledged;
                 slot.sent = progress.sent;
-                if role == Role::Part {
+                if matches!(role, Role::Part | Role::Window) {
                     let (acknowledged, sent) = slots
                         .iter()
-                        .filter(|s| s.role == Role::Part)
+                        .filter(|s| s.role == role)
                         .fold((0, 0), |(a, s), slot| {
                             (a + slot.acknowledged, s + slot.sent)
                         });
@@ -814,7 +863,7 @@ impl Session {
                 }
             }
             Event::ServerRewound { .. } | Event::Retrying { .. } => forward = true,
-            Event::Paused => forward = role != Role::Part || index == 0,
+            Event::Paused => forward = matches!(role, Role::Whole | Role::Final) || index == 0,
             Event::Completed { upload_url } => {
                 slot.ended = Some(Ended::Completed(upload_url.clone()));
                 if let Some(m) = &mut slot.remembered {
@@ -827,6 +876,11 @@ impl Session {
             Event::Failed(error) => {
                 slot.ended = Some(Ended::Failed);
                 let error = error.clone();
+                if let (Role::Window, Error::UploadGone { status }) = (role, &error)
+                    && self.s3.as_ref().is_some_and(|s3| s3.may_recreate)
+                {
+                    return self.recreate_s3(now, *status);
+                }
                 if let (true, Role::Whole, Error::WrongProtocol { announced, .. }) =
                     (self.guessed, role, &error)
                 {
@@ -883,7 +937,9 @@ impl Session {
         let terminated = ended(|e| matches!(e, Ended::Terminated)) == slots.len();
         let stopped = ended(|e| matches!(e, Ended::Stopped)) > 0;
         let finished_url = slots.iter().find_map(|s| match &s.ended {
-            Some(Ended::Completed(url)) if s.role != Role::Part => Some(url.clone()),
+            Some(Ended::Completed(url)) if matches!(s.role, Role::Whole | Role::Final) => {
+                Some(url.clone())
+            }
             _ => None,
         });
         let part_urls: Vec<String> = slots
@@ -894,6 +950,15 @@ impl Session {
             })
             .collect();
         let count = slots.len();
+        let windows = slots.iter().all(|s| s.role == Role::Window);
+        if windows && !stopped && finished_url.is_none() {
+            let mut parts: Vec<_> = slots
+                .iter()
+                .flat_map(|s| s.upload.s3_parts().iter().cloned())
+                .collect();
+            parts.sort_by_key(|p| p.number);
+            return self.start_exchange(s3::Step::Complete(parts));
+        }
         if terminated {
             self.forget_all();
             self.queue
@@ -903,6 +968,7 @@ impl Session {
             for index in 0..count {
                 self.persist_slot(now, index);
             }
+            self.persist_s3(now);
             self.queue.push_back(SessionOutput::Event(Event::Stopped));
             self.finish(Outcome::Stopped);
         } else if let Some(upload_url) = finished_url {
@@ -959,7 +1025,236 @@ impl Session {
             upload_url,
             total_size,
             concat,
+            part_window: PartWindow::ALL,
+            fresh_upload: false,
             settings: self.config.settings.clone(),
+        }
+    }
+
+    // --- S3 multipart uploads ----------------------------------------------
+
+    /// Starts an S3 upload: its windows when the multipart upload exists
+    /// (a record, or the application's URL), else its creation.
+    fn run_s3(&mut self, now: Instant, record: Option<ResumeRecord>) {
+        if self.config.source.size.is_none() {
+            return self.fail(Error::InvalidConfig(
+                "an S3 multipart upload needs the source's size".into(),
+            ));
+        }
+        let upload_url = record
+            .as_ref()
+            .map(|r| r.upload_url.clone())
+            .or_else(|| self.config.upload_url.clone());
+        let object_url = self
+            .config
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| s3::object_url(upload_url.as_deref().unwrap_or_default()));
+        let remembered = self.key.clone().map(|key| {
+            let fresh = Remembered::new(key, None);
+            match &record {
+                Some(record) => fresh.continuing(record),
+                None => fresh.at(upload_url.clone()),
+            }
+        });
+        self.s3 = Some(S3State {
+            object_url,
+            may_recreate: upload_url.is_some(),
+            upload_url,
+            remembered,
+        });
+        if self.s3.as_ref().is_some_and(|s3| s3.upload_url.is_some()) {
+            self.run_windows(now, false);
+        } else {
+            self.start_exchange(s3::Step::Create);
+        }
+    }
+
+    /// The windows of the object, in parallel, each continuing where the
+    /// server's part listing says.
+    fn run_windows(&mut self, now: Instant, fresh: bool) {
+        let size = self.config.source.size.unwrap_or_default();
+        let upload_url = self.s3.as_ref().and_then(|s3| s3.upload_url.clone());
+        let mut slots = Vec::new();
+        for (index, (range, window)) in s3::windows(size, self.config.parallel)
+            .into_iter()
+            .enumerate()
+        {
+            let mut config =
+                self.upload_config(Some(range.len()), Concat::None, upload_url.clone());
+            // A window ends in failure, not in a new upload, when the
+            // multipart upload is gone: the session decides what follows.
+            config.endpoint = None;
+            config.part_window = window;
+            config.fresh_upload = fresh;
+            config.settings.seed = config.settings.seed.wrapping_add(index as u64 + 1);
+            match Upload::new(config) {
+                Ok(upload) => slots.push(slot(upload, Role::Window, range, None)),
+                Err(error) => return self.fail(error),
+            }
+        }
+        self.begin(now, slots);
+    }
+
+    /// The multipart upload named by a record or the application is gone:
+    /// forget it and create a new one (once).
+    fn recreate_s3(&mut self, now: Instant, status: u16) {
+        self.each_running(now, |_| Some(Input::Stop));
+        self.drain_aborts(now);
+        let Some(state) = self.s3.as_mut() else {
+            return;
+        };
+        state.may_recreate = false;
+        state.upload_url = None;
+        if let Some(m) = state.remembered.as_mut() {
+            self.queue.push_back(SessionOutput::Forget(m.key.clone()));
+            *m = Remembered::new(m.key.clone(), None);
+        }
+        self.queue.push_back(SessionOutput::Event(Event::Retrying {
+            attempt: 1,
+            delay: std::time::Duration::ZERO,
+            reason: crate::RetryReason::UploadGone(status),
+        }));
+        self.start_exchange(s3::Step::Create);
+    }
+
+    fn start_exchange(&mut self, step: s3::Step) {
+        let exchange = s3::Exchange::new(step, &self.config.settings);
+        self.stage = Stage::S3(Box::new(exchange));
+    }
+
+    /// Terminate: abort the multipart upload if there is one.
+    fn abort_s3(&mut self) {
+        if self.s3.as_ref().is_some_and(|s3| s3.upload_url.is_some()) {
+            self.start_exchange(s3::Step::Abort);
+        } else {
+            self.forget_all();
+            self.queue
+                .push_back(SessionOutput::Event(Event::Terminated));
+            self.finish(Outcome::Terminated);
+        }
+    }
+
+    /// Sends the object-wide request when due; the wait otherwise.
+    fn step_exchange(&mut self, now: Instant) -> Option<SessionOutput> {
+        let stall = self.config.settings.retry.stall_timeout;
+        let paused = self.paused;
+        let Stage::S3(exchange) = &mut self.stage else {
+            return None;
+        };
+        if let Some((id, started)) = exchange.in_flight {
+            if now.saturating_since(started) < stall {
+                return Some(SessionOutput::Wait(Some(started + stall)));
+            }
+            self.queue.push_back(SessionOutput::Abort(id));
+            let stalled = TransportError::new(TransportErrorKind::Timeout, "no answer");
+            self.on_exchange_answer(now, Err(&stalled));
+            return None;
+        }
+        if paused {
+            return Some(SessionOutput::Wait(None));
+        }
+        if let Some(at) = exchange.ask_at
+            && now < at
+        {
+            return Some(SessionOutput::Wait(Some(at)));
+        }
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        exchange.ask_at = None;
+        exchange.in_flight = Some((id, now));
+        let state = self.s3.as_ref()?;
+        Some(SessionOutput::Send(exchange.request(
+            id,
+            &state.object_url,
+            state.upload_url.as_deref(),
+            &self.config.settings,
+        )))
+    }
+
+    fn is_exchange_request(&self, id: RequestId) -> bool {
+        matches!(&self.stage, Stage::S3(exchange)
+            if exchange.in_flight.is_some_and(|(flight, _)| flight == id))
+    }
+
+    fn on_exchange_answer(&mut self, now: Instant, answer: Result<&Response, &TransportError>) {
+        let Stage::S3(exchange) = &mut self.stage else {
+            return;
+        };
+        exchange.in_flight = None;
+        let step = exchange.step.clone();
+        match exchange.conclude(answer) {
+            s3::Concluded::Again(delay, reason) => {
+                exchange.ask_at = Some(now + delay);
+                self.queue.push_back(SessionOutput::Event(Event::Retrying {
+                    attempt: 1,
+                    delay,
+                    reason,
+                }));
+            }
+            s3::Concluded::Failed(error) => self.fail(error),
+            s3::Concluded::Done(created) => match step {
+                s3::Step::Create => {
+                    let wall = self.wall_ms(now);
+                    let Some(state) = self.s3.as_mut() else {
+                        return;
+                    };
+                    let url = s3::upload_url(&state.object_url, &created.unwrap_or_default());
+                    state.upload_url = Some(url.clone());
+                    if let Some(m) = state.remembered.as_mut() {
+                        m.upload_url = Some(url.clone());
+                        m.created_ms = Some(wall);
+                    }
+                    self.queue
+                        .push_back(SessionOutput::Event(Event::Created { upload_url: url }));
+                    self.persist_s3(now);
+                    self.run_windows(now, true);
+                }
+                s3::Step::Complete(_) => {
+                    let object = self.s3.as_ref().map(|s3| s3.object_url.clone());
+                    self.forget_all();
+                    self.queue.push_back(SessionOutput::Event(Event::Completed {
+                        upload_url: object.clone(),
+                    }));
+                    let completion = Completion {
+                        upload_url: object,
+                        size: self.config.source.size.unwrap_or_default(),
+                        resumed_from: self.resumed_from,
+                    };
+                    self.finish(Outcome::Completed(completion));
+                }
+                s3::Step::Abort => {
+                    self.forget_all();
+                    self.queue
+                        .push_back(SessionOutput::Event(Event::Terminated));
+                    self.finish(Outcome::Terminated);
+                }
+            },
+        }
+    }
+
+    /// Writes the S3 upload's record (one for the object; ListParts tells
+    /// each window where it stands).
+    fn persist_s3(&mut self, now: Instant) {
+        let wall = self.wall_ms(now);
+        let total = self.config.source.size.unwrap_or_default();
+        let Some(capabilities) = self.capabilities.as_ref() else {
+            return;
+        };
+        let context = RecordContext {
+            capabilities,
+            ietf_version: self.config.settings.ietf_version,
+            file_name: &self.config.settings.file_name,
+            endpoint: self.config.endpoint.as_deref(),
+            metadata: &self.config.settings.metadata,
+        };
+        let record = self
+            .s3
+            .as_mut()
+            .and_then(|s3| s3.remembered.as_mut())
+            .and_then(|m| m.record(context, total, now, wall));
+        if let Some(record) = record {
+            self.queue.push_back(SessionOutput::Persist(record));
         }
     }
 
@@ -997,6 +1292,25 @@ impl Session {
         let terminate = input == SessionInput::Terminate;
         match &mut self.stage {
             Stage::Finished(_) => {}
+            Stage::Running(_) if terminate && self.s3.is_some() => {
+                // One abort removes every window's parts.
+                self.each_running(now, |_| Some(Input::Stop));
+                self.drain_aborts(now);
+                self.abort_s3();
+            }
+            Stage::S3(exchange) => {
+                if let Some((id, _)) = exchange.in_flight.take() {
+                    self.queue.push_back(SessionOutput::Abort(id));
+                }
+                let aborting = exchange.step == s3::Step::Abort;
+                if terminate && !aborting {
+                    self.abort_s3();
+                } else if !terminate && !aborting {
+                    self.persist_s3(now);
+                    self.queue.push_back(SessionOutput::Event(Event::Stopped));
+                    self.finish(Outcome::Stopped);
+                }
+            }
             Stage::Running(_) => {
                 let command = if terminate {
                     Input::Terminate

@@ -1,6 +1,7 @@
 //! A simulated clock and a driver loop for testing the engine without IO.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod s3;
 pub mod session;
 
 use std::time::Duration;
