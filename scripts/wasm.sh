@@ -4,7 +4,8 @@
 #
 #   scripts/wasm.sh          build bindings/wasm/pkg and print its sizes
 #   scripts/wasm.sh test     build, then run bindings/wasm/tests (node --test)
-#   scripts/wasm.sh sizes    print the sizes of an existing build
+#   scripts/wasm.sh sizes    print the sizes of an existing build and where its
+#                            bytes go (sections, crates, largest functions: twiggy)
 #   scripts/wasm.sh lint     clippy -D warnings on the web driver and the bindings (wasm32)
 #   scripts/wasm.sh bundler  build, then bundle an app with webpack 5 and upload from
 #                            it in headless Chromium (Debian chromium, playwright-core)
@@ -21,9 +22,11 @@ WASM_DIR="$ROOT/bindings/wasm"
 PKG="$WASM_DIR/pkg"
 TOOLS="$WASM_DIR/.tools"          # gitignored: binaryen (wasm-opt) from npm
 BINARYEN_VERSION="132.0.0"
+TWIGGY_VERSION="0.8.0"            # code size profiler, cargo-installed into $TOOLS/cargo
 TARGET=wasm32-unknown-unknown
 PROFILE=wasm-release
 export CARGO_TARGET_DIR="${CHUNKUP_WASM_TARGET_DIR:-$ROOT/target-wasm}"
+GEN="$CARGO_TARGET_DIR/chunkup-pkg"  # wasm-bindgen's output and the analysis copy
 
 log() { printf 'wasm.sh: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -40,8 +43,31 @@ sizes() {
         gz_total=$((gz_total + gz))
         printf '%-28s %10d %10d\n' "$(basename "$f")" "$raw" "$gz"
     done
-    printf '%-28s %10d %10d  (%d KiB gzipped; target <= 150 KB)\n' \
+    printf '%-28s %10d %10d  (%d KiB gzipped; goal <= 60 KB, issue #15)\n' \
         "total (wasm + JS)" "$raw_total" "$gz_total" $((gz_total / 1024))
+    breakdown
+}
+
+# Where the wasm's bytes go: twiggy over the copy that kept its names.
+breakdown() {
+    local named="$GEN/chunkup_wasm_bg.names.wasm"
+    if ! [ -f "$named" ]; then
+        log "no ${named#"$ROOT"/}: build first for the per-crate breakdown"
+        return 0
+    fi
+    local twiggy="$TOOLS/cargo/bin/twiggy"
+    if ! "$twiggy" --version 2>/dev/null | grep -qx "twiggy-opt $TWIGGY_VERSION"; then
+        if [ "$MODE" != sizes ]; then
+            # Builds (and CI) do not wait for a cargo install of twiggy.
+            log "scripts/wasm.sh sizes installs twiggy and prints where the bytes go"
+            return 0
+        fi
+        log "installing twiggy $TWIGGY_VERSION into $TOOLS/cargo"
+        env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
+            cargo install --locked --force --root "$TOOLS/cargo" twiggy --version "$TWIGGY_VERSION"
+    fi
+    "$twiggy" top -n 1000000 --format csv "$named" >"$GEN/twiggy.csv"
+    python3 "$ROOT/scripts/wasm_breakdown.py" "$PKG/chunkup_wasm_bg.wasm" "$GEN/twiggy.csv"
 }
 
 if [ "$MODE" = sizes ]; then
@@ -51,6 +77,7 @@ fi
 
 # --- the Rust toolchain for wasm32 -------------------------------------------
 CARGO_BUILD=()
+SIZE_RUSTFLAGS=""
 if command -v rustup >/dev/null 2>&1 &&
     rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
     log "using rustup's $TARGET target"
@@ -65,6 +92,12 @@ else
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${DEBS[@]}"
     fi
+    # rust-web-llvm's /usr/bin/rust-lld links to lld-NN, a package of its own
+    # that nothing pulls in: install it when the link dangles.
+    if [ -L /usr/bin/rust-lld ] && ! [ -e /usr/bin/rust-lld ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$(basename "$(readlink /usr/bin/rust-lld)")" ||
+            log "could not install $(readlink /usr/bin/rust-lld); looking for rustup's rust-lld"
+    fi
     # The linker: Debian's rust-lld, else one from a rustup toolchain.
     LINKER="$(command -v rust-lld || true)"
     if [ -z "$LINKER" ] && [ -d "$HOME/.rustup" ]; then
@@ -77,6 +110,12 @@ else
     export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
     export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$LINKER"
     CARGO_BUILD=(/usr/bin/cargo build -Zbuild-std=std,panic_abort -Zbuild-std-features=)
+    # Size settings that need std built from source (unstable, hence only on
+    # this path; docs/BENCHMARKS.md "npm package size" has their measures):
+    # a panic traps at once, with no message formatted and no hook run (the
+    # engine's errors are typed values: a panic is a bug either way), and no
+    # file/line strings are kept for panic locations.
+    SIZE_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none"
     CARGO_CLIPPY=(/usr/bin/cargo-clippy clippy -Zbuild-std=std,panic_abort -Zbuild-std-features=)
     if [ "$MODE" = lint ] && ! [ -x /usr/bin/cargo-clippy ]; then
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rust-web-clippy
@@ -123,18 +162,25 @@ fi
 # --- build ----------------------------------------------------------------------
 # Panic locations name source files: no home directory or checkout path in the
 # published wasm.
-export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=/cargo --remap-path-prefix=$ROOT=/chunkup"
+# Only this build gets them: the server built for the tests is native.
+WASM_RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}/registry/src=/cargo --remap-path-prefix=$ROOT=/chunkup $SIZE_RUSTFLAGS"
 log "cargo build (bindings/wasm) --profile $PROFILE --target $TARGET"
-"${CARGO_BUILD[@]}" --manifest-path "$MANIFEST" --profile "$PROFILE" --target "$TARGET"
+RUSTFLAGS="$WASM_RUSTFLAGS" "${CARGO_BUILD[@]}" --manifest-path "$MANIFEST" --profile "$PROFILE" --target "$TARGET"
 RAW="$CARGO_TARGET_DIR/$TARGET/$PROFILE/chunkup_wasm.wasm"
 
-GEN="$CARGO_TARGET_DIR/chunkup-pkg"
 rm -rf "$GEN"
 "$BINDGEN" "$RAW" --target web --out-dir "$GEN" --out-name chunkup_wasm
-"$WASM_OPT" -Oz --strip-debug --strip-producers \
-    --enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals --enable-multivalue \
+# The features rustc 1.96 enables for wasm32 (wasm-opt must accept them).
+WASM_FEATURES=(--enable-bulk-memory --enable-reference-types --enable-nontrapping-float-to-int
+    --enable-sign-ext --enable-mutable-globals --enable-multivalue)
+# -Oz until nothing changes; the low 1 KiB of memory is never used (rustc's
+# stack starts at 1 MiB and grows down, data lies above it).
+OPT_FLAGS=(-Oz --converge --low-memory-unused)
+"$WASM_OPT" "${OPT_FLAGS[@]}" --strip-debug --strip-producers "${WASM_FEATURES[@]}" \
     "$GEN/chunkup_wasm_bg.wasm" -o "$GEN/chunkup_wasm_bg.opt.wasm"
+# The same optimisation keeping the function names, for `sizes` (twiggy).
+"$WASM_OPT" "${OPT_FLAGS[@]}" -g --strip-producers "${WASM_FEATURES[@]}" \
+    "$GEN/chunkup_wasm_bg.wasm" -o "$GEN/chunkup_wasm_bg.names.wasm"
 
 # --- assemble the package -------------------------------------------------------
 rm -rf "$PKG"
