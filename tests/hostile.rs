@@ -429,6 +429,7 @@ fn options(honest: Honest) -> UploadOptions {
             max_retry_after: Duration::from_millis(200),
             stall_timeout: Duration::from_millis(700),
             deadline: Some(Duration::from_secs(30)),
+            delays: Vec::new(),
         },
         ..fixed_options(16 * KIB)
     }

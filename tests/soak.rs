@@ -141,6 +141,7 @@ fn soak_retry() -> RetryPolicy {
         // above a loaded machine's slowest answer, so a slow creation is
         // not abandoned (that would leave an orphan upload).
         stall_timeout: Duration::from_secs(2),
+        delays: Vec::new(),
     }
 }
 
@@ -316,15 +317,7 @@ struct Seen {
 fn retry_kind(reason: &RetryReason) -> String {
     match reason {
         RetryReason::Status(s) => format!("http {s}"),
-        RetryReason::Transport(_) => "broken connection".into(),
-        RetryReason::Stalled => "stalled".into(),
-        RetryReason::OffsetMovedBack { .. } => "offset moved back (hole)".into(),
-        RetryReason::NoProgress { .. } => "no progress".into(),
-        RetryReason::UploadGone(_) => "upload gone".into(),
-        RetryReason::ChunkTooLarge(_) => "chunk too large".into(),
-        RetryReason::OffsetMismatch => "offset mismatch (409)".into(),
-        RetryReason::ChecksumMismatch => "checksum mismatch".into(),
-        RetryReason::SignatureExpired => "signature expired".into(),
+        other => other.kind().to_string(),
     }
 }
 

@@ -244,6 +244,7 @@ fn tally(reasons: &[RetryReason]) -> BTreeMap<&'static str, usize> {
             RetryReason::OffsetMismatch => "offset mismatch (409)",
             RetryReason::ChecksumMismatch => "checksum mismatch (460)",
             RetryReason::SignatureExpired => "signed URL expired (signed again)",
+            RetryReason::CredentialsRefused(_) => "credentials refused (refreshed)",
         };
         *counts.entry(kind).or_insert(0) += 1;
     }

@@ -52,6 +52,11 @@ pub enum Error {
     #[error("the server's setup stops the upload: {0}")]
     ServerSetup(String),
 
+    /// The application's retry decision (`onShouldRetry`) declined a
+    /// retry.
+    #[error("the application declined to retry after: {last}")]
+    RetryDeclined { attempt: u32, last: String },
+
     /// The endpoint could not be asked which protocol it speaks, and the
     /// upload was not told which one to use.
     #[error("cannot learn which protocol {url} speaks: {reason}")]
@@ -146,6 +151,23 @@ impl fmt::Display for TransportError {
 }
 
 impl Error {
+    /// A stable name of the error's kind, for bindings (`UploadError.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidUrl { .. } => "InvalidUrl",
+            Error::InvalidConfig(_) => "InvalidConfig",
+            Error::Rejected { .. } => "Rejected",
+            Error::UploadGone { .. } => "UploadGone",
+            Error::ProtocolViolation(_) => "ProtocolViolation",
+            Error::RetriesExhausted { .. } => "RetriesExhausted",
+            Error::WrongProtocol { .. } => "WrongProtocol",
+            Error::ServerSetup(_) => "ServerSetup",
+            Error::RetryDeclined { .. } => "RetryDeclined",
+            Error::DiscoveryFailed { .. } => "DiscoveryFailed",
+            Error::DeadlineExceeded { .. } => "DeadlineExceeded",
+        }
+    }
+
     /// The HTTP status the failure came with, when there was one.
     pub fn status(&self) -> Option<u16> {
         match self {

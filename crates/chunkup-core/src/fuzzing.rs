@@ -302,7 +302,7 @@ pub fn check_location(data: &[u8]) {
                 let url = Url::parse(&upload_url).expect("Created carries an absolute URL");
                 assert!(matches!(url.scheme(), "http" | "https"));
             }
-            Output::Event(_) | Output::Abort(_) => {}
+            Output::Event(_) | Output::Abort(_) | Output::AskRetry { .. } => {}
             Output::Wait(Some(at)) => now = at,
             Output::Wait(None) | Output::Done => return,
         }
@@ -572,7 +572,7 @@ pub fn check_upload_machine(data: &[u8]) {
                 }
                 _ => {}
             },
-            Output::Abort(_) => {}
+            Output::Abort(_) | Output::AskRetry { .. } => {}
             Output::Wait(Some(at)) => {
                 assert!(at >= now || upload.is_finished(), "woken in the past");
                 now = now.max(at);

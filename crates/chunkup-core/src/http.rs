@@ -97,6 +97,9 @@ pub struct RequestSpec {
     /// request's connection may be unusable (a server that refused a body
     /// before reading it may never read another request on it).
     pub new_connection: bool,
+    /// Ask the header provider for fresh credentials for this request (the
+    /// last ones were refused).
+    pub refresh_credentials: bool,
     /// A body that is not a part of the source (the XML that completes an
     /// S3 multipart upload). A request has `body` or `payload`, not both.
     pub payload: Option<Vec<u8>>,

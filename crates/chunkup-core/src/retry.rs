@@ -26,6 +26,11 @@ pub struct RetryPolicy {
     /// No acknowledged progress on a request for this long counts as a broken
     /// connection (stall detection).
     pub stall_timeout: Duration,
+    /// Explicit waits before the 1st, 2nd, … retry in a row (the last one
+    /// repeats), instead of the jittered exponential ladder, as
+    /// tus-js-client's `retryDelays`. Empty: the ladder. A server's
+    /// `Retry-After` is still the floor.
+    pub delays: Vec<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -37,6 +42,7 @@ impl Default for RetryPolicy {
             max_retry_after: Duration::from_secs(300),
             deadline: None,
             stall_timeout: Duration::from_secs(30),
+            delays: Vec::new(),
         }
     }
 }
@@ -63,6 +69,9 @@ pub enum RetryReason {
     OffsetMismatch,
     /// The server's checksum of the chunk differed (tus 460): sent again.
     ChecksumMismatch,
+    /// The server refused the credentials (401/403): sent again once with
+    /// fresh ones from the header provider.
+    CredentialsRefused(u16),
     /// A presigned URL expired (S3 403 "Request has expired"): signed
     /// again and sent again.
     SignatureExpired,
@@ -90,6 +99,41 @@ impl fmt::Display for RetryReason {
             RetryReason::OffsetMismatch => write!(f, "offset mismatch (HTTP 409)"),
             RetryReason::ChecksumMismatch => write!(f, "checksum mismatch (HTTP 460)"),
             RetryReason::SignatureExpired => write!(f, "the signed URL expired; signing again"),
+            RetryReason::CredentialsRefused(status) => {
+                write!(f, "credentials refused (HTTP {status}); refreshing them")
+            }
+        }
+    }
+}
+
+impl RetryReason {
+    /// A stable name of the reason's kind, for bindings and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RetryReason::Status(_) => "status",
+            RetryReason::Transport(_) => "transport",
+            RetryReason::Stalled => "stalled",
+            RetryReason::OffsetMovedBack { .. } => "offsetMovedBack",
+            RetryReason::NoProgress { .. } => "noProgress",
+            RetryReason::UploadGone(_) => "uploadGone",
+            RetryReason::ChunkTooLarge(_) => "chunkTooLarge",
+            RetryReason::OffsetMismatch => "offsetMismatch",
+            RetryReason::ChecksumMismatch => "checksumMismatch",
+            RetryReason::SignatureExpired => "signatureExpired",
+            RetryReason::CredentialsRefused(_) => "credentialsRefused",
+        }
+    }
+
+    /// The HTTP status the reason came with, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RetryReason::Status(status)
+            | RetryReason::UploadGone(status)
+            | RetryReason::CredentialsRefused(status) => Some(*status),
+            RetryReason::ChunkTooLarge(_) => Some(413),
+            RetryReason::OffsetMismatch => Some(409),
+            RetryReason::ChecksumMismatch => Some(460),
+            _ => None,
         }
     }
 }
@@ -104,6 +148,8 @@ pub(crate) struct RetryState {
     builder: ExponentialBuilder,
     ladder: ExponentialBackoff,
     rng: fastrand::Rng,
+    /// The policy's explicit delays, if any.
+    delays: Vec<Duration>,
     /// Failures since the server's offset last advanced.
     pub(crate) failures: u32,
 }
@@ -119,6 +165,7 @@ impl RetryState {
             ladder: builder.build(),
             builder,
             rng: fastrand::Rng::with_seed(seed),
+            delays: policy.delays.clone(),
             failures: 0,
         }
     }
@@ -137,6 +184,15 @@ impl RetryState {
 
     /// The next backoff delay (full jitter), at least `floor`.
     pub(crate) fn next_delay(&mut self, floor: Duration) -> Duration {
+        if let Some(last) = self.delays.last() {
+            let index = (self.failures.max(1) - 1) as usize;
+            return self
+                .delays
+                .get(index)
+                .unwrap_or(last)
+                .max(&floor)
+                .to_owned();
+        }
         let step = self.ladder.next().unwrap_or(Duration::ZERO);
         let step_ms = u64::try_from(step.as_millis()).unwrap_or(u64::MAX);
         let jittered = Duration::from_millis(self.rng.u64(0..=step_ms));
@@ -161,6 +217,27 @@ mod tests {
             let delay = state.next_delay(Duration::ZERO);
             assert!(delay <= Duration::from_millis(cap), "{delay:?} > {cap}ms");
         }
+    }
+
+    #[test]
+    fn explicit_delays_are_used_in_order_then_the_last_repeats() {
+        let policy = RetryPolicy {
+            delays: vec![
+                Duration::ZERO,
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+            ],
+            ..RetryPolicy::default()
+        };
+        let mut state = RetryState::new(&policy, 1);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            state.record_failure(&policy);
+            seen.push(state.next_delay(Duration::ZERO).as_secs());
+        }
+        assert_eq!(seen, [0, 1, 3, 3]);
+        // Retry-After still wins.
+        assert_eq!(state.next_delay(Duration::from_secs(9)).as_secs(), 9);
     }
 
     #[test]

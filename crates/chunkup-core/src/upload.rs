@@ -48,6 +48,14 @@ pub struct UploadSettings {
     /// protocol allows (tus creation-with-upload, IETF). On by default; a
     /// batch turns it off (see `chunkup::batch`).
     pub creation_with_upload: bool,
+    /// The driver asks the application before each retry after a failure
+    /// (`onShouldRetry`): the engine then waits for
+    /// [`Input::RetryAnswer`] after [`Output::AskRetry`].
+    pub ask_before_retry: bool,
+    /// The driver's header provider can refresh credentials: a 401 or 403
+    /// is then sent again once, asking for fresh ones
+    /// ([`RequestSpec::refresh_credentials`]).
+    pub refresh_credentials: bool,
     /// Seed for backoff jitter; drivers pass a random one, tests a fixed one.
     pub seed: u64,
 }
@@ -66,6 +74,8 @@ impl Default for UploadSettings {
             ietf_version: IetfVersion::default(),
             checksum: false,
             creation_with_upload: true,
+            ask_before_retry: false,
+            refresh_credentials: false,
             seed: 0,
         }
     }
@@ -171,6 +181,8 @@ pub enum Input {
     Pause,
     /// Continue after `Pause`, first asking the server for its offset.
     Resume,
+    /// The application's answer to [`Output::AskRetry`].
+    RetryAnswer { retry: bool },
     /// End the upload now but keep it on the server, so that it can be
     /// continued later (by this process or another one). A request in
     /// flight is abandoned.
@@ -189,6 +201,10 @@ pub enum Output {
     Abort(RequestId),
     /// Report this to the user.
     Event(Event),
+    /// Ask the application whether to retry after this failure (only with
+    /// [`UploadSettings::ask_before_retry`]); answer with
+    /// [`Input::RetryAnswer`].
+    AskRetry { attempt: u32, reason: RetryReason },
     /// Nothing to do until an input arrives, or until this instant passes
     /// (`None`: only an input can wake the engine).
     Wait(Option<Instant>),
@@ -268,7 +284,16 @@ struct InFlight {
 enum Phase {
     Ready(Step),
     InFlight(InFlight),
-    Backoff { until: Instant, then: Step },
+    Backoff {
+        until: Instant,
+        then: Step,
+    },
+    /// Waiting for the application's answer to a retry question.
+    Deciding {
+        delay: Duration,
+        then: Step,
+        reason: RetryReason,
+    },
     Paused,
     Finished,
 }
@@ -313,6 +338,11 @@ pub struct Upload {
     /// The last answer said the upload is still open although it may hold
     /// every byte (IETF `Upload-Complete: ?0`, a Google-style 308).
     answer_left_open: bool,
+    /// Credentials were refreshed after a 401/403 and no request succeeded
+    /// since (a second refusal is final).
+    refreshed: bool,
+    /// The next request asks the header provider for fresh credentials.
+    refresh_next: bool,
 }
 
 impl Upload {
@@ -378,6 +408,8 @@ impl Upload {
             started: None,
             connection_suspect: false,
             answer_left_open: false,
+            refreshed: false,
+            refresh_next: false,
             config,
         };
         if let Some(constraints) = upload.codec.chunk_constraints() {
@@ -482,7 +514,7 @@ impl Upload {
                     wake(stall_at)
                 }
             }
-            Phase::Paused => Output::Wait(None),
+            Phase::Paused | Phase::Deciding { .. } => Output::Wait(None),
             Phase::Finished => Output::Done,
         }
     }
@@ -530,6 +562,24 @@ impl Upload {
                     self.queue.push_back(Output::Event(Event::Paused));
                 }
             },
+            Input::RetryAnswer { retry } => {
+                if let Phase::Deciding {
+                    delay,
+                    then,
+                    reason,
+                } = &self.phase
+                {
+                    let (delay, then, reason) = (*delay, *then, reason.clone());
+                    if retry {
+                        self.back_off(now, delay, then, reason);
+                    } else {
+                        self.fail(Error::RetryDeclined {
+                            attempt: self.retry.failures,
+                            last: reason.to_string(),
+                        });
+                    }
+                }
+            }
             Input::Resume => {
                 if let Phase::Paused = self.phase {
                     self.phase = Phase::Ready(self.recovery_step());
@@ -704,6 +754,7 @@ impl Upload {
             _ => None,
         };
         let new_connection = std::mem::take(&mut self.connection_suspect);
+        let refresh_credentials = std::mem::take(&mut self.refresh_next);
         self.phase = Phase::InFlight(InFlight {
             id,
             step,
@@ -723,6 +774,7 @@ impl Upload {
             body: range,
             checksum,
             new_connection,
+            refresh_credentials,
             payload: None,
             signing,
         })
@@ -773,6 +825,10 @@ impl Upload {
         };
         if let Some((min, max)) = self.codec.append_limits(&response) {
             self.sizer.set_server_limits(min, max);
+        }
+        if (200..300).contains(&response.status) {
+            // Credentials worked: a later expiry may be refreshed again.
+            self.refreshed = false;
         }
         if let Some(at) = self.codec.expires_ms(&response)
             && self.expires_ms != Some(at)
@@ -848,6 +904,15 @@ impl Upload {
                         message: "the server does not accept an upload or chunk this large".into(),
                     });
                 }
+            }
+            Verdict::Fatal(Error::Rejected {
+                status: status @ (401 | 403),
+                ..
+            }) if self.config.settings.refresh_credentials && !self.refreshed => {
+                // One more try with fresh credentials (a token expired).
+                self.refreshed = true;
+                self.refresh_next = true;
+                self.retry_now(RetryReason::CredentialsRefused(status), flight.step);
             }
             Verdict::Fatal(error) => self.fail(error),
         }
@@ -1089,6 +1154,22 @@ impl Upload {
         {
             return self.fail(Error::DeadlineExceeded { after: deadline });
         }
+        if self.config.settings.ask_before_retry {
+            self.queue.push_back(Output::AskRetry {
+                attempt: self.retry.failures,
+                reason: reason.clone(),
+            });
+            self.phase = Phase::Deciding {
+                delay,
+                then,
+                reason,
+            };
+        } else {
+            self.back_off(now, delay, then, reason);
+        }
+    }
+
+    fn back_off(&mut self, now: Instant, delay: Duration, then: Step, reason: RetryReason) {
         self.queue.push_back(Output::Event(Event::Retrying {
             attempt: self.retry.failures,
             delay,

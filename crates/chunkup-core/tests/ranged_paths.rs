@@ -515,3 +515,70 @@ fn invalid_urls_are_typed_errors() {
         Err(Error::InvalidConfig(_))
     ));
 }
+
+/// `onShouldRetry`: the application is asked before each retry after a
+/// failure; a "no" ends the upload with a typed error, a "yes" backs off.
+#[test]
+fn the_application_decides_each_retry() {
+    let mut h = Harness::new(config(30, 10).with_settings(|s| s.ask_before_retry = true));
+    let create = h.expect_request();
+    h.respond(&create, created("/ranged/abc"));
+    let chunk = h.expect_request();
+    h.respond(&chunk, Response::status(503));
+    // No request until the application answers.
+    assert!(h.next_request().is_none());
+    assert!(!h.events.iter().any(|e| matches!(e, Event::Retrying { .. })));
+    h.input(Input::RetryAnswer { retry: true });
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::Retrying { attempt: 1, .. }))
+    );
+    let poll = h.expect_request();
+    assert_eq!(poll.kind, RequestKind::Status);
+    h.respond(&poll, Response::status(503));
+    h.input(Input::RetryAnswer { retry: false });
+    assert!(h.next_request().is_none());
+    assert!(matches!(
+        h.failure(),
+        Some(Error::RetryDeclined { attempt: 2, .. })
+    ));
+}
+
+/// A header provider that can refresh: a 401 is sent again once with fresh
+/// credentials; a second refusal in a row is final; success allows the next
+/// refresh (a token expiring again later in a long upload).
+#[test]
+fn refused_credentials_are_refreshed_once_in_a_row() {
+    let mut h = Harness::new(config(30, 10).with_settings(|s| s.refresh_credentials = true));
+    let create = h.expect_request();
+    assert!(!create.refresh_credentials);
+    h.respond(&create, created("/ranged/abc"));
+    let chunk = h.expect_request();
+    h.respond(&chunk, Response::status(401));
+    let again = h.expect_request();
+    assert!(again.refresh_credentials, "asks for fresh credentials");
+    assert_eq!(again.body, chunk.body);
+    h.respond(&again, ok_lkb(9));
+    let next = h.expect_request();
+    assert!(!next.refresh_credentials);
+    // Expired again later: refreshed again.
+    h.respond(&next, Response::status(403));
+    let refreshed = h.expect_request();
+    assert!(refreshed.refresh_credentials);
+    h.respond(&refreshed, Response::status(403));
+    assert!(h.next_request().is_none());
+    assert!(matches!(
+        h.failure(),
+        Some(Error::Rejected { status: 403, .. })
+    ));
+    // Without a provider a 401 is final at once.
+    let mut h = Harness::new(config(30, 10));
+    let create = h.expect_request();
+    h.respond(&create, Response::status(401));
+    assert!(h.next_request().is_none());
+    assert!(matches!(
+        h.failure(),
+        Some(Error::Rejected { status: 401, .. })
+    ));
+}

@@ -243,7 +243,7 @@ fn upload_time(sizing: &ChunkSizing, profile: Profile, keeps: bool, seed: u64) -
                 flight = Some(f);
             }
             Output::Event(Event::Failed(_)) => return f64::INFINITY,
-            Output::Event(_) => {}
+            Output::Event(_) | Output::AskRetry { .. } => {}
             Output::Abort(id) => {
                 let Some(f) = flight.take_if(|f| f.spec.id == id) else {
                     continue;

@@ -87,6 +87,16 @@ pub(crate) async fn drive<T: Transport, S: Source>(
                 }
             }
             SessionOutput::Event(event) => on_event(&event),
+            // No retry hook in this driver yet: every retry goes ahead.
+            SessionOutput::AskRetry { question, .. } => {
+                session.handle_input(
+                    now(),
+                    SessionInput::RetryAnswer {
+                        question,
+                        retry: true,
+                    },
+                );
+            }
             SessionOutput::Done(outcome) => return Ok(outcome),
             SessionOutput::Wait(until) => {
                 let sleep = until.map(|at| origin + at.elapsed_since_origin());

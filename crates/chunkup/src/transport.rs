@@ -98,6 +98,8 @@ impl Transport for ReqwestTransport {
             request = request
                 .header(reqwest::header::CONTENT_LENGTH, range.len())
                 .body(reqwest::Body::wrap_stream(body));
+        } else if let Some(payload) = spec.payload {
+            request = request.body(payload);
         }
         let mut response = request.send().await.map_err(map_error)?;
         let status = response.status().as_u16();

@@ -49,6 +49,10 @@ pub(crate) struct Discovery {
     named: Option<ResolvedProtocol>,
     retry: RetryState,
     policy: RetryPolicy,
+    /// The header provider can refresh credentials (one refresh after a
+    /// 401/403).
+    refreshable: bool,
+    refresh_next: bool,
 }
 
 impl Discovery {
@@ -73,11 +77,19 @@ impl Discovery {
             named,
             retry: RetryState::new(&policy, seed),
             policy,
+            refreshable: false,
+            refresh_next: false,
         }
     }
 
+    /// Lets a 401/403 be asked again once with fresh credentials.
+    pub(crate) fn refreshable(mut self, refreshable: bool) -> Self {
+        self.refreshable = refreshable;
+        self
+    }
+
     /// The `OPTIONS` request.
-    pub(crate) fn request(&self, id: RequestId) -> RequestSpec {
+    pub(crate) fn request(&mut self, id: RequestId) -> RequestSpec {
         RequestSpec {
             id,
             kind: RequestKind::Discover,
@@ -87,6 +99,7 @@ impl Discovery {
             body: None,
             checksum: None,
             new_connection: false,
+            refresh_credentials: std::mem::take(&mut self.refresh_next),
             payload: None,
             signing: None,
         }
@@ -99,6 +112,12 @@ impl Discovery {
             return self.settle(Some(server));
         }
         match status {
+            401 | 403 | 407 if self.refreshable => {
+                // Fresh credentials, once.
+                self.refreshable = false;
+                self.refresh_next = true;
+                Settled::AskAgain(Duration::ZERO)
+            }
             200..=299 => self.settle(None),
             // Servers that do not do `OPTIONS` (or not at this path) say so.
             400 | 403 | 404 | 405 | 501 => self.settle(None),

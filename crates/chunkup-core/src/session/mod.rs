@@ -108,6 +108,14 @@ pub enum SessionOutput {
     Forget(String),
     /// Report this to the user.
     Event(Event),
+    /// Ask the application whether to retry after this failure (only with
+    /// `settings.ask_before_retry`); answer with
+    /// [`SessionInput::RetryAnswer`] naming the same `question`.
+    AskRetry {
+        question: u64,
+        attempt: u32,
+        reason: crate::RetryReason,
+    },
     /// Nothing to do until an input arrives, or until this instant.
     Wait(Option<Instant>),
     /// The session is over.
@@ -140,6 +148,8 @@ pub enum SessionInput {
     Pause,
     /// Continue after `Pause` (the server is asked for its offset first).
     Resume,
+    /// The application's answer to [`SessionOutput::AskRetry`].
+    RetryAnswer { question: u64, retry: bool },
     /// End now, keeping the upload on the server and its record: a later
     /// session continues it.
     Stop,
@@ -249,6 +259,8 @@ struct Slot {
     remembered: Option<Remembered>,
     /// The upload's request in flight: its own id and the session's.
     in_flight: Option<(RequestId, RequestId)>,
+    /// The retry question the upload waits on.
+    question: Option<u64>,
     acknowledged: u64,
     sent: u64,
     ended: Option<Ended>,
@@ -403,6 +415,14 @@ impl Session {
                 self.queue
                     .push_back(SessionOutput::Event(Event::StoreFailed { message }));
             }
+            SessionInput::RetryAnswer { question, retry } => {
+                if let Stage::Running(slots) = &mut self.stage
+                    && let Some(slot) = slots.iter_mut().find(|s| s.question == Some(question))
+                {
+                    slot.question = None;
+                    slot.upload.handle_input(now, Input::RetryAnswer { retry });
+                }
+            }
             SessionInput::Pause => self.pause(),
             SessionInput::Resume => self.resume(now),
             SessionInput::Stop | SessionInput::Terminate => self.end(now, input),
@@ -524,7 +544,8 @@ impl Session {
                     self.config.settings.headers.clone(),
                     &self.config.settings.retry,
                     self.config.settings.seed,
-                );
+                )
+                .refreshable(self.config.settings.refresh_credentials);
                 self.stage = Stage::Discover(Box::new(Discovering {
                     discovery,
                     record,
@@ -747,6 +768,16 @@ impl Session {
                     }
                 }
                 Output::Event(event) => self.on_upload_event(now, index, event),
+                Output::AskRetry { attempt, reason } => {
+                    let question = self.next_id;
+                    self.next_id += 1;
+                    slot.question = Some(question);
+                    self.queue.push_back(SessionOutput::AskRetry {
+                        question,
+                        attempt,
+                        reason,
+                    });
+                }
                 Output::Wait(until) => {
                     if let Some(at) = until {
                         wake = Some(wake.map_or(at, |w| w.min(at)));
@@ -1504,6 +1535,7 @@ fn slot(upload: Upload, role: Role, window: ByteRange, remembered: Option<Rememb
         window,
         remembered,
         in_flight: None,
+        question: None,
         acknowledged: 0,
         sent: 0,
         ended: None,

@@ -114,6 +114,7 @@ impl Exchange {
             body: None,
             checksum: None,
             new_connection: false,
+            refresh_credentials: false,
             payload,
             signing: Some(SignRequest {
                 action,

@@ -17,6 +17,8 @@ pub struct Harness {
     pub now: Instant,
     pub events: Vec<Event>,
     pub aborted: Vec<RequestId>,
+    /// Retry questions the engine asked the application.
+    pub questions: Vec<(u32, chunkup_core::RetryReason)>,
     /// A request the engine produced while events were being drained.
     pending: Option<RequestSpec>,
 }
@@ -28,6 +30,7 @@ impl Harness {
             now: Instant::ZERO,
             events: Vec::new(),
             aborted: Vec::new(),
+            questions: Vec::new(),
             pending: None,
         }
     }
@@ -44,8 +47,8 @@ impl Harness {
                 Output::Abort(id) => self.aborted.push(id),
                 Output::Event(event) => self.events.push(event),
                 Output::Wait(Some(until)) => self.now = until.max(self.now),
-                Output::Wait(None) => return None,
-                Output::Done => return None,
+                Output::Wait(None) | Output::Done => return None,
+                Output::AskRetry { attempt, reason } => self.questions.push((attempt, reason)),
             }
         }
         panic!("the engine did not settle");
@@ -72,6 +75,7 @@ impl Harness {
                 }
                 Output::Abort(id) => self.aborted.push(id),
                 Output::Event(event) => self.events.push(event),
+                Output::AskRetry { attempt, reason } => self.questions.push((attempt, reason)),
                 Output::Wait(_) | Output::Done => return,
             }
         }

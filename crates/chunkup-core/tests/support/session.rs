@@ -22,6 +22,8 @@ pub struct SessionHarness {
     /// Every store operation, in order: `load K`, `persist K`, `forget K`.
     pub store_log: Vec<String>,
     pub outcome: Option<Outcome>,
+    /// Retry questions asked: (question, attempt, reason).
+    pub questions: Vec<(u64, u32, chunkup_core::RetryReason)>,
     /// Requests produced but not yet handed to the test.
     pending: Vec<RequestSpec>,
 }
@@ -40,6 +42,7 @@ impl SessionHarness {
             store,
             store_log: Vec::new(),
             outcome: None,
+            questions: Vec::new(),
             pending: Vec::new(),
         }
     }
@@ -67,6 +70,11 @@ impl SessionHarness {
                     self.pending.retain(|s| s.id != id);
                 }
                 SessionOutput::Event(event) => self.events.push(event),
+                SessionOutput::AskRetry {
+                    question,
+                    attempt,
+                    reason,
+                } => self.questions.push((question, attempt, reason)),
                 SessionOutput::Load(key) => {
                     self.store_log.push(format!("load {key}"));
                     let record = self.store.get(&key).cloned();
