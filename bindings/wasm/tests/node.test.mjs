@@ -553,6 +553,56 @@ describe('stop and terminate with a resume store', () => {
     assert.deepEqual(records(storage), []);
   });
 
+  test('parallel parts: requests run at once, a stop keeps every part, the next run continues and joins them', async () => {
+    await setFaults('none');
+    const storage = fakeStorage();
+    globalThis.localStorage = storage;
+    const bytes = randomBytes(24 * 1024 * 1024); // three parts of 8 MiB
+    const makeFile = () => new File([bytes], 'big.bin', { lastModified: 1700000000400 });
+    // The driver calls the global fetch: count the requests open at once.
+    const realFetch = globalThis.fetch;
+    let open = 0;
+    let most = 0;
+    globalThis.fetch = async (...args) => {
+      open += 1;
+      most = Math.max(most, open);
+      try {
+        return await realFetch(...args);
+      } finally {
+        open -= 1;
+      }
+    };
+    try {
+      let asked = false;
+      const first = upload(bytes, {
+        endpoint: `${base}/tus`,
+        parallel: 3,
+        chunkSize: 1024 * 1024,
+        onEvent: (e, self) => {
+          if (e.type === 'progress' && e.bytesAcknowledged >= 6 * 1024 * 1024 && !asked) {
+            asked = true;
+            self.stop();
+          }
+        },
+      }, makeFile());
+      await assert.rejects(first.up.start(), (e) => e.kind === 'Stopped');
+      assert.ok(most >= 3, `${most} requests at once`);
+      const parts = records(storage);
+      assert.equal(parts.length, 3, 'each part is remembered');
+      assert.ok(parts.every((r) => r.part_of && r.protocol === 'tus' && r.total === 8 * 1024 * 1024));
+
+      const again = upload(bytes, { endpoint: `${base}/tus`, parallel: 3, chunkSize: 1024 * 1024 }, makeFile());
+      const { url } = await again.up.start();
+      assert.equal((await stored(url)).sha256, sha256(bytes), 'the joined upload is the file');
+      let received = 0;
+      for (const part of parts) received += (await stored(part.upload_url)).bytes_received;
+      assert.ok(received <= bytes.length + 3 * 1024 * 1024, `the parts continued: ${received} bytes received`);
+      assert.deepEqual(records(storage), [], 'parts and file forgotten once joined');
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+  });
+
   test('an anonymous Blob is never remembered; one with a fingerprint is', async () => {
     await setFaults('none');
     const storage = fakeStorage();
