@@ -208,7 +208,7 @@ struct State {
     /// `terminate()` before `start()`: applied when the session starts.
     terminate_asked: bool,
     listeners: Vec<Listener>,
-    /// The upload's URL, last seen.
+    /// The upload's URL, last seen (kept once the session is over).
     upload_url: Option<String>,
     /// How the session ended; reported once the store has caught up.
     outcome: Option<Ending>,
@@ -484,16 +484,7 @@ impl Shared {
                 SessionOutput::Load(key) => Shared::store(shared, StoreOp::Load(key)),
                 SessionOutput::Persist(record) => Shared::store(shared, StoreOp::Persist(record)),
                 SessionOutput::Forget(key) => Shared::store(shared, StoreOp::Forget(key)),
-                SessionOutput::Event(event) => {
-                    if let Event::Created { upload_url }
-                    | Event::Completed {
-                        upload_url: Some(upload_url),
-                    } = &event
-                    {
-                        shared.state.borrow_mut().upload_url = Some(upload_url.clone());
-                    }
-                    shared.queue(WebEvent::Engine(event));
-                }
+                SessionOutput::Event(event) => shared.queue(WebEvent::Engine(event)),
                 SessionOutput::Wait(until) => {
                     let mut state = shared.state.borrow_mut();
                     let now = state.now();
