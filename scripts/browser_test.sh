@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The web demo's tests in headless Chromium (web-demo/tests/*.test.mjs):
 # uploads under injected faults, resume after a reload, cross-origin (CORS),
-# pause/resume/cancel, offline/online, localStorage full.
+# pause/resume/stop/cancel, offline/online, localStorage full; and the npm
+# package driven from a page: which upload a Blob or File is (identity), and
+# stock @tus/server 2.4.5 (interop/peers) on another origin.
 #
 #   scripts/browser_test.sh              install what is missing, build, test
 #   scripts/browser_test.sh reload       only the test files matching "reload"
@@ -10,8 +12,9 @@
 #
 # Idempotent; on a bare machine it installs Debian's chromium (never a
 # browser downloaded by playwright), playwright-core from
-# web-demo/package-lock.json, builds the npm package (scripts/wasm.sh) and
-# the chunkup binary. Environment: CHROMIUM (default /usr/bin/chromium),
+# web-demo/package-lock.json, the npm interop peers from
+# interop/peers/package-lock.json, builds the npm package (scripts/wasm.sh)
+# and the chunkup binary. Environment: CHROMIUM (default /usr/bin/chromium),
 # WEB_DEMO_SCREENSHOT (default target/web-demo.png; 0: none),
 # CHUNKUP_WASM_PKG (a package built elsewhere; skips scripts/wasm.sh).
 set -euo pipefail
@@ -42,6 +45,17 @@ if [ -f "$stamp" ] && cmp -s "$stamp" "$DEMO/package-lock.json"; then
 else
     (cd "$DEMO" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
     cp "$DEMO/package-lock.json" "$stamp"
+fi
+
+# @tus/server for tus-peer.test.mjs; the same install (and stamp) as
+# scripts/test.sh's interop peers.
+PEERS="$ROOT/interop/peers"
+peer_stamp="$PEERS/node_modules/.chunkup-installed"
+if [ -f "$peer_stamp" ] && cmp -s "$peer_stamp" "$PEERS/package-lock.json"; then
+    log "interop peers: up to date"
+else
+    (cd "$PEERS" && npm ci --no-audit --no-fund)
+    cp "$PEERS/package-lock.json" "$peer_stamp"
 fi
 
 # The npm package the page imports (wasm.sh is incremental) and the server.

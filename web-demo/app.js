@@ -140,7 +140,7 @@ function addFiles(files) {
     };
     entry.key = remembered.key(file, entry.endpoint);
     // The same file twice at once would be two writers on one upload.
-    if (entries.some((e) => e.key === entry.key && !['done', 'cancelled', 'failed'].includes(e.state))) {
+    if (entries.some((e) => e.key === entry.key && !['done', 'cancelled', 'failed', 'stopped'].includes(e.state))) {
       announce(`${file.name} is already in the list`);
       continue;
     }
@@ -159,10 +159,13 @@ function makeRow(entry) {
   row.querySelector('.size').textContent = `${formatBytes(entry.total)} · ${entry.protocol}`;
   row.querySelector('.bar').setAttribute('aria-label', `Progress of ${entry.file.name}`);
   const pause = row.querySelector('.pause');
+  const stop = row.querySelector('.stop');
   const cancel = row.querySelector('.cancel');
   pause.setAttribute('aria-label', `Pause ${entry.file.name}`);
+  stop.setAttribute('aria-label', `Stop ${entry.file.name}`);
   cancel.setAttribute('aria-label', `Cancel ${entry.file.name}`);
   pause.addEventListener('click', () => togglePause(entry));
+  stop.addEventListener('click', () => stopUpload(entry));
   cancel.addEventListener('click', () => cancelUpload(entry));
   return row;
 }
@@ -291,7 +294,8 @@ function finish(entry, result) {
 
 function fail(entry, error) {
   entry.upload = null;
-  if (entry.state === 'cancelled') return; // abort() rejects start(): expected
+  // stop() and terminate() reject start(): expected.
+  if (entry.state === 'cancelled' || entry.state === 'stopped') return;
   const kind = error?.kind ? `${error.kind}: ` : '';
   setState(entry, 'failed', `Failed — ${kind}${error?.message ?? error}`);
   entry.speed = 0;
@@ -308,12 +312,23 @@ function togglePause(entry) {
   } else if (entry.state === 'paused' && entry.upload) {
     entry.upload.resume();
     setState(entry, 'uploading', resumedNote(entry) || 'Uploading');
-  } else if (entry.state === 'failed') {
+  } else if (entry.state === 'failed' || entry.state === 'stopped') {
     // A new Upload for the same file continues from the server's offset.
     queue(entry);
   }
 }
 
+/** Ends the upload but keeps it (server and the package's store): Continue, or a reload, goes on. */
+async function stopUpload(entry) {
+  const upload = entry.upload;
+  entry.speed = 0;
+  entry.sent = entry.acked;
+  setState(entry, 'stopped', 'Stopped — kept on the server; continue any time, even after a reload');
+  startQueued();
+  if (upload) await upload.stop();
+}
+
+/** Ends the upload and removes it from the server (tus termination) and the package's store. */
 async function cancelUpload(entry) {
   const upload = entry.upload;
   entry.speed = 0;
@@ -321,9 +336,7 @@ async function cancelUpload(entry) {
   remembered.forget(entry.key);
   renderRemembered();
   startQueued();
-  if (upload) {
-    try { await upload.abort(); } catch { /* already over */ }
-  }
+  if (upload) await upload.terminate();
 }
 
 function setState(entry, state, status) {
@@ -333,12 +346,13 @@ function setState(entry, state, status) {
   row.dataset.state = state;
   const pause = row.querySelector('.pause');
   const cancel = row.querySelector('.cancel');
-  pause.textContent = state === 'paused' ? 'Resume' : state === 'failed' ? 'Retry' : 'Pause';
+  pause.textContent = { paused: 'Resume', failed: 'Retry', stopped: 'Continue' }[state] ?? 'Pause';
   pause.setAttribute('aria-label', `${pause.textContent} ${entry.file.name}`);
-  pause.disabled = !['uploading', 'paused', 'failed'].includes(state);
+  pause.disabled = !['uploading', 'paused', 'failed', 'stopped'].includes(state);
+  row.querySelector('.stop').disabled = !['uploading', 'paused'].includes(state);
   cancel.disabled = ['done', 'cancelled'].includes(state);
   row.querySelector('.status').textContent = status;
-  if (['paused', 'done', 'failed', 'cancelled'].includes(state)) announce(`${entry.file.name}: ${status}`);
+  if (['paused', 'stopped', 'done', 'failed', 'cancelled'].includes(state)) announce(`${entry.file.name}: ${status}`);
   render();
 }
 

@@ -1,8 +1,8 @@
 // The page's own list of unfinished uploads, for display after a reload.
 // Resuming itself is the package's job (its resume store keeps the upload
-// URL under a fingerprint of endpoint + name + size + lastModified); the
-// package's records carry no file name, so the page keeps this small list
-// to tell the user which files to drop again.
+// URL under a key of endpoint + name + size + lastModified); the page keeps
+// this small list, with the endpoint each file went to, to tell the user
+// which files to drop again.
 
 /** Entries older than this are dropped (the server forgets uploads too). */
 const MAX_AGE_MS = 7 * 24 * 3600 * 1000;

@@ -1,5 +1,6 @@
 // Pause stops the upload (the server's offset stays put), resume continues it
-// without starting over; cancel stops it for good.
+// without starting over; stop ends it but keeps it for later; cancel removes
+// it for good.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -73,5 +74,30 @@ test('cancel stops an upload and removes it from the server', async (t) => {
     !(await server.uploads()).some((u) => url.endsWith(u.id)), 10000);
   assert.equal(await r.getAttribute('data-state'), 'cancelled');
   assert.match(await page.locator('#total-text').textContent(), /^1 of 1 file ·/);
+  assert.deepEqual(problems, []);
+});
+
+test('stop keeps the upload on the server; continue finishes the same upload', async (t) => {
+  const server = await startServer(t);
+  const { page, throttle, problems } = await launch(t);
+  await openDemo(page, server.page, { chunkSize: 256 * 1024, protocol: 'tus' });
+  const [file] = makeFiles(t, [3 << 20], ['stopped.bin']);
+  await throttle(2 << 20);
+  await page.setInputFiles('#file-input', file.path);
+  const r = row(page, file.name);
+  await until('some progress', async () => Number(await r.getAttribute('data-acked')) > 0);
+  await r.getByRole('button', { name: `Stop ${file.name}` }).click();
+  assert.equal(await r.getAttribute('data-state'), 'stopped');
+  await sleep(500);
+  const url = await r.getAttribute('data-url');
+  const kept = (await server.uploads()).find((u) => url.endsWith(u.id));
+  assert.ok(kept && kept.stored < file.size, 'kept on the server, mid-upload');
+  await throttle(0);
+  await r.getByRole('button', { name: `Continue ${file.name}` }).click();
+  await waitDone(page, file.name);
+  const copy = await serverCopy(server, page, file);
+  assert.equal(copy.id, kept.id, 'the same upload continued');
+  assert.equal(copy.sha256, file.sha256);
+  assert.ok(Number(await r.getAttribute('data-resumed-at')) > 0, 'resumed, not restarted');
   assert.deepEqual(problems, []);
 });

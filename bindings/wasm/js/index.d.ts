@@ -23,7 +23,8 @@ export interface Progress {
  */
 export type UploadEvent =
   | { type: 'transport'; name: 'xhr' | 'fetch' }
-  | { type: 'discovered'; protocol: Exclude<Protocol, 'auto'> }
+  /** The protocol spoken; `assumed` when no server answer backs it (named by the user, or guessed). */
+  | { type: 'discovered'; protocol: Exclude<Protocol, 'auto'>; assumed: boolean }
   | { type: 'expires'; at: number }
   | { type: 'created'; url: string }
   | { type: 'resumed'; offset: number }
@@ -32,15 +33,20 @@ export type UploadEvent =
   | { type: 'rewound'; from: number; to: number }
   | { type: 'retrying'; attempt: number; delayMs: number; reason: string }
   | { type: 'paused' }
-  | { type: 'completed'; url: string }
+  /** `url` is null when the server completed the upload in its creation request without naming it. */
+  | { type: 'completed'; url: string | null }
   | { type: 'failed'; error: { kind: UploadErrorKind; message: string; status?: number } }
-  | { type: 'cancelled' }
+  /** Ended by stop() (or the signal): kept on the server and in the resume store. */
+  | { type: 'stopped' }
+  /** Ended by terminate(): removed from the server (where the protocol can) and the resume store. */
+  | { type: 'terminated' }
+  /** The resume store failed (a full quota): the upload goes on but may not be resumable after a reload. */
   | { type: 'storeFailed'; message: string }
   | { type: 'offline' }
   | { type: 'online' };
 
 export interface UploadOptions {
-  /** Create endpoint (ranged: POST endpoint; tus/ietf: creation URL). Part of the resume fingerprint. */
+  /** Create endpoint (ranged: POST endpoint; tus/ietf: creation URL). Part of the resume key. */
   endpoint: string;
   /** Resume a known upload URL instead of creating one. */
   uploadUrl?: string;
@@ -52,8 +58,18 @@ export interface UploadOptions {
   metadata?: Record<string, string>;
   /** Extra headers for every request (credentials only go to the upload's own origin). */
   headers?: Record<string, string>;
-  /** Default true: remember the upload (localStorage, else IndexedDB) and continue a remembered one. */
+  /**
+   * Default true: remember the upload (localStorage, else IndexedDB) and continue a remembered one.
+   * Only content with an identity is remembered: a File (name, size, lastModified), or anything
+   * given a `fingerprint`. A plain Blob without one is never matched to another upload.
+   */
   resume?: boolean;
+  /** Your own identity for the content (a content hash, a database id): with `resume`, it names the upload. */
+  fingerprint?: string;
+  /** Connections for one file (default 1): a big file goes as parallel parts where the server allows it (tus concatenation). */
+  parallel?: number;
+  /** Aborting it stops the upload (as stop(): kept, resumable). */
+  signal?: AbortSignal;
   /** Failed attempts in a row without the server's offset advancing before giving up (default 10). */
   retries?: number;
   /** HTTP stack: default 'auto' (XMLHttpRequest where it exists, for byte-level progress; else fetch). */
@@ -66,9 +82,9 @@ export interface UploadOptions {
   stallTimeoutMs?: number;
   onProgress?: (p: Progress) => void;
   onChunkComplete?: (chunkBytes: number, bytesAcknowledged: number, bytesTotal: number) => void;
-  /** Called once when the upload fails (not when it is aborted). */
+  /** Called once when the upload fails (not when it is stopped or terminated). */
   onError?: (e: UploadError) => void;
-  onSuccess?: (r: { url: string }) => void;
+  onSuccess?: (r: { url: string | null }) => void;
   /** Every event: created, resumed(offset), retrying, paused, ... (see UploadEvent). */
   onEvent?: (e: { type: string; [k: string]: unknown }) => void;
 }
@@ -81,30 +97,40 @@ export type UploadErrorKind =
   | 'UploadGone'
   | 'ProtocolViolation'
   | 'RetriesExhausted'
+  | 'WrongProtocol'
+  | 'DiscoveryFailed'
   | 'DeadlineExceeded'
-  | 'Cancelled'
+  | 'Stopped'
+  | 'Terminated'
   | 'Environment'
   | 'Other';
 
 export class UploadError extends Error {
   /** One of UploadErrorKind. */
   kind: string;
-  /** The HTTP status, for 'Rejected' and 'UploadGone'. */
+  /** The HTTP status, for 'Rejected', 'UploadGone', 'WrongProtocol' and (when there was one) 'DiscoveryFailed'. */
   status?: number;
 }
 
 export class Upload {
   constructor(file: Blob | File, options: UploadOptions);
-  /** Starts (or continues a remembered upload); resolves on completion, rejects with UploadError. */
-  start(): Promise<{ url: string }>;
+  /**
+   * Starts (or continues a remembered upload); resolves on completion, rejects with UploadError.
+   * `url` is null only when the server completed the upload in its creation request without naming it.
+   */
+  start(): Promise<{ url: string | null }>;
   /** The same promise as start() returns. */
-  readonly done: Promise<{ url: string }>;
+  readonly done: Promise<{ url: string | null }>;
   /** Stops sending until resume(). */
   pause(): void;
   /** Continues after pause(), from the server's offset. */
   resume(): void;
-  /** Gives up; done rejects with kind 'Cancelled'. Settles when the upload has stopped. */
-  abort(): Promise<void>;
+  /** Ends the upload but keeps it (server and resume store); done rejects with kind 'Stopped'. */
+  stop(): Promise<void>;
+  /** Ends the upload and removes it (server where possible, resume store); done rejects with kind 'Terminated'. */
+  terminate(): Promise<void>;
+  /** As tus-js-client: abort() = stop(), abort(true) = terminate(). Settles when the upload has ended. */
+  abort(shouldTerminate?: boolean): Promise<void>;
   /** The upload's URL once created or found. */
   readonly url: string | null;
 }

@@ -68,6 +68,8 @@ function toUploadError(value) {
   return new UploadError('Other', String(value?.message ?? value));
 }
 
+const STOPPED = { error: { kind: 'Stopped', message: 'the upload was stopped; it can be continued later' } };
+
 // A throwing user callback must not break the upload; it is rethrown
 // outside, where the platform reports it.
 function call(callback, ...args) {
@@ -88,7 +90,8 @@ export class Upload {
   #raw = null;
   #started = false;
   #paused = false;
-  #aborted = false;
+  /** 'stop' or 'terminate', once asked for. */
+  #ending = null;
   #settled = false;
   #url = null;
   #acknowledged = 0;
@@ -138,8 +141,8 @@ export class Upload {
       this.#finish({ error: { kind: 'Environment', message: `cannot load the WebAssembly module: ${error?.message ?? error}` } });
       return;
     }
-    if (this.#aborted) {
-      this.#finish({ error: { kind: 'Cancelled', message: 'the upload was cancelled' } });
+    if (this.#ending === 'stop') {
+      this.#finish(STOPPED);
       return;
     }
     let raw;
@@ -151,10 +154,11 @@ export class Upload {
     }
     this.#raw = raw;
     if (this.#paused) raw.pause();
+    if (this.#ending === 'terminate') raw.terminate();
     raw.start();
   }
 
-  /** Stops sending until resume(); the request in flight is abandoned. */
+  /** Stops sending until resume(); the requests in flight are abandoned. */
   pause() {
     this.#paused = true;
     this.#raw?.pause();
@@ -167,17 +171,41 @@ export class Upload {
   }
 
   /**
-   * Gives the upload up (removing it on the server where the protocol can).
-   * `done` and `start()` reject with kind 'Cancelled'.
-   * @returns {Promise<void>} settles when the upload has stopped
+   * Ends the upload but keeps it, on the server and in the resume store: a
+   * later Upload of the same file (or fingerprint) continues it. `done` and
+   * `start()` reject with kind 'Stopped'.
+   * @returns {Promise<void>} settles when the upload has ended
    */
-  abort() {
-    if (!this.#settled) {
-      this.#aborted = true;
+  stop() {
+    return this.abort(false);
+  }
+
+  /**
+   * Ends the upload and removes it: on the server where the protocol can
+   * (tus DELETE), and from the resume store. Before start(), a remembered
+   * upload of the same file is removed. `done` and `start()` reject with
+   * kind 'Terminated'.
+   * @returns {Promise<void>} settles when the upload has ended
+   */
+  terminate() {
+    return this.abort(true);
+  }
+
+  /**
+   * As in tus-js-client: `abort()` stops (keeps the upload), `abort(true)`
+   * terminates (removes it).
+   * @param {boolean} [shouldTerminate=false]
+   * @returns {Promise<void>} settles when the upload has ended
+   */
+  abort(shouldTerminate = false) {
+    if (!this.#settled && this.#ending === null) {
+      this.#ending = shouldTerminate ? 'terminate' : 'stop';
       if (this.#raw) {
-        this.#raw.abort();
+        if (shouldTerminate) this.#raw.terminate();
+        else this.#raw.stop();
       } else if (!this.#started) {
-        this.#finish({ error: { kind: 'Cancelled', message: 'the upload was cancelled' } });
+        if (shouldTerminate) this.start();
+        else this.#finish(STOPPED);
       }
     }
     return this.done.then(
@@ -230,14 +258,15 @@ export class Upload {
       setTimeout(() => raw.free(), 0);
     }
     if (outcome.error === undefined) {
-      this.#url = outcome.url;
-      const result = { url: outcome.url };
+      this.#url = outcome.url ?? this.#url;
+      const result = { url: outcome.url ?? null };
       this.#resolve(result);
       call(this.#options.onSuccess, result);
     } else {
       const error = toUploadError(outcome.error);
       this.#reject(error);
-      if (error.kind !== 'Cancelled') call(this.#options.onError, error);
+      // Asked for: not a failure.
+      if (error.kind !== 'Stopped' && error.kind !== 'Terminated') call(this.#options.onError, error);
     }
   }
 }

@@ -8,13 +8,14 @@
 //! and sizing decision is the core's.
 //!
 //! Event objects (`type` first):
-//! `transport {name}`, `discovered {protocol}`, `expires {at}` (unix ms),
-//! `created {url}`, `resumed {offset}`, `chunk {offset}`,
+//! `transport {name}`, `discovered {protocol, assumed}`, `expires {at}`
+//! (unix ms), `created {url}`, `resumed {offset}`, `chunk {offset}`,
 //! `progress {bytesAcknowledged, bytesSent, bytesTotal, speed, etaSeconds}`,
 //! `rewound {from, to}`, `retrying {attempt, delayMs, reason}`, `paused`,
-//! `completed {url}`, `failed {error}`, `cancelled`, `storeFailed {message}`,
-//! `offline`, `online`, and last `finished {url}` or `finished {error}`
-//! where `error` is `{kind, message, status?}`.
+//! `completed {url}` (`url` may be `null`), `failed {error}`, `stopped`,
+//! `terminated`, `storeFailed {message}`, `offline`, `online`, and last
+//! `finished {url}` or `finished {error}` where `error` is
+//! `{kind, message, status?}`.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -25,7 +26,7 @@ use chunkup::core::{ChunkSizing, Event, Protocol};
 use chunkup::web::{TransportChoice, WebEvent, WebUpload, WebUploadOptions};
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
-use web_sys::Blob;
+use web_sys::{AbortSignal, Blob};
 
 /// Reports panics on the console (they should not happen: errors are typed).
 #[wasm_bindgen(start)]
@@ -75,9 +76,15 @@ impl RawUpload {
         self.upload.resume();
     }
 
-    /// Gives the upload up (removing it on the server where possible).
-    pub fn abort(&self) {
-        self.upload.cancel();
+    /// Ends the upload, keeping it on the server and in the store.
+    pub fn stop(&self) {
+        self.upload.stop();
+    }
+
+    /// Ends the upload and removes it (server, where the protocol can, and
+    /// store); before `start()`, applied at the start.
+    pub fn terminate(&self) {
+        self.upload.terminate();
     }
 
     /// The upload's URL once created or found, else `null`.
@@ -188,6 +195,22 @@ fn parse_options(js: &JsValue) -> Result<WebUploadOptions, String> {
     }
     options.content_type = get_string(js, "contentType")?;
     options.file_name = get_string(js, "fileName")?;
+    options.fingerprint = get_string(js, "fingerprint")?;
+    if let Some(parallel) = get_number(js, "parallel")? {
+        if parallel < 1.0 || parallel.fract() != 0.0 || parallel > 64.0 {
+            return Err("parallel must be a whole number from 1 to 64".into());
+        }
+        options.parallel = parallel as usize;
+    }
+    if let Some(signal) = get(js, "signal") {
+        // By shape, like the DOM's own checks: any AbortSignal-like target.
+        let shaped = Reflect::get(&signal, &"aborted".into()).is_ok_and(|v| v.as_bool().is_some())
+            && get(&signal, "addEventListener").is_some_and(|f| f.is_function());
+        if !shaped {
+            return Err("signal must be an AbortSignal".into());
+        }
+        options.signal = Some(signal.unchecked_into::<AbortSignal>());
+    }
     Ok(options)
 }
 
@@ -215,20 +238,27 @@ fn error_object(kind: &str, message: &str, status: Option<u16>) -> JsValue {
 fn map_error(error: &chunkup::Error) -> JsValue {
     use chunkup::core::Error as Core;
     let message = error.to_string();
-    let (kind, status) = match error {
+    let kind = match error {
         chunkup::Error::Upload(core) => match core {
-            Core::InvalidUrl { .. } => ("InvalidUrl", None),
-            Core::InvalidConfig(_) => ("InvalidConfig", None),
-            Core::Rejected { status, .. } => ("Rejected", Some(*status)),
-            Core::UploadGone { status } => ("UploadGone", Some(*status)),
-            Core::ProtocolViolation(_) => ("ProtocolViolation", None),
-            Core::RetriesExhausted { .. } => ("RetriesExhausted", None),
-            Core::DeadlineExceeded { .. } => ("DeadlineExceeded", None),
-            _ => ("Other", None),
+            Core::InvalidUrl { .. } => "InvalidUrl",
+            Core::InvalidConfig(_) => "InvalidConfig",
+            Core::Rejected { .. } => "Rejected",
+            Core::UploadGone { .. } => "UploadGone",
+            Core::ProtocolViolation(_) => "ProtocolViolation",
+            Core::RetriesExhausted { .. } => "RetriesExhausted",
+            Core::WrongProtocol { .. } => "WrongProtocol",
+            Core::DiscoveryFailed { .. } => "DiscoveryFailed",
+            Core::DeadlineExceeded { .. } => "DeadlineExceeded",
+            _ => "Other",
         },
-        chunkup::Error::Cancelled => ("Cancelled", None),
-        chunkup::Error::Environment(_) => ("Environment", None),
-        _ => ("Other", None),
+        chunkup::Error::Stopped => "Stopped",
+        chunkup::Error::Terminated => "Terminated",
+        chunkup::Error::Environment(_) => "Environment",
+        _ => "Other",
+    };
+    let status = match error {
+        chunkup::Error::Upload(core) => core.status(),
+        _ => None,
     };
     error_object(kind, &message, status)
 }
@@ -240,12 +270,12 @@ fn num(n: u64) -> JsValue {
 fn event_object(event: &WebEvent) -> Option<JsValue> {
     Some(match event {
         WebEvent::Transport(name) => object("transport", &[("name", (*name).into())]),
-        WebEvent::StoreFailed(message) => {
-            object("storeFailed", &[("message", message.as_str().into())])
-        }
         WebEvent::Network { online: true } => object("online", &[]),
         WebEvent::Network { online: false } => object("offline", &[]),
-        WebEvent::Finished(Ok(url)) => object("finished", &[("url", url.as_str().into())]),
+        WebEvent::Finished(Ok(completion)) => object(
+            "finished",
+            &[("url", url_value(completion.upload_url.as_deref()))],
+        ),
         WebEvent::Finished(Err(error)) => object("finished", &[("error", map_error(error))]),
         WebEvent::Engine(event) => engine_event(event),
         _ => return None,
@@ -256,7 +286,10 @@ fn engine_event(event: &Event) -> JsValue {
     match event {
         Event::Discovered(capabilities) => object(
             "discovered",
-            &[("protocol", capabilities.protocol.as_str().into())],
+            &[
+                ("protocol", capabilities.protocol.as_str().into()),
+                ("assumed", capabilities.assumed.into()),
+            ],
         ),
         Event::Expires { at_unix_ms } => {
             object("expires", &[("at", JsValue::from_f64(*at_unix_ms as f64))])
@@ -295,12 +328,21 @@ fn engine_event(event: &Event) -> JsValue {
         ),
         Event::Paused => object("paused", &[]),
         Event::Completed { upload_url } => {
-            object("completed", &[("url", upload_url.as_str().into())])
+            object("completed", &[("url", url_value(upload_url.as_deref()))])
         }
         Event::Failed(error) => object(
             "failed",
             &[("error", map_error(&chunkup::Error::Upload(error.clone())))],
         ),
-        Event::Cancelled => object("cancelled", &[]),
+        Event::StoreFailed { message } => {
+            object("storeFailed", &[("message", message.as_str().into())])
+        }
+        Event::Stopped => object("stopped", &[]),
+        Event::Terminated => object("terminated", &[]),
     }
+}
+
+/// A URL, or `null` when the server named none.
+fn url_value(url: Option<&str>) -> JsValue {
+    url.map_or(JsValue::NULL, JsValue::from_str)
 }

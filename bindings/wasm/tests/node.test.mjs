@@ -147,6 +147,7 @@ describe('uploads under injected faults, sha256 checked by the server', () => {
     const { url } = await up.start();
     const discovered = seen.events.find((e) => e.type === 'discovered');
     assert.equal(discovered?.protocol, 'tus');
+    assert.equal(discovered?.assumed, false, 'the server said so');
     assert.equal((await stored(url)).sha256, sha256(bytes));
   });
 });
@@ -181,7 +182,7 @@ describe('control', () => {
     assert.equal((await stored(url)).sha256, sha256(bytes));
   });
 
-  test('abort rejects with Cancelled and removes the tus upload', async () => {
+  test('abort(true) terminates: rejects with Terminated and removes the tus upload', async () => {
     await setFaults('none');
     const bytes = randomBytes(4 * 1024 * 1024);
     const { up, seen } = upload(bytes, {
@@ -189,27 +190,48 @@ describe('control', () => {
       protocol: 'tus',
       chunkSize: 256 * 1024,
       resume: false,
-      onChunkComplete: (_c, _a, _t, self) => self.abort(),
+      onChunkComplete: (_c, _a, _t, self) => self.abort(true),
     });
     const outcome = up.start().then(
-      () => assert.fail('an aborted upload must not complete'),
+      () => assert.fail('a terminated upload must not complete'),
       (e) => e,
     );
     const error = await outcome;
     assert.ok(error instanceof chunkup.UploadError);
-    assert.equal(error.kind, 'Cancelled');
+    assert.equal(error.kind, 'Terminated');
     await up.abort(); // idempotent, settles at once
-    assert.equal(seen.errors.length, 0, 'onError is not called for an abort');
-    assert.ok(seen.events.some((e) => e.type === 'cancelled'));
+    assert.equal(seen.errors.length, 0, 'onError is not called for a terminate');
+    assert.ok(seen.events.some((e) => e.type === 'terminated'));
     const id = new URL(up.url).pathname.split('/').pop();
     const response = await fetch(`${base}/_admin/uploads/${id}`);
     assert.equal(response.status, 404, 'terminated on the server');
   });
 
-  test('abort before start settles without a request', async () => {
-    const { up } = upload(randomBytes(10), { endpoint: `${base}/ranged` });
+  test('abort() before start stops without a request', async () => {
+    const { up, seen } = upload(randomBytes(10), { endpoint: `${base}/ranged` });
     await up.abort();
-    await assert.rejects(up.done, (e) => e.kind === 'Cancelled');
+    await assert.rejects(up.done, (e) => e.kind === 'Stopped');
+    assert.equal(seen.errors.length, 0);
+  });
+
+  test('an aborted signal stops the upload and keeps it on the server', async () => {
+    await setFaults('none');
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const controller = new AbortController();
+    const { up, seen } = upload(bytes, {
+      endpoint: `${base}/ranged`,
+      protocol: 'ranged',
+      chunkSize: 256 * 1024,
+      resume: false,
+      signal: controller.signal,
+      onChunkComplete: () => controller.abort(),
+    });
+    await assert.rejects(up.start(), (e) => e.kind === 'Stopped');
+    assert.ok(seen.events.some((e) => e.type === 'stopped'));
+    const info = await stored(up.url);
+    assert.ok(info.stored > 0 && info.stored < bytes.length, `kept mid-upload: ${info.stored}`);
+    const late = upload(bytes, { endpoint: `${base}/ranged`, resume: false, signal: controller.signal });
+    await assert.rejects(late.up.start(), (e) => e.kind === 'Stopped', 'an already aborted signal');
   });
 
   test('a known uploadUrl is resumed from the server offset', async () => {
@@ -379,7 +401,8 @@ describe('resume store (Web Storage API)', () => {
     await setFaults('none');
     globalThis.localStorage = fakeStorage({ full: true });
     const bytes = randomBytes(600 * 1024);
-    const { up, seen } = upload(bytes, { endpoint: `${base}/ranged`, protocol: 'ranged' });
+    const file = new File([bytes], 'full.bin', { lastModified: 1700000000002 });
+    const { up, seen } = upload(bytes, { endpoint: `${base}/ranged`, protocol: 'ranged' }, file);
     const { url } = await up.start();
     assert.equal((await stored(url)).sha256, sha256(bytes));
     const failed = seen.events.find((e) => e.type === 'storeFailed');
@@ -431,6 +454,185 @@ describe('resume store (Web Storage API)', () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual([...storage.map.keys()], ['chunkup:resume:02ff'], 'completed and stale records are removed');
     await first.up.abort();
+  });
+});
+
+describe('stop and terminate with a resume store', () => {
+  const records = (storage) =>
+    [...storage.map.entries()].filter(([k]) => k.startsWith('chunkup:resume:')).map(([, v]) => JSON.parse(v));
+
+  function fakeStorage() {
+    const map = new Map();
+    return {
+      map,
+      get length() {
+        return map.size;
+      },
+      key: (i) => [...map.keys()][i] ?? null,
+      getItem: (k) => (map.has(k) ? map.get(k) : null),
+      setItem: (k, v) => map.set(k, String(v)),
+      removeItem: (k) => map.delete(k),
+    };
+  }
+
+  after(() => {
+    delete globalThis.localStorage;
+  });
+
+  /** Starts an upload of `file` and stops or terminates it once 512 KiB are acknowledged. */
+  async function endMidway(file, protocol, how) {
+    const { up, seen } = upload(null, {
+      endpoint: `${base}/${protocol}`,
+      chunkSize: 128 * 1024,
+      onChunkComplete: (_c, acked, _t, self) => {
+        if (acked >= 512 * 1024) self[how]();
+      },
+    }, file);
+    const error = await up.start().then(() => assert.fail('ended before completing'), (e) => e);
+    return { up, seen, error };
+  }
+
+  test('stop keeps the upload and its record (name, size, endpoint, protocol); the next run continues it', async () => {
+    await setFaults('none');
+    const storage = fakeStorage();
+    globalThis.localStorage = storage;
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const makeFile = () => new File([bytes], 'kept.mov', { lastModified: 1700000000100 });
+    const { up, seen, error } = await endMidway(makeFile(), 'tus', 'stop');
+    assert.equal(error.kind, 'Stopped');
+    assert.equal(seen.errors.length, 0, 'onError is not called for a stop');
+    assert.equal(seen.events.at(-1).type, 'stopped');
+    const info = await stored(up.url);
+    assert.ok(info.stored >= 512 * 1024 && info.stored < bytes.length, `kept on the server: ${info.stored}`);
+    const [record, ...more] = records(storage);
+    assert.equal(more.length, 0, 'one record');
+    assert.equal(record.upload_url, up.url);
+    assert.equal(record.file_name, 'kept.mov');
+    assert.equal(record.total, bytes.length);
+    assert.equal(record.endpoint, `${base}/tus`);
+    assert.equal(record.protocol, 'tus', 'auto settled tus, and the record says so');
+    assert.ok(record.offset >= 512 * 1024, `offset hint ${record.offset}`);
+
+    const again = upload(bytes, { endpoint: `${base}/tus` }, makeFile());
+    const { url } = await again.up.start();
+    assert.equal(url, up.url, 'the same upload was continued');
+    const resumed = again.seen.events.find((e) => e.type === 'resumed');
+    assert.ok(resumed?.offset >= 512 * 1024, `resumed at ${resumed?.offset}`);
+    assert.equal((await stored(url)).sha256, sha256(bytes));
+    assert.deepEqual(records(storage), [], 'a completed upload is forgotten');
+  });
+
+  test('terminate removes the upload from the server and its record', async () => {
+    await setFaults('none');
+    const storage = fakeStorage();
+    globalThis.localStorage = storage;
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const file = new File([bytes], 'dropped.mov', { lastModified: 1700000000200 });
+    const { up, seen, error } = await endMidway(file, 'tus', 'terminate');
+    assert.equal(error.kind, 'Terminated');
+    assert.equal(seen.errors.length, 0);
+    assert.equal(seen.events.at(-1).type, 'terminated');
+    const id = new URL(up.url).pathname.split('/').pop();
+    assert.equal((await fetch(`${base}/_admin/uploads/${id}`)).status, 404, 'gone from the server');
+    assert.deepEqual(records(storage), [], 'and from the store');
+  });
+
+  test('terminate before start removes a stopped upload of the same file', async () => {
+    await setFaults('none');
+    const storage = fakeStorage();
+    globalThis.localStorage = storage;
+    const bytes = randomBytes(1024 * 1024);
+    const makeFile = () => new File([bytes], 'later.mov', { lastModified: 1700000000300 });
+    const first = await endMidway(makeFile(), 'tus', 'stop');
+    assert.equal(records(storage).length, 1);
+    const second = upload(bytes, { endpoint: `${base}/tus` }, makeFile());
+    await second.up.terminate();
+    await assert.rejects(second.up.done, (e) => e.kind === 'Terminated');
+    const id = new URL(first.up.url).pathname.split('/').pop();
+    assert.equal((await fetch(`${base}/_admin/uploads/${id}`)).status, 404, 'the remembered upload is removed');
+    assert.deepEqual(records(storage), []);
+  });
+
+  test('parallel parts: requests run at once, a stop keeps every part, the next run continues and joins them', async () => {
+    await setFaults('none');
+    const storage = fakeStorage();
+    globalThis.localStorage = storage;
+    const bytes = randomBytes(24 * 1024 * 1024); // three parts of 8 MiB
+    const makeFile = () => new File([bytes], 'big.bin', { lastModified: 1700000000400 });
+    // The driver calls the global fetch: count the requests open at once.
+    const realFetch = globalThis.fetch;
+    let open = 0;
+    let most = 0;
+    globalThis.fetch = async (...args) => {
+      open += 1;
+      most = Math.max(most, open);
+      try {
+        return await realFetch(...args);
+      } finally {
+        open -= 1;
+      }
+    };
+    try {
+      let asked = false;
+      const first = upload(bytes, {
+        endpoint: `${base}/tus`,
+        parallel: 3,
+        chunkSize: 1024 * 1024,
+        onEvent: (e, self) => {
+          if (e.type === 'progress' && e.bytesAcknowledged >= 6 * 1024 * 1024 && !asked) {
+            asked = true;
+            self.stop();
+          }
+        },
+      }, makeFile());
+      await assert.rejects(first.up.start(), (e) => e.kind === 'Stopped');
+      assert.ok(most >= 3, `${most} requests at once`);
+      const parts = records(storage);
+      assert.equal(parts.length, 3, 'each part is remembered');
+      assert.ok(parts.every((r) => r.part_of && r.protocol === 'tus' && r.total === 8 * 1024 * 1024));
+
+      const again = upload(bytes, { endpoint: `${base}/tus`, parallel: 3, chunkSize: 1024 * 1024 }, makeFile());
+      const { url } = await again.up.start();
+      assert.equal((await stored(url)).sha256, sha256(bytes), 'the joined upload is the file');
+      let received = 0;
+      for (const part of parts) received += (await stored(part.upload_url)).bytes_received;
+      assert.ok(received <= bytes.length + 3 * 1024 * 1024, `the parts continued: ${received} bytes received`);
+      assert.deepEqual(records(storage), [], 'parts and file forgotten once joined');
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+  });
+
+  test('an anonymous Blob is never remembered; one with a fingerprint is', async () => {
+    await setFaults('none');
+    const storage = fakeStorage();
+    globalThis.localStorage = storage;
+    const bytes = randomBytes(1024 * 1024);
+    const anonymous = await endMidway(new Blob([bytes]), 'ranged', 'stop');
+    assert.equal(anonymous.error.kind, 'Stopped');
+    assert.deepEqual(records(storage), [], 'nothing to match it by');
+    // Another Blob of the same size is another upload, whole.
+    const other = randomBytes(bytes.length);
+    const second = upload(other, { endpoint: `${base}/ranged` });
+    const { url: otherUrl } = await second.up.start();
+    assert.notEqual(otherUrl, anonymous.up.url);
+    assert.ok(!second.seen.events.some((e) => e.type === 'resumed'), 'not continued');
+    assert.equal((await stored(otherUrl)).sha256, sha256(other));
+    const { up } = upload(null, {
+      endpoint: `${base}/ranged`,
+      chunkSize: 128 * 1024,
+      fingerprint: 'sha256:app-known-content',
+      onChunkComplete: (_c, acked, _t, self) => {
+        if (acked >= 512 * 1024) self.stop();
+      },
+    }, new Blob([bytes]));
+    await assert.rejects(up.start(), (e) => e.kind === 'Stopped');
+    const [record] = records(storage);
+    assert.equal(record?.upload_url, up.url, 'the fingerprint names it');
+    const again = upload(bytes, { endpoint: `${base}/ranged`, fingerprint: 'sha256:app-known-content' }, new Blob([bytes]));
+    const { url } = await again.up.start();
+    assert.equal(url, up.url, 'continued');
+    assert.equal((await stored(url)).sha256, sha256(bytes));
   });
 });
 

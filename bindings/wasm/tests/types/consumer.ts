@@ -2,7 +2,7 @@
 // installed package: the declarations must describe the API as documented.
 import { Upload, UploadError, init, type Progress, type UploadOptions, type UploadEvent } from 'chunkup';
 
-export async function example(file: File, blob: Blob): Promise<string> {
+export async function example(file: File, blob: Blob): Promise<string | null> {
   await init();
   const options: UploadOptions = {
     endpoint: 'http://127.0.0.1:1/tus',
@@ -12,6 +12,9 @@ export async function example(file: File, blob: Blob): Promise<string> {
     metadata: { filename: file.name },
     headers: { Authorization: 'Bearer x' },
     resume: true,
+    fingerprint: 'sha256:0123',
+    parallel: 2,
+    signal: new AbortController().signal,
     retries: 3,
     transport: 'xhr',
     onProgress: (p: Progress) => {
@@ -24,7 +27,7 @@ export async function example(file: File, blob: Blob): Promise<string> {
       const status: number | undefined = e.status;
       void [kind, status, e.message];
     },
-    onSuccess: (r: { url: string }) => void r.url,
+    onSuccess: (r: { url: string | null }) => void r.url,
     onEvent: (e) => {
       const type: string = e.type;
       void type;
@@ -35,14 +38,23 @@ export async function example(file: File, blob: Blob): Promise<string> {
   up.pause();
   up.resume();
   const url: string | null = up.url;
-  const done: Promise<{ url: string }> = up.done;
+  const done: Promise<{ url: string | null }> = up.done;
   await other.abort();
-  const event: UploadEvent = { type: 'resumed', offset: 5 };
-  void [url, done, event];
+  await other.abort(true);
+  await other.stop();
+  await other.terminate();
+  const events: UploadEvent[] = [
+    { type: 'resumed', offset: 5 },
+    { type: 'discovered', protocol: 'tus', assumed: false },
+    { type: 'completed', url: null },
+    { type: 'stopped' },
+    { type: 'terminated' },
+  ];
+  void [url, done, events];
   try {
     return (await up.start()).url;
   } catch (e) {
-    if (e instanceof UploadError && e.kind === 'Cancelled') return '';
+    if (e instanceof UploadError && (e.kind === 'Stopped' || e.kind === 'Terminated')) return '';
     throw e;
   }
 }

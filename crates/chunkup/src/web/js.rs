@@ -68,6 +68,35 @@ pub(crate) fn global(name: &str) -> Option<JsValue> {
         .filter(|v| !v.is_undefined() && !v.is_null())
 }
 
+/// Whether the platform believes it is online (`navigator.onLine`; true
+/// where there is no such thing).
+pub(crate) fn online() -> bool {
+    global("navigator")
+        .and_then(|n| Reflect::get(&n, &JsValue::from_str("onLine")).ok())
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true)
+}
+
+/// Whether a request to `url` leaves the origin of this page or worker
+/// (`false` where there is no `location`, as in Node: no CORS there).
+pub(crate) fn is_cross_origin(url: &str) -> bool {
+    let origin = |value: &JsValue| {
+        Reflect::get(value, &JsValue::from_str("origin"))
+            .ok()
+            .and_then(|o| o.as_string())
+    };
+    let Some(here) = global("location").and_then(|l| origin(&l)) else {
+        return false;
+    };
+    let Some(parse) = global("URL").and_then(|c| c.dyn_into::<Function>().ok()) else {
+        return false;
+    };
+    let target = Reflect::construct(&parse, &js_sys::Array::of1(&JsValue::from_str(url)))
+        .ok()
+        .and_then(|u| origin(&u));
+    target.is_some_and(|there| there != here)
+}
+
 /// Whether this is Node.js (`process.versions.node`).
 pub(crate) fn is_node() -> bool {
     global("process")

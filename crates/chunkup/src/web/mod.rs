@@ -1,19 +1,22 @@
-//! The browser driver (feature `web`, `wasm32` only): runs the engine in a
-//! page, a worker or Node 20 without an async runtime.
+//! The browser driver (feature `web`, `wasm32` only): runs the core's
+//! [`Session`] in a page, a worker or Node 20 without an async runtime.
 //!
 //! Everything is event-driven, as the platform is: an `XMLHttpRequest` or
-//! `fetch` outcome, an upload-progress event, a `setTimeout`, a user's
-//! pause/resume/cancel or the browser going offline/online becomes an
-//! [`Input`]; after each one the engine is polled until it waits again. The
-//! engine decides everything; this module only performs what it asks:
+//! `fetch` outcome, an upload-progress event, a store's answer, a
+//! `setTimeout`, a user's pause/resume/stop/terminate or the browser going
+//! offline/online becomes a [`SessionInput`]; after each one the session is
+//! polled until it waits again. The session decides everything (which upload
+//! a file is, whether a record continues it, when records are written and
+//! forgotten, the protocol, what an ending means); this module only performs
+//! what it asks:
 //!
 //! - requests through [`TransportChoice`] (`XMLHttpRequest` by default for
-//!   byte-level progress, `fetch` where there is no XHR);
+//!   byte-level progress, `fetch` where there is no XHR), several at once
+//!   for parallel parts;
 //! - bodies as `Blob.slice(start, end)`, handed to the platform unread, so
 //!   memory does not depend on the file's size;
-//! - resume records in [`BrowserStore`] (`localStorage`, IndexedDB as the
-//!   fallback), keyed by the core's fingerprint of endpoint, file name, size
-//!   and `lastModified`;
+//! - `Load`, `Persist` and `Forget` against [`BrowserStore`]
+//!   (`localStorage`, IndexedDB as the fallback), one at a time and in order;
 //! - `now` from `performance.now()`, timers from `setTimeout`.
 //!
 //! ```ignore
@@ -21,7 +24,7 @@
 //!     web_sys::console::log_1(&format!("{event:?}").into());
 //! });
 //! upload.start();
-//! let url = upload.finished().await?;
+//! let completion = upload.finished().await?;
 //! ```
 
 mod js;
@@ -36,13 +39,16 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use chunkup_core::session::{
+    Completion, Outcome, SessionConfig, SessionInput, SessionOutput, SourceInfo,
+};
 use chunkup_core::{
-    ChunkSizing, Event, IetfVersion, Input, Instant, Output, Protocol, ResumeRecord, RetryPolicy,
-    Upload, UploadConfig, fingerprint,
+    ChunkSizing, Event, IetfVersion, Instant, Protocol, RequestId, RequestSpec, ResumeRecord,
+    RetryPolicy, Session, UploadSettings,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::Blob;
+use web_sys::{AbortSignal, Blob};
 
 pub use store::BrowserStore;
 pub use transport::TransportChoice;
@@ -50,15 +56,11 @@ pub use transport::TransportChoice;
 use crate::Error;
 use transport::{InFlight, Stack};
 
-/// How often the offset hint of a resume record is refreshed (the upload URL
-/// is saved at once; the server's answer decides where to continue).
-const STORE_REFRESH_MS: f64 = 1000.0;
-
 /// Options for one browser upload.
 #[derive(Debug, Clone)]
 pub struct WebUploadOptions {
     /// Where new uploads are created (ranged `POST` endpoint, tus/IETF
-    /// creation URL). Also part of the resume fingerprint.
+    /// creation URL). Also part of the resume key.
     pub endpoint: Option<String>,
     /// Continue this upload instead of creating one.
     pub upload_url: Option<String>,
@@ -80,8 +82,18 @@ pub struct WebUploadOptions {
     /// File name to announce; default: the File's `name`, else `blob`.
     pub file_name: Option<String>,
     /// Remember the upload in the browser's store and continue a remembered
-    /// one (after a reload).
+    /// one (after a reload). Only content with an identity is remembered: a
+    /// `File` (name, size, `lastModified`) or anything given a `fingerprint`.
     pub resume: bool,
+    /// The application's own identity for the content (a content hash, a
+    /// database id): it alone (with the size and endpoint) names the upload,
+    /// so an anonymous `Blob` given one can be continued too.
+    pub fingerprint: Option<String>,
+    /// Connections one file may use: a big file goes as parallel parts where
+    /// the server allows it (tus concatenation).
+    pub parallel: usize,
+    /// Stops the upload (keeping it, as [`WebUpload::stop`]) when aborted.
+    pub signal: Option<AbortSignal>,
     /// Which HTTP stack to use.
     pub transport: TransportChoice,
     /// Pause while the browser is offline and resume when it is back.
@@ -105,6 +117,9 @@ impl WebUploadOptions {
             content_type: None,
             file_name: None,
             resume: true,
+            fingerprint: None,
+            parallel: 1,
+            signal: None,
             transport: TransportChoice::Auto,
             follow_network: true,
             progress_interval: Duration::from_millis(100),
@@ -118,39 +133,39 @@ impl WebUploadOptions {
 pub enum WebEvent {
     /// The HTTP stack in use (`"xhr"` or `"fetch"`), reported first.
     Transport(&'static str),
-    /// Something the engine reported.
+    /// Something the session reported (including a resume store that
+    /// failed: [`Event::StoreFailed`]).
     Engine(Event),
-    /// The resume store could not be used; the upload goes on but cannot be
-    /// resumed after a reload.
-    StoreFailed(String),
     /// The browser went offline (the upload pauses) or came back (it resumes).
     Network { online: bool },
-    /// The upload is over: its URL, or why not.
-    Finished(Result<String, Error>),
+    /// The upload is over and its record written or forgotten: what it did,
+    /// or why not.
+    Finished(Result<Completion, Error>),
 }
 
 /// How an upload ended; cloneable, unlike [`Error`].
 #[derive(Debug, Clone)]
 enum Ending {
-    Completed(String),
-    Failed(chunkup_core::Error),
-    Cancelled,
+    Session(Outcome),
     Environment(String),
 }
 
 impl Ending {
-    fn result(&self) -> Result<String, Error> {
+    fn result(&self) -> Result<Completion, Error> {
         match self {
-            Ending::Completed(url) => Ok(url.clone()),
-            Ending::Failed(error) => Err(Error::Upload(error.clone())),
-            Ending::Cancelled => Err(Error::Cancelled),
+            Ending::Session(Outcome::Completed(completion)) => Ok(completion.clone()),
+            Ending::Session(Outcome::Failed(error)) => Err(Error::Upload(error.clone())),
+            Ending::Session(Outcome::Stopped) => Err(Error::Stopped),
+            Ending::Session(Outcome::Terminated) => Err(Error::Terminated),
             Ending::Environment(message) => Err(Error::Environment(message.clone())),
         }
     }
 }
 
 /// One upload of a `Blob` (or `File`) from a browser, a worker or Node.
-/// Cheap to clone: clones control the same upload.
+/// Cheap to clone: clones control the same upload. Dropping the last clone
+/// abandons the upload, which is a stop: it stays on the server and in the
+/// store.
 #[derive(Clone)]
 pub struct WebUpload {
     shared: Rc<Shared>,
@@ -171,45 +186,41 @@ struct Shared {
     /// back into the upload (pause from a progress handler).
     outbox: RefCell<VecDeque<WebEvent>>,
     emitting: Cell<bool>,
+    store: BrowserStore,
+    /// Store operations, carried out one at a time in the session's order.
+    store_ops: RefCell<VecDeque<StoreOp>>,
+    store_busy: Cell<bool>,
 }
 
 struct State {
     blob: Blob,
     options: WebUploadOptions,
-    phase: Phase,
-    /// `performance.now()` at the start: the engine's origin.
+    started: bool,
+    session: Option<Session>,
+    /// `performance.now()` at the start: the session's origin.
     origin_ms: f64,
     stack: Option<Stack>,
-    in_flight: Option<InFlight>,
+    /// Requests in flight (a few at most: one per parallel part).
+    requests: Vec<InFlight>,
     timer: Option<js::Timer>,
     user_paused: bool,
     offline_paused: bool,
+    /// `terminate()` before `start()`: applied when the session starts.
+    terminate_asked: bool,
     listeners: Vec<Listener>,
-    persist: Persist,
-    /// The outcome the engine reported; final once it says `Done`.
+    /// The upload's URL, last seen (kept once the session is over).
+    upload_url: Option<String>,
+    /// How the session ended; reported once the store has caught up.
     outcome: Option<Ending>,
-    ending: Option<Ending>,
+    reported: bool,
     waiters: Vec<Waker>,
 }
 
-enum Phase {
-    Idle,
-    Starting,
-    Running(Box<Upload>),
-    Finished,
-}
-
-/// What the resume store knows of this upload.
-struct Persist {
-    store: BrowserStore,
-    key: Option<String>,
-    protocol: Protocol,
-    total: u64,
-    upload_url: Option<String>,
-    expires_ms: Option<i64>,
-    last_saved_ms: Option<f64>,
-    /// Where store failures are reported.
-    owner: Weak<Shared>,
+enum StoreOp {
+    Sweep,
+    Load(String),
+    Persist(ResumeRecord),
+    Forget(String),
 }
 
 impl WebUpload {
@@ -226,55 +237,49 @@ impl WebUpload {
             BrowserStore::none()
         };
         WebUpload {
-            shared: Rc::new_cyclic(|owner| Shared {
+            shared: Rc::new(Shared {
                 state: RefCell::new(State {
                     blob,
                     options,
-                    phase: Phase::Idle,
+                    started: false,
+                    session: None,
                     origin_ms: js::now_ms(),
                     stack: None,
-                    in_flight: None,
+                    requests: Vec::new(),
                     timer: None,
                     user_paused: false,
                     offline_paused: false,
+                    terminate_asked: false,
                     listeners: Vec::new(),
-                    persist: Persist {
-                        store,
-                        key: None,
-                        protocol: Protocol::Auto,
-                        total: 0,
-                        upload_url: None,
-                        expires_ms: None,
-                        last_saved_ms: None,
-                        owner: owner.clone(),
-                    },
+                    upload_url: None,
                     outcome: None,
-                    ending: None,
+                    reported: false,
                     waiters: Vec::new(),
                 }),
                 on_event: Box::new(on_event),
                 outbox: RefCell::new(VecDeque::new()),
                 emitting: Cell::new(false),
+                store,
+                store_ops: RefCell::new(VecDeque::new()),
+                store_busy: Cell::new(false),
             }),
         }
     }
 
-    /// Starts the upload (a second call does nothing): looks for a
-    /// remembered upload of the same file, then runs until it completes,
-    /// fails or is cancelled.
+    /// Starts the upload (a second call does nothing): continues a
+    /// remembered upload of the same content, or creates one, and runs until
+    /// it completes, fails, is stopped or terminated.
     pub fn start(&self) {
         {
             let mut state = self.shared.state.borrow_mut();
-            if !matches!(state.phase, Phase::Idle) {
+            if std::mem::replace(&mut state.started, true) || state.outcome.is_some() {
                 return;
             }
-            state.phase = Phase::Starting;
         }
-        let shared = self.shared.clone();
-        wasm_bindgen_futures::spawn_local(async move { Shared::begin(&shared).await });
+        Shared::begin(&self.shared);
     }
 
-    /// Stops sending (the request in flight is abandoned) until
+    /// Stops sending (the requests in flight are abandoned) until
     /// [`WebUpload::resume`].
     pub fn pause(&self) {
         let paused_now = {
@@ -284,7 +289,7 @@ impl WebUpload {
             !was
         };
         if paused_now {
-            Shared::input(&self.shared, Input::Pause);
+            Shared::input(&self.shared, SessionInput::Pause);
         }
     }
 
@@ -299,40 +304,48 @@ impl WebUpload {
             was && !state.offline_paused
         };
         if resume_now {
-            Shared::input(&self.shared, Input::Resume);
+            Shared::input(&self.shared, SessionInput::Resume);
         }
     }
 
-    /// Gives the upload up; it finishes with [`Error::Cancelled`] (after
-    /// removing the upload on the server where the protocol can).
-    pub fn cancel(&self) {
+    /// Ends the upload, keeping it on the server and in the store: a later
+    /// upload of the same content continues it. It finishes with
+    /// [`Error::Stopped`].
+    pub fn stop(&self) {
+        let not_started = self.shared.state.borrow().session.is_none();
+        if not_started {
+            Shared::ended_early(&self.shared, Outcome::Stopped, Event::Stopped);
+        } else {
+            Shared::input(&self.shared, SessionInput::Stop);
+        }
+    }
+
+    /// Ends the upload and removes it: from the server where the protocol
+    /// can, and from the store. It finishes with [`Error::Terminated`].
+    /// Before [`WebUpload::start`], it is applied at the start (a remembered
+    /// upload of the same content is removed).
+    pub fn terminate(&self) {
         let not_started = {
             let mut state = self.shared.state.borrow_mut();
-            match state.phase {
-                Phase::Idle | Phase::Starting => {
-                    state.phase = Phase::Finished;
-                    true
-                }
-                _ => false,
-            }
+            state.terminate_asked = state.session.is_none();
+            state.terminate_asked
         };
-        if not_started {
-            Shared::finish(&self.shared, Ending::Cancelled);
-        } else {
-            Shared::input(&self.shared, Input::Cancel);
+        if !not_started {
+            Shared::input(&self.shared, SessionInput::Terminate);
         }
     }
 
     /// The upload's URL on the server, once created or found.
     pub fn upload_url(&self) -> Option<String> {
-        match &self.shared.state.borrow().phase {
-            Phase::Running(upload) => upload.upload_url().map(str::to_string),
-            _ => None,
-        }
-        .or_else(|| self.shared.state.borrow().persist.upload_url.clone())
+        let state = self.shared.state.borrow();
+        state
+            .session
+            .as_ref()
+            .and_then(|s| s.upload_url().map(str::to_string))
+            .or_else(|| state.upload_url.clone())
     }
 
-    /// Resolves when the upload is over: its URL, or why not.
+    /// Resolves when the upload is over: what it did, or why not.
     pub fn finished(&self) -> Finished {
         Finished {
             shared: self.shared.clone(),
@@ -352,12 +365,12 @@ impl std::fmt::Debug for Finished {
 }
 
 impl Future for Finished {
-    type Output = Result<String, Error>;
+    type Output = Result<Completion, Error>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.shared.state.borrow_mut();
-        match &state.ending {
-            Some(ending) => Poll::Ready(ending.result()),
-            None => {
+        match (&state.outcome, state.reported) {
+            (Some(ending), true) => Poll::Ready(ending.result()),
+            _ => {
                 state.waiters.push(cx.waker().clone());
                 Poll::Pending
             }
@@ -366,115 +379,56 @@ impl Future for Finished {
 }
 
 impl Shared {
-    /// Looks for a remembered upload, builds the engine and starts it.
-    async fn begin(shared: &Rc<Shared>) {
+    /// Describes the source to a new session and starts it.
+    fn begin(shared: &Rc<Shared>) {
         let (options, blob) = {
             let state = shared.state.borrow();
             (state.options.clone(), state.blob.clone())
         };
         let Some(stack) = Stack::pick(options.transport) else {
-            Shared::finish(
-                shared,
-                Ending::Environment("neither XMLHttpRequest nor fetch is available".into()),
-            );
-            return;
+            let message = "neither XMLHttpRequest nor fetch is available";
+            return Shared::ended(shared, Ending::Environment(message.into()));
         };
         shared.emit(WebEvent::Transport(stack.name()));
-        let size = blob.size() as u64;
-        let name = options
-            .file_name
-            .clone()
-            .or_else(|| string_field(&blob, "name"))
-            .unwrap_or_else(|| "blob".into());
-        let content_type = options
-            .content_type
-            .clone()
-            .or_else(|| Some(blob.type_()).filter(|t| !t.is_empty()))
-            .unwrap_or_else(|| "application/octet-stream".into());
-        let modified = js_sys::Reflect::get(&blob, &"lastModified".into())
-            .ok()
-            .and_then(|v| v.as_f64())
-            .map(|ms| ms as i64);
-        let store = shared.state.borrow().persist.store.clone();
-        let key = options
-            .endpoint
-            .as_deref()
-            .filter(|_| store.is_available())
-            .map(|endpoint| fingerprint(endpoint, &name, size, modified));
-        let mut known = None;
-        if let (Some(key), None) = (&key, &options.upload_url) {
-            match store.load(key).await {
-                Ok(record) => {
-                    known = record.filter(|r| r.continues(options.protocol, size, js::wall_ms()));
-                }
-                Err(message) => shared.emit(WebEvent::StoreFailed(message)),
-            }
-            let sweeper = store.clone();
-            let weak = Rc::downgrade(shared);
-            wasm_bindgen_futures::spawn_local(async move {
-                if let (Err(message), Some(shared)) = (sweeper.sweep().await, weak.upgrade()) {
-                    shared.emit(WebEvent::StoreFailed(message));
-                }
-            });
+        if options.signal.as_ref().is_some_and(AbortSignal::aborted) {
+            return Shared::ended_early(shared, Outcome::Stopped, Event::Stopped);
         }
-        let protocol = known.as_ref().map_or(options.protocol, |r| r.protocol);
-        let config = UploadConfig {
-            protocol,
-            endpoint: options.endpoint.clone(),
-            upload_url: known
-                .as_ref()
-                .map(|r| r.upload_url.clone())
-                .or_else(|| options.upload_url.clone()),
-            total_size: Some(size),
-            file_name: name,
-            content_type,
-            headers: options.headers.clone(),
-            chunking: options.chunking.clone(),
-            retry: options.retry.clone(),
-            progress_interval: options.progress_interval,
-            ietf_version: options.ietf_version,
-            metadata: options.metadata.clone(),
-            seed: (js_sys::Math::random() * (u64::MAX as f64)) as u64,
-            ..UploadConfig::create(String::new(), size)
+        let session = match Session::new(session_config(&blob, &options, &shared.store)) {
+            Ok(session) => session,
+            Err(error) => return Shared::ended(shared, Ending::Session(Outcome::Failed(error))),
         };
-        let upload = match Upload::new(config) {
-            Ok(upload) => upload,
-            Err(error) => {
-                Shared::finish(shared, Ending::Failed(error));
-                return;
-            }
-        };
+        if session_remembers(&options, &shared.store) {
+            // Stale records go before any is looked up.
+            Shared::store(shared, StoreOp::Sweep);
+        }
+        let mut commands = Vec::new();
         {
             let mut state = shared.state.borrow_mut();
-            if !matches!(state.phase, Phase::Starting) {
-                return; // cancelled while looking in the store
-            }
-            state.phase = Phase::Running(Box::new(upload));
+            state.session = Some(session);
             state.stack = Some(stack);
             state.origin_ms = js::now_ms();
-            state.persist.key = key;
-            state.persist.protocol = protocol;
-            state.persist.total = size;
-            state.persist.expires_ms = known.as_ref().and_then(|r| r.expires_ms);
-            state.persist.upload_url = known.map(|r| r.upload_url);
             if options.follow_network {
                 state.listeners = network_listeners(shared);
             }
+            if let Some(signal) = &options.signal {
+                state.listeners.extend(abort_listener(shared, signal));
+            }
+            if state.user_paused || state.offline_paused {
+                commands.push(SessionInput::Pause);
+            }
+            if state.terminate_asked {
+                commands.push(SessionInput::Terminate);
+            }
         }
-        let paused = {
-            let state = shared.state.borrow();
-            state.user_paused || state.offline_paused
-        };
-        if paused {
-            Shared::input(shared, Input::Pause);
-        } else {
-            Shared::pump(shared);
+        for command in commands {
+            Shared::input(shared, command);
         }
+        Shared::pump(shared);
     }
 
-    /// Feeds `input` to the engine and runs it until it waits.
-    fn input(shared: &Rc<Shared>, input: Input) {
-        {
+    /// Feeds `input` to the session and runs it until it waits.
+    fn input(shared: &Rc<Shared>, input: SessionInput) {
+        let answered = {
             let Ok(mut state) = shared.state.try_borrow_mut() else {
                 // Reported from inside a call the driver is making (a
                 // platform that runs a callback synchronously): once that
@@ -484,150 +438,190 @@ impl Shared {
                 return;
             };
             let now = state.now();
-            if let Input::Response { id, .. } | Input::TransportFailed { id, .. } = &input {
-                if state.in_flight.as_ref().is_some_and(|f| f.id == *id) {
-                    state.in_flight = None;
+            let answered = match &input {
+                SessionInput::Response { id, .. } | SessionInput::TransportFailed { id, .. } => {
+                    state.take_request(*id)
                 }
-            }
-            if let Phase::Running(upload) = &mut state.phase {
-                upload.handle_input(now, input);
-            } else {
+                _ => None,
+            };
+            if state.outcome.is_some() && !matches!(input, SessionInput::StoreFailed { .. }) {
                 return;
             }
-        }
+            let Some(session) = state.session.as_mut() else {
+                return;
+            };
+            session.handle_input(now, input);
+            answered
+        };
+        drop(answered);
         Shared::pump(shared);
     }
 
-    /// Performs what the engine asks until it waits or is done.
+    /// Performs what the session asks until it waits or is done.
     fn pump(shared: &Rc<Shared>) {
-        let done = {
-            let mut guard = shared.state.borrow_mut();
-            let state = &mut *guard;
-            loop {
+        loop {
+            let output = {
+                let mut guard = shared.state.borrow_mut();
+                let state = &mut *guard;
                 let now = state.now();
-                let Phase::Running(upload) = &mut state.phase else {
-                    break false;
+                let Some(session) = state.session.as_mut() else {
+                    break;
                 };
-                match upload.poll_output(now) {
-                    Output::Send(spec) => {
-                        state.in_flight = None;
-                        let Some(stack) = state.stack else {
-                            break false;
-                        };
-                        let weak = Rc::downgrade(shared);
-                        let deliver: transport::Deliver = Rc::new(move |input| {
+                let output = session.poll_output(now);
+                if let Some(url) = session.upload_url()
+                    && state.upload_url.as_deref() != Some(url)
+                {
+                    state.upload_url = Some(url.to_string());
+                }
+                output
+            };
+            match output {
+                SessionOutput::Send(spec) => Shared::send(shared, spec),
+                SessionOutput::Abort(id) => {
+                    let request = shared.state.borrow_mut().take_request(id);
+                    drop(request);
+                }
+                SessionOutput::Load(key) => Shared::store(shared, StoreOp::Load(key)),
+                SessionOutput::Persist(record) => Shared::store(shared, StoreOp::Persist(record)),
+                SessionOutput::Forget(key) => Shared::store(shared, StoreOp::Forget(key)),
+                SessionOutput::Event(event) => shared.queue(WebEvent::Engine(event)),
+                SessionOutput::Wait(until) => {
+                    let mut state = shared.state.borrow_mut();
+                    let now = state.now();
+                    state.timer = until.map(|at| {
+                        let delay = at.saturating_since(now).as_secs_f64() * 1000.0;
+                        let weak: Weak<Shared> = Rc::downgrade(shared);
+                        js::Timer::after(delay.ceil(), move || {
                             if let Some(shared) = weak.upgrade() {
-                                Shared::input(&shared, input);
+                                Shared::pump(&shared);
                             }
-                        });
-                        match transport::start(stack, &spec, &state.blob, deliver) {
-                            Ok(request) => state.in_flight = Some(request),
-                            Err(error) => upload
-                                .handle_input(now, Input::TransportFailed { id: spec.id, error }),
-                        }
-                    }
-                    Output::Abort(id) => {
-                        if state.in_flight.as_ref().is_some_and(|f| f.id == id) {
-                            state.in_flight = None;
-                        }
-                    }
-                    Output::Event(event) => {
-                        let at = js::now_ms();
-                        state.persist.observe(&event, at);
-                        match &event {
-                            Event::Completed { upload_url } => {
-                                state.outcome = Some(Ending::Completed(upload_url.clone()));
-                            }
-                            Event::Failed(error) => {
-                                state.outcome = Some(Ending::Failed(error.clone()));
-                            }
-                            Event::Cancelled => state.outcome = Some(Ending::Cancelled),
-                            _ => {}
-                        }
-                        shared
-                            .outbox
-                            .borrow_mut()
-                            .push_back(WebEvent::Engine(event));
-                    }
-                    Output::Wait(until) => {
-                        state.timer = until.map(|at| {
-                            let delay = at.saturating_since(now).as_secs_f64() * 1000.0;
-                            let weak: Weak<Shared> = Rc::downgrade(shared);
-                            js::Timer::after(delay.ceil(), move || {
-                                if let Some(shared) = weak.upgrade() {
-                                    Shared::pump(&shared);
-                                }
-                            })
-                        });
-                        break false;
-                    }
-                    Output::Done => break true,
+                        })
+                    });
+                    break;
+                }
+                SessionOutput::Done(outcome) => {
+                    Shared::ended(shared, Ending::Session(outcome));
+                    break;
                 }
             }
-        };
-        if done {
-            let outcome = shared.state.borrow_mut().outcome.take();
-            let ending = outcome.unwrap_or_else(|| {
-                Ending::Failed(chunkup_core::Error::InvalidConfig(
-                    "the upload ended without an outcome".into(),
-                ))
-            });
-            Shared::finish(shared, ending);
-        } else {
-            shared.drain();
+        }
+        shared.drain();
+    }
+
+    /// Starts one request; one that cannot start is reported at once.
+    fn send(shared: &Rc<Shared>, spec: RequestSpec) {
+        let weak = Rc::downgrade(shared);
+        let deliver: transport::Deliver = Rc::new(move |input| {
+            if let Some(shared) = weak.upgrade() {
+                Shared::input(&shared, input);
+            }
+        });
+        let id = spec.id;
+        let mut guard = shared.state.borrow_mut();
+        let state = &mut *guard;
+        let Some(stack) = state.stack else { return };
+        match transport::start(stack, &spec, &state.blob, deliver) {
+            Ok(request) => {
+                state.requests.push(request);
+            }
+            Err(error) => {
+                let now = state.now();
+                if let Some(session) = state.session.as_mut() {
+                    session.handle_input(now, SessionInput::TransportFailed { id, error });
+                }
+            }
         }
     }
 
-    /// Ends the upload: releases requests, timers and listeners, then
-    /// reports the outcome once.
-    fn finish(shared: &Rc<Shared>, ending: Ending) {
-        let (waiters, store_task) = {
+    /// Queues a store operation; one task carries them out in order and
+    /// answers the session.
+    fn store(shared: &Rc<Shared>, op: StoreOp) {
+        shared.store_ops.borrow_mut().push_back(op);
+        if shared.store_busy.replace(true) {
+            return;
+        }
+        let shared = shared.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                let next = shared.store_ops.borrow_mut().pop_front();
+                let Some(op) = next else { break };
+                let store = &shared.store;
+                let (loaded, result) = match op {
+                    StoreOp::Sweep => (None, store.sweep().await.map(drop)),
+                    StoreOp::Load(key) => match store.load(&key).await {
+                        Ok(record) => (Some((key, record)), Ok(())),
+                        Err(message) => (Some((key, None)), Err(message)),
+                    },
+                    StoreOp::Persist(record) => (None, store.save(&record).await),
+                    StoreOp::Forget(key) => (None, store.remove(&key).await),
+                };
+                // A store that fails costs the resume, never the upload.
+                if let Err(message) = result {
+                    Shared::input(&shared, SessionInput::StoreFailed { message });
+                }
+                if let Some((key, record)) = loaded {
+                    Shared::input(&shared, SessionInput::Loaded { key, record });
+                }
+            }
+            shared.store_busy.set(false);
+            Shared::report(&shared);
+        });
+    }
+
+    /// Ends before the session ran: `event`, then `outcome`.
+    fn ended_early(shared: &Rc<Shared>, outcome: Outcome, event: Event) {
+        if shared.state.borrow().outcome.is_none() {
+            shared.queue(WebEvent::Engine(event));
+        }
+        Shared::ended(shared, Ending::Session(outcome));
+    }
+
+    /// The upload is over: releases requests, timers and listeners; the
+    /// ending is reported once the store has carried out what the session
+    /// asked.
+    fn ended(shared: &Rc<Shared>, ending: Ending) {
+        let released = {
             let mut state = shared.state.borrow_mut();
-            if state.ending.is_some() {
+            if state.outcome.is_some() {
                 return;
             }
-            state.phase = Phase::Finished;
-            state.in_flight = None;
+            state.outcome = Some(ending);
             state.timer = None;
             remove_listeners(&mut state.listeners);
-            state.ending = Some(ending.clone());
-            let forget = matches!(
-                ending,
-                Ending::Completed(_)
-                    | Ending::Cancelled
-                    | Ending::Failed(
-                        chunkup_core::Error::UploadGone { .. }
-                            | chunkup_core::Error::Rejected { .. }
-                    )
-            );
-            let task = state
-                .persist
-                .key
-                .clone()
-                .filter(|_| forget)
-                .map(|key| (state.persist.store.clone(), key));
-            (std::mem::take(&mut state.waiters), task)
+            std::mem::take(&mut state.requests)
         };
-        if let Some((store, key)) = store_task {
-            let weak = Rc::downgrade(shared);
-            wasm_bindgen_futures::spawn_local(async move {
-                if let (Err(message), Some(shared)) = (store.remove(&key).await, weak.upgrade()) {
-                    shared.emit(WebEvent::StoreFailed(message));
-                }
-            });
+        drop(released);
+        Shared::report(shared);
+    }
+
+    /// Reports the ending once: after the last store operation.
+    fn report(shared: &Rc<Shared>) {
+        if shared.store_busy.get() {
+            return;
         }
-        shared
-            .outbox
-            .borrow_mut()
-            .push_back(WebEvent::Finished(ending.result()));
+        let (result, waiters) = {
+            let mut guard = shared.state.borrow_mut();
+            let state = &mut *guard;
+            let Some(ending) = &state.outcome else { return };
+            if std::mem::replace(&mut state.reported, true) {
+                return;
+            }
+            (ending.result(), std::mem::take(&mut state.waiters))
+        };
+        shared.queue(WebEvent::Finished(result));
         shared.drain();
         for waker in waiters {
             waker.wake();
         }
     }
 
-    fn emit(&self, event: WebEvent) {
+    /// Queues `event` for the callback (see [`Shared::drain`]).
+    fn queue(&self, event: WebEvent) {
         self.outbox.borrow_mut().push_back(event);
+    }
+
+    fn emit(&self, event: WebEvent) {
+        self.queue(event);
         self.drain();
     }
 
@@ -645,72 +639,117 @@ impl Shared {
         }
         self.emitting.set(false);
     }
+
+    fn network(shared: &Rc<Shared>, online: bool) {
+        let input = {
+            let mut state = shared.state.borrow_mut();
+            if online {
+                let was = std::mem::replace(&mut state.offline_paused, false);
+                (was && !state.user_paused).then_some(SessionInput::Resume)
+            } else {
+                let was = state.user_paused || state.offline_paused;
+                state.offline_paused = true;
+                (!was).then_some(SessionInput::Pause)
+            }
+        };
+        shared.emit(WebEvent::Network { online });
+        if let Some(input) = input {
+            Shared::input(shared, input);
+        }
+    }
 }
 
 impl State {
-    /// The engine's clock: milliseconds since the start, from
-    /// `performance.now()`.
+    /// Takes request `id` out of the requests in flight (dropping it aborts
+    /// it, if it is still running).
+    fn take_request(&mut self, id: RequestId) -> Option<InFlight> {
+        let index = self.requests.iter().position(|r| r.id() == id)?;
+        Some(self.requests.swap_remove(index))
+    }
+
+    /// The session's clock: time since the start, from `performance.now()`.
     fn now(&self) -> Instant {
         let elapsed = (js::now_ms() - self.origin_ms).max(0.0) / 1000.0;
         Instant::from_elapsed(Duration::from_secs_f64(elapsed))
     }
 }
 
-impl Persist {
-    /// Keeps the store in step with `event` (writes complete in the
-    /// background; a failure is reported as [`WebEvent::StoreFailed`]).
-    fn observe(&mut self, event: &Event, now_ms: f64) {
-        let Some(key) = self.key.clone() else { return };
-        match event {
-            Event::Discovered(capabilities) => self.protocol = capabilities.protocol,
-            Event::Expires { at_unix_ms } => {
-                self.expires_ms = Some(*at_unix_ms);
-                self.save(key, 0, now_ms)
-            }
-            Event::Created { upload_url } => {
-                self.upload_url = Some(upload_url.clone());
-                self.save(key, 0, now_ms)
-            }
-            Event::ChunkAcknowledged { offset } => {
-                let due = self
-                    .last_saved_ms
-                    .is_none_or(|at| now_ms - at >= STORE_REFRESH_MS);
-                if due {
-                    self.save(key, *offset, now_ms);
-                }
-            }
-            _ => {}
-        }
-    }
+/// Whether the session looks up and writes records.
+fn session_remembers(options: &WebUploadOptions, store: &BrowserStore) -> bool {
+    options.resume && store.is_available()
+}
 
-    fn save(&mut self, key: String, offset: u64, now_ms: f64) {
-        let Some(upload_url) = self.upload_url.clone() else {
-            return;
-        };
-        self.last_saved_ms = Some(now_ms);
-        let record = ResumeRecord {
-            fingerprint: key,
-            upload_url,
-            protocol: self.protocol,
-            offset,
-            total: self.total,
-            updated_ms: js::wall_ms(),
-            expires_ms: self.expires_ms,
-        };
-        let store = self.store.clone();
-        let owner = self.owner.clone();
-        // A refusal (a full quota) is only reported: it costs the resume
-        // after a reload, never the upload.
-        wasm_bindgen_futures::spawn_local(async move {
-            if let (Err(message), Some(shared)) = (store.save(&record).await, owner.upgrade()) {
-                shared.emit(WebEvent::StoreFailed(message));
-            }
-        });
+/// The session for `blob`: its identity is a `File`'s name and
+/// `lastModified`, or the application's fingerprint; a plain `Blob` has
+/// none (it is never matched to another upload, nor remembered).
+fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore) -> SessionConfig {
+    let size = blob.size() as u64;
+    let own_name = string_field(blob, "name");
+    let modified = js_sys::Reflect::get(blob, &"lastModified".into())
+        .ok()
+        .and_then(|v| v.as_f64())
+        .map(|ms| ms as i64);
+    let source = match (&own_name, modified) {
+        (Some(name), Some(modified_ms)) => SourceInfo {
+            size: Some(size),
+            name: Some(name.clone()),
+            modified_ms: Some(modified_ms),
+            fingerprint: None,
+        },
+        _ => SourceInfo::anonymous(Some(size)),
+    };
+    let source = SourceInfo {
+        fingerprint: options.fingerprint.clone().filter(|f| !f.is_empty()),
+        ..source
+    };
+    let file_name = options
+        .file_name
+        .clone()
+        .or(own_name)
+        .unwrap_or_else(|| "blob".into());
+    let content_type = options
+        .content_type
+        .clone()
+        .or_else(|| Some(blob.type_()).filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| "application/octet-stream".into());
+    SessionConfig {
+        protocol: options.protocol,
+        endpoint: options.endpoint.clone(),
+        upload_url: options.upload_url.clone(),
+        source,
+        settings: UploadSettings {
+            file_name,
+            content_type,
+            headers: options.headers.clone(),
+            metadata: options.metadata.clone(),
+            chunking: options.chunking.clone(),
+            retry: options.retry.clone(),
+            progress_interval: options.progress_interval,
+            ietf_version: options.ietf_version,
+            seed: (js_sys::Math::random() * (u64::MAX as f64)) as u64,
+            ..UploadSettings::default()
+        },
+        known: None,
+        remember: session_remembers(options, store),
+        parallel: options.parallel.max(1),
+        wall_clock_ms: js::wall_ms(),
     }
 }
 
-/// An event listener on `globalThis`: the event's name and the handler.
-type Listener = (&'static str, Closure<dyn FnMut()>);
+/// An event listener: its target, the event's name and the handler.
+type Listener = (web_sys::EventTarget, &'static str, Closure<dyn FnMut()>);
+
+fn listen(
+    target: &web_sys::EventTarget,
+    name: &'static str,
+    handler: impl FnMut() + 'static,
+) -> Option<Listener> {
+    let handler = Closure::<dyn FnMut()>::new(handler);
+    target
+        .add_event_listener_with_callback(name, handler.as_ref().unchecked_ref())
+        .ok()
+        .map(|()| (target.clone(), name, handler))
+}
 
 /// Pauses on `offline` and resumes on `online`, when there is a window.
 fn network_listeners(shared: &Rc<Shared>) -> Vec<Listener> {
@@ -721,45 +760,28 @@ fn network_listeners(shared: &Rc<Shared>) -> Vec<Listener> {
     let mut listeners = Vec::new();
     for (name, online) in [("offline", false), ("online", true)] {
         let weak = Rc::downgrade(shared);
-        let handler = Closure::<dyn FnMut()>::new(move || {
+        listeners.extend(listen(&global, name, move || {
             if let Some(shared) = weak.upgrade() {
                 Shared::network(&shared, online);
             }
-        });
-        if global
-            .add_event_listener_with_callback(name, handler.as_ref().unchecked_ref())
-            .is_ok()
-        {
-            listeners.push((name, handler));
-        }
+        }));
     }
     listeners
 }
 
-fn remove_listeners(listeners: &mut Vec<Listener>) {
-    let global: web_sys::EventTarget = js_sys::global().unchecked_into();
-    for (name, handler) in listeners.drain(..) {
-        let _ = global.remove_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
-    }
+/// Stops the upload when `signal` aborts.
+fn abort_listener(shared: &Rc<Shared>, signal: &AbortSignal) -> Option<Listener> {
+    let weak = Rc::downgrade(shared);
+    listen(signal, "abort", move || {
+        if let Some(shared) = weak.upgrade() {
+            Shared::input(&shared, SessionInput::Stop);
+        }
+    })
 }
 
-impl Shared {
-    fn network(shared: &Rc<Shared>, online: bool) {
-        let input = {
-            let mut state = shared.state.borrow_mut();
-            if online {
-                let was = std::mem::replace(&mut state.offline_paused, false);
-                (was && !state.user_paused).then_some(Input::Resume)
-            } else {
-                let was = state.user_paused || state.offline_paused;
-                state.offline_paused = true;
-                (!was).then_some(Input::Pause)
-            }
-        };
-        shared.emit(WebEvent::Network { online });
-        if let Some(input) = input {
-            Shared::input(shared, input);
-        }
+fn remove_listeners(listeners: &mut Vec<Listener>) {
+    for (target, name, handler) in listeners.drain(..) {
+        let _ = target.remove_event_listener_with_callback(name, handler.as_ref().unchecked_ref());
     }
 }
 

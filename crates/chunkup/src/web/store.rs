@@ -54,27 +54,22 @@ impl BrowserStore {
         self.local.is_some() || self.idb.is_some()
     }
 
-    /// The record for `fingerprint`, if one is kept and not stale (stale ones
-    /// are removed on the way).
+    /// The record kept under `fingerprint`, if any (whether it may continue
+    /// an upload is the session's decision).
     pub async fn load(&self, fingerprint: &str) -> Result<Option<ResumeRecord>, String> {
-        let mut found = None;
         if let Some(local) = &self.local {
             let text = local
                 .get_item(&key(fingerprint))
                 .map_err(|e| js::describe(&e))?;
-            found = text.and_then(|t| parse(&t, fingerprint));
-        }
-        if found.is_none() && self.idb.is_some() {
-            let text = self.idb_get(fingerprint).await?;
-            found = text.and_then(|t| parse(&t, fingerprint));
-        }
-        match found {
-            Some(record) if record.is_stale(js::wall_ms()) => {
-                self.remove(fingerprint).await?;
-                Ok(None)
+            if let Some(record) = text.and_then(|t| parse(&t, fingerprint)) {
+                return Ok(Some(record));
             }
-            other => Ok(other),
         }
+        if self.idb.is_some() {
+            let text = self.idb_get(fingerprint).await?;
+            return Ok(text.and_then(|t| parse(&t, fingerprint)));
+        }
+        Ok(None)
     }
 
     /// Adds or replaces a record: in `localStorage`, or in IndexedDB when
@@ -113,8 +108,9 @@ impl BrowserStore {
         Ok(())
     }
 
-    /// Removes every stale record (see [`ResumeRecord::is_stale`]); returns
-    /// how many went.
+    /// Removes every record that is stale ([`ResumeRecord::is_stale`]: past
+    /// the server's expiry, or long unused) or unreadable; returns how many
+    /// went. Housekeeping: a browser's store outlives its uploads.
     pub async fn sweep(&self) -> Result<usize, String> {
         let now = js::wall_ms();
         let mut stale = Vec::new();

@@ -2,12 +2,19 @@
 //! where it exists, the global `fetch` elsewhere (Node 20, workers). Both send
 //! a `Blob.slice` as the body, so the platform streams the bytes from the
 //! file and memory does not grow with the chunk, let alone the file.
+//!
+//! A request that fails without any answer is reported as
+//! [`TransportErrorKind::Blocked`] only when that is what it was: a
+//! cross-origin request, while the browser is online, to a server that a
+//! `no-cors` probe shows is reachable — the browser refused it (CORS). A
+//! server that cannot be reached is [`TransportErrorKind::Connect`].
 
 use std::cell::Cell;
 use std::rc::Rc;
 
+use chunkup_core::session::SessionInput;
 use chunkup_core::{
-    Input, MAX_RESPONSE_BODY, RequestId, RequestSpec, Response, TransportError, TransportErrorKind,
+    MAX_RESPONSE_BODY, RequestId, RequestSpec, Response, TransportError, TransportErrorKind,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -20,7 +27,7 @@ use web_sys::{
 use super::js;
 
 /// Feeds an outcome back to the driver.
-pub(crate) type Deliver = Rc<dyn Fn(Input)>;
+pub(crate) type Deliver = Rc<dyn Fn(SessionInput)>;
 
 /// Which HTTP stack to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,7 +73,9 @@ impl Stack {
 /// A request on its way; dropping it abandons the request (its outcome is
 /// never delivered).
 pub(crate) struct InFlight {
-    pub(crate) id: RequestId,
+    id: RequestId,
+    /// Set when dropped: nothing more is delivered.
+    abandoned: Rc<Cell<bool>>,
     handle: Handle,
 }
 
@@ -80,9 +89,14 @@ enum Handle {
     },
     Fetch {
         controller: AbortController,
-        abandoned: Rc<Cell<bool>>,
         _counter: Option<Transform>,
     },
+}
+
+impl InFlight {
+    pub(crate) fn id(&self) -> RequestId {
+        self.id
+    }
 }
 
 impl std::fmt::Debug for InFlight {
@@ -93,6 +107,7 @@ impl std::fmt::Debug for InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.abandoned.set(true);
         match &self.handle {
             Handle::Xhr { xhr, .. } => {
                 // Handlers first: `abort()` dispatches events synchronously.
@@ -105,27 +120,29 @@ impl Drop for InFlight {
                 }
                 let _ = xhr.abort();
             }
-            Handle::Fetch {
-                controller,
-                abandoned,
-                ..
-            } => {
-                abandoned.set(true);
-                controller.abort();
-            }
+            Handle::Fetch { controller, .. } => controller.abort(),
         }
     }
 }
 
-/// Starts `spec` on `stack` with its body sliced from `blob`. A request that
-/// cannot even start is reported as a transport failure through `deliver`'s
-/// return path: the `Err` is that failure.
+/// Starts `spec` on `stack` with its body sliced from `blob`; its outcome
+/// goes to `deliver` unless the request is dropped first. A request that
+/// cannot even start is reported as the `Err`.
 pub(crate) fn start(
     stack: Stack,
     spec: &RequestSpec,
     blob: &Blob,
     deliver: Deliver,
 ) -> Result<InFlight, TransportError> {
+    let abandoned = Rc::new(Cell::new(false));
+    let deliver: Deliver = {
+        let abandoned = abandoned.clone();
+        Rc::new(move |input| {
+            if !abandoned.get() {
+                deliver(input);
+            }
+        })
+    };
     let body = match spec.body {
         Some(range) => Some(
             blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)
@@ -140,8 +157,38 @@ pub(crate) fn start(
     .map_err(|e| TransportError::new(TransportErrorKind::Other, js::describe(&e)))?;
     Ok(InFlight {
         id: spec.id,
+        abandoned,
         handle,
     })
+}
+
+/// Reports that request `id` to `url` failed without any answer: blocked by
+/// the browser when that is what it was (see the module documentation),
+/// else a broken connection.
+fn failed(id: RequestId, url: String, message: String, deliver: Deliver) {
+    let report = move |kind| {
+        let error = TransportError::new(kind, message);
+        deliver(SessionInput::TransportFailed { id, error });
+    };
+    if !(js::online() && js::is_cross_origin(&url)) {
+        return report(TransportErrorKind::Reset);
+    }
+    wasm_bindgen_futures::spawn_local(async move {
+        report(if reachable(&url).await {
+            TransportErrorKind::Blocked
+        } else {
+            TransportErrorKind::Connect
+        });
+    });
+}
+
+/// Whether the server at `url` answers at all: a `no-cors` `HEAD` gets an
+/// opaque answer from any server that is up, whatever its CORS says.
+async fn reachable(url: &str) -> bool {
+    let init = RequestInit::new();
+    init.set_method("HEAD");
+    let mode = js_sys::Reflect::set(&init, &"mode".into(), &"no-cors".into());
+    mode.is_ok() && JsFuture::from(js::fetch(url, &init)).await.is_ok()
 }
 
 fn start_xhr(spec: &RequestSpec, body: Option<&Blob>, deliver: Deliver) -> Result<Handle, JsValue> {
@@ -155,7 +202,7 @@ fn start_xhr(spec: &RequestSpec, body: Option<&Blob>, deliver: Deliver) -> Resul
     let progress = {
         let deliver = deliver.clone();
         Closure::<dyn FnMut(ProgressEvent)>::new(move |event: ProgressEvent| {
-            deliver(Input::BodySent {
+            deliver(SessionInput::BodySent {
                 id,
                 bytes: event.loaded() as u64,
             });
@@ -169,7 +216,7 @@ fn start_xhr(spec: &RequestSpec, body: Option<&Blob>, deliver: Deliver) -> Resul
         Closure::<dyn FnMut(ProgressEvent)>::new(move |event: ProgressEvent| {
             if event.loaded() > MAX_RESPONSE_BODY as f64 {
                 let response = xhr_response(&xhr);
-                deliver(Input::Response { id, response });
+                deliver(SessionInput::Response { id, response });
             }
         })
     };
@@ -178,17 +225,13 @@ fn start_xhr(spec: &RequestSpec, body: Option<&Blob>, deliver: Deliver) -> Resul
         let xhr = xhr.clone();
         Closure::<dyn FnMut()>::new(move || {
             let response = xhr_response(&xhr);
-            deliver(Input::Response { id, response });
+            deliver(SessionInput::Response { id, response });
         })
     };
+    let url = spec.url.clone();
     let error = Closure::<dyn FnMut()>::new(move || {
-        deliver(Input::TransportFailed {
-            id,
-            error: TransportError::new(
-                TransportErrorKind::Reset,
-                "the request failed (XMLHttpRequest network error)",
-            ),
-        });
+        let message = "the request failed without an answer (XMLHttpRequest network error)";
+        failed(id, url.clone(), message.into(), deliver.clone());
     });
     xhr.upload()?
         .set_onprogress(Some(progress.as_ref().unchecked_ref()));
@@ -265,35 +308,23 @@ fn start_fetch(
         }
     }
     let promise = js::fetch(&spec.url, &init);
-    let abandoned = Rc::new(Cell::new(false));
     let sent = body.map(|b| b.size() as u64);
-    {
-        let abandoned = abandoned.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            let input = match fetch_response(promise).await {
-                Ok(response) => {
-                    if let Some(bytes) = sent {
-                        // fetch cannot report upload progress: the whole body
-                        // was handed over once a response arrived.
-                        if !abandoned.get() {
-                            deliver(Input::BodySent { id, bytes });
-                        }
-                    }
-                    Input::Response { id, response }
+    let url = spec.url.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        match fetch_response(promise).await {
+            Ok(response) => {
+                if let Some(bytes) = sent {
+                    // fetch cannot report upload progress: the whole body
+                    // was handed over once a response arrived.
+                    deliver(SessionInput::BodySent { id, bytes });
                 }
-                Err(error) => Input::TransportFailed {
-                    id,
-                    error: TransportError::new(TransportErrorKind::Reset, js::describe(&error)),
-                },
-            };
-            if !abandoned.get() {
-                deliver(input);
+                deliver(SessionInput::Response { id, response });
             }
-        });
-    }
+            Err(error) => failed(id, url, js::describe(&error), deliver),
+        }
+    });
     Ok(Handle::Fetch {
         controller,
-        abandoned,
         _counter: counter,
     })
 }
@@ -317,7 +348,7 @@ fn counted(
             js_sys::Reflect::get(&controller, &"enqueue".into())?.dyn_into()?;
         enqueue.call1(&controller, &chunk)?;
         sent += length as u64;
-        deliver(Input::BodySent { id, bytes: sent });
+        deliver(SessionInput::BodySent { id, bytes: sent });
         Ok(())
     });
     let transformer = js_sys::Object::new();
