@@ -30,7 +30,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "64GiB", value_parser = parse_size)]
     max_size: u64,
     /// Keep this many acknowledged bytes per upload in memory only (failover emulation).
-    #[arg(long, default_value = "0", value_parser = parse_write_behind)]
+    #[arg(long, default_value = "0", value_parser = parse_size_or_zero)]
     write_behind: u64,
     /// All-or-nothing appends: a chunk or PATCH whose body breaks off stores
     /// none of its bytes (like servers that buffer or verify whole chunks).
@@ -90,11 +90,8 @@ pub(crate) struct ServeArgs {
     max_header_size: u64,
 }
 
+/// A size, or `0` (off).
 fn parse_size_or_zero(text: &str) -> Result<u64, String> {
-    parse_write_behind(text)
-}
-
-fn parse_write_behind(text: &str) -> Result<u64, String> {
     if text.trim() == "0" {
         Ok(0)
     } else {
@@ -179,7 +176,11 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
     let server = match chunkup_server::start(args.addr, config).await {
         Ok(server) => server,
         Err(error) => {
-            eprintln!("chunkup serve: cannot listen on {}: {error}", args.addr);
+            eprintln!(
+                "chunkup serve: cannot start on {} with the store {}: {error}",
+                args.addr,
+                args.dir.display()
+            );
             return exit::FAILED;
         }
     };
