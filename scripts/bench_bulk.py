@@ -178,7 +178,7 @@ class Bench:
         store = self.tmp / f"store-{name}"
         shutil.rmtree(store, ignore_errors=True)
         log = open(self.tmp / "server.log", "ab")
-        cmd = [str(BINARY), "serve", "--addr", f"127.0.0.1:{port}", "--dir", str(store)]
+        cmd = [str(BINARY), "serve", "--addr", f"127.0.0.1:{port}", "--admin", "--dir", str(store)]
         self.server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                        env=child_env(self.tmp / "home-server"))
         self.store = store

@@ -132,7 +132,7 @@ class Bench:
             self.port = probe.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         log = open(self.tmp / "server.log", "wb")
-        cmd = [str(BINARY), "serve", "--addr", f"127.0.0.1:{self.port}", "--dir", str(self.tmp / "store")]
+        cmd = [str(BINARY), "serve", "--addr", f"127.0.0.1:{self.port}", "--admin", "--dir", str(self.tmp / "store")]
         print("==> " + " ".join(cmd), flush=True)
         self.server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                        env=child_env(self.tmp / "home-server"))

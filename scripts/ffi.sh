@@ -126,7 +126,7 @@ start_server() {
     local port
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     "$ROOT/target/release/chunkup" serve --addr "127.0.0.1:$port" --dir "$DATA/store" \
-        --faults "$FAULTS" > "$DATA/server.log" 2>&1 &
+        --admin --faults "$FAULTS" > "$DATA/server.log" 2>&1 &
     SERVER_PID=$!
     BASE="http://127.0.0.1:$port"
     for _ in $(seq 1 100); do

@@ -1,5 +1,5 @@
 // The JVM tests' scenarios in Swift, against `chunkup serve` with faults on:
-//   chunkup serve --addr 127.0.0.1:8080 --faults seed=11,reset=0.05,error=0.05,busy=0.03,retry-after=1
+//   chunkup serve --addr 127.0.0.1:8080 --admin --faults seed=11,reset=0.05,error=0.05,busy=0.03,retry-after=1
 //   CHUNKUP_TEST_BASE=http://127.0.0.1:8080 swift test
 // Written against the generated bindings; NOT compiled or run on the
 // project's machines (no Swift toolchain there).
