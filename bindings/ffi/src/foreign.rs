@@ -4,13 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use chunkup::BodyStream;
 use chunkup::core::{MAX_RESPONSE_BODY, RequestSpec, Response};
 
 use crate::error::{StoreError, TransportError};
-
-/// The client's body stream type (`chunkup::source::BodyStream`, which the
-/// client does not re-export).
-type BodyStream = futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
 use crate::types::{EventKind, KeyValue};
 
 /// Hears how an upload is doing. Called on the thread that awaits
