@@ -22,6 +22,7 @@ matrix on an older build (where stop() was cancel()).
 """
 
 import asyncio
+import signal
 import sys
 
 import chunkup_ffi as c
@@ -117,6 +118,10 @@ async def run(scenario, path, endpoint, with_listener):
 
 
 def main():
+    # What an interactive program has: Ctrl-C raises KeyboardInterrupt (and
+    # asyncio.run turns it into a cancellation), even when this process was
+    # started with SIGINT ignored (a background job of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     scenario, path, endpoint = sys.argv[1:4]
     with_listener = sys.argv[4:5] != ["quiet"]
     sys.exit(asyncio.run(run(scenario, path, endpoint, with_listener)))

@@ -7,7 +7,9 @@ all exit normally (issue #11, fault 6). Plain unittest, no os._exit:
     CHUNKUP_TEST_BASE=http://127.0.0.1:PORT PYTHONPATH=<generated/python> \\
         python3 bindings/ffi/tests/test_ffi.py [-v]
 
-$CHUNKUP_EXIT_RUNS sets the repetitions of each exit scenario (default 10).
+$CHUNKUP_EXIT_RUNS sets the repetitions of each exit scenario (default 10);
+$CHUNKUP_EXIT_ONLY=NAME runs only that scenario (complete, timeout, stop,
+sigint).
 """
 
 import asyncio
@@ -28,6 +30,7 @@ import chunkup_ffi as c
 BASE = os.environ["CHUNKUP_TEST_BASE"]
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXIT_RUNS = int(os.environ.get("CHUNKUP_EXIT_RUNS", "10"))
+EXIT_ONLY = os.environ.get("CHUNKUP_EXIT_ONLY")
 
 
 def server_upload(upload_url):
@@ -341,6 +344,8 @@ class Exits(unittest.TestCase):
         outcomes = {}
         failures = []
         for scenario, listener, expected in self.SCENARIOS:
+            if EXIT_ONLY and scenario != EXIT_ONLY:
+                continue
             name = f"{scenario}/{'listener' if listener else 'quiet'}"
             for _ in range(EXIT_RUNS):
                 code, err = self.run_child(scenario, listener)
