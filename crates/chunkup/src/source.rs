@@ -1,20 +1,30 @@
 //! Where the bytes come from: ranges are read lazily and streamed, so memory
-//! stays bounded by the read block, whatever the file or chunk size.
+//! stays bounded by a few read blocks, whatever the file or chunk size.
+//!
+//! A file range is read on one blocking thread straight into the buffers that
+//! go to the socket: no byte is copied in user space between the page cache
+//! and the network (`tokio::fs::File` + `ReaderStream` copied every byte once
+//! more, 74% of an upload's user-space instructions, docs/BENCHMARKS.md). The
+//! buffers come from a small pool per stream and return to it once the
+//! network has written them, so the reader runs at most [`POOL_BLOCKS`]
+//! blocks ahead of the socket and allocates (and zeroes) each buffer once.
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 
 use bytes::Bytes;
 use chunkup_core::ByteRange;
 use futures_util::{Stream, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use tokio::sync::mpsc;
 
 use crate::Error;
 
 /// Size of one read from the source.
 const READ_BLOCK: usize = 256 * 1024;
+
+/// Buffers one stream may have between its reader and the socket.
+const POOL_BLOCKS: usize = 4;
 
 /// A byte stream for a request body.
 pub type BodyStream = futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>;
@@ -89,32 +99,26 @@ impl Source for FileSource {
     }
 
     fn stream(&self, range: ByteRange) -> BodyStream {
-        let path = self.path.clone();
-        let failure = self.failure.clone();
-        let expected = self.size;
-        let opened = async move {
-            let mut file = tokio::fs::File::open(&path).await?;
-            let len = file.metadata().await?.len();
-            if len != expected {
-                let changed = Error::SourceChanged {
-                    path: path.clone(),
-                    expected,
-                };
-                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(changed);
-                return Err(std::io::Error::other("the source changed size"));
-            }
-            file.seek(SeekFrom::Start(range.start)).await?;
-            Ok(ReaderStream::with_capacity(
-                file.take(range.len()),
-                READ_BLOCK,
-            ))
+        let reader = RangeReader {
+            path: self.path.clone(),
+            expected: self.size,
+            range,
+            failure: self.failure.clone(),
         };
-        futures_util::stream::once(opened)
-            .flat_map(|opened| match opened {
-                Ok(stream) => stream.boxed(),
-                Err(e) => futures_util::stream::once(async { Err(e) }).boxed(),
+        // The reader starts on the first poll: a body that is never sent
+        // reads nothing.
+        let mut reader = Some(reader);
+        futures_util::stream::once(async move {
+            let (tx, rx) = mpsc::channel(POOL_BLOCKS);
+            if let Some(reader) = reader.take() {
+                tokio::task::spawn_blocking(move || reader.run(&tx));
+            }
+            futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
             })
-            .boxed()
+        })
+        .flatten()
+        .boxed()
     }
 
     fn take_failure(&self) -> Option<Error> {
@@ -122,6 +126,132 @@ impl Source for FileSource {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+}
+
+/// Reads one range of a file on a blocking thread.
+struct RangeReader {
+    path: PathBuf,
+    expected: u64,
+    range: ByteRange,
+    failure: Arc<Mutex<Option<Error>>>,
+}
+
+impl RangeReader {
+    /// Sends the range's bytes block by block, then ends; an error ends the
+    /// stream after being sent. Stops early when the body is dropped.
+    fn run(self, tx: &mpsc::Sender<std::io::Result<Bytes>>) {
+        let result = self.read_into(tx);
+        if let Err(error) = result {
+            let _ = tx.blocking_send(Err(error));
+        }
+    }
+
+    fn read_into(&self, tx: &mpsc::Sender<std::io::Result<Bytes>>) -> std::io::Result<()> {
+        let mut file = std::fs::File::open(&self.path)?;
+        if file.metadata()?.len() != self.expected {
+            return Err(self.changed("the source changed size"));
+        }
+        file.seek(SeekFrom::Start(self.range.start))?;
+        let block = usize::try_from(self.range.len())
+            .unwrap_or(usize::MAX)
+            .min(READ_BLOCK);
+        let mut pool = BlockPool::new(block);
+        let mut left = self.range.len();
+        while left > 0 {
+            let mut buf = pool.take()?;
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            let mut filled = 0;
+            while filled < want {
+                match file.read(&mut buf[filled..want]) {
+                    Ok(0) => return Err(self.changed("the source ended early")),
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            left -= filled as u64;
+            if tx.blocking_send(Ok(pool.lend(buf, filled))).is_err() {
+                return Ok(()); // the request was dropped
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that the file is not the one being uploaded any more.
+    fn changed(&self, what: &str) -> std::io::Error {
+        let changed = Error::SourceChanged {
+            path: self.path.clone(),
+            expected: self.expected,
+        };
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(changed);
+        std::io::Error::other(what.to_owned())
+    }
+}
+
+/// Up to [`POOL_BLOCKS`] buffers of one size, lent out as [`Bytes`] and
+/// returned when the last reference is dropped.
+struct BlockPool {
+    block: usize,
+    allocated: usize,
+    home: std_mpsc::Sender<Vec<u8>>,
+    returned: std_mpsc::Receiver<Vec<u8>>,
+}
+
+impl BlockPool {
+    fn new(block: usize) -> Self {
+        let (home, returned) = std_mpsc::channel();
+        BlockPool {
+            block,
+            allocated: 0,
+            home,
+            returned,
+        }
+    }
+
+    /// A free buffer: a returned one, a new one while the pool is not full,
+    /// else the next one the network gives back (this is the back-pressure).
+    fn take(&mut self) -> std::io::Result<Vec<u8>> {
+        if let Ok(buf) = self.returned.try_recv() {
+            return Ok(buf);
+        }
+        if self.allocated < POOL_BLOCKS {
+            self.allocated += 1;
+            return Ok(vec![0; self.block]);
+        }
+        // `home` lives in `self`: this cannot fail while the pool exists.
+        self.returned
+            .recv()
+            .map_err(|_| std::io::Error::other("read buffers lost"))
+    }
+
+    /// Lends the first `len` bytes of `buf` to the network.
+    fn lend(&self, buf: Vec<u8>, len: usize) -> Bytes {
+        Bytes::from_owner(Lent {
+            buf,
+            len,
+            home: self.home.clone(),
+        })
+    }
+}
+
+/// A pool buffer on its way to the socket.
+struct Lent {
+    buf: Vec<u8>,
+    len: usize,
+    home: std_mpsc::Sender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        // The reader may be gone (the range is done): then the buffer is freed.
+        let _ = self.home.send(std::mem::take(&mut self.buf));
     }
 }
 
@@ -137,4 +267,144 @@ pub(crate) fn counted(
             report(sent);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::io::Write;
+
+    use futures_util::TryStreamExt;
+
+    use super::*;
+
+    /// A file of `len` deterministic bytes.
+    fn file_of(len: usize) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("source.bin");
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(&data))
+            .expect("write the source");
+        (dir, path, data)
+    }
+
+    fn range(start: u64, end: u64) -> ByteRange {
+        ByteRange { start, end }
+    }
+
+    async fn read(source: &FileSource, range: ByteRange) -> std::io::Result<Vec<Bytes>> {
+        source.stream(range).try_collect().await
+    }
+
+    #[tokio::test]
+    async fn streams_exactly_the_bytes_of_each_range() {
+        let block = READ_BLOCK as u64;
+        let len = 3 * block + 1234;
+        let (_dir, path, data) = file_of(len as usize);
+        let source = FileSource::open(&path).expect("open");
+        for r in [
+            range(0, len),
+            range(1, 300_000),
+            range(block - 1, block + 1),
+            range(2 * block, 3 * block),
+            range(len - 5, len),
+            range(7, 8),
+        ] {
+            let pieces = read(&source, r).await.expect("read the range");
+            assert!(
+                pieces
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= READ_BLOCK)
+            );
+            let got: Vec<u8> = pieces.concat();
+            assert_eq!(got, &data[r.start as usize..r.end as usize], "{r:?}");
+        }
+        assert!(source.take_failure().is_none());
+    }
+
+    #[tokio::test]
+    async fn memory_is_a_few_reused_blocks_whatever_the_range() {
+        let len = 40 * READ_BLOCK;
+        let (_dir, path, data) = file_of(len);
+        let source = FileSource::open(&path).expect("open");
+        let mut buffers = HashSet::new();
+        let mut got = Vec::with_capacity(len);
+        let mut stream = source.stream(range(0, len as u64));
+        // Each piece is dropped before the next is asked for, as the socket does.
+        while let Some(piece) = stream.try_next().await.expect("read") {
+            buffers.insert(piece.as_ptr() as usize);
+            got.extend_from_slice(&piece);
+        }
+        assert_eq!(got, data);
+        assert!(
+            buffers.len() <= POOL_BLOCKS,
+            "{} distinct buffers for {} blocks",
+            buffers.len(),
+            len / READ_BLOCK
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_that_changed_size_is_source_changed() {
+        let (_dir, path, _) = file_of(100_000);
+        let source = FileSource::open(&path).expect("open");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(50_000))
+            .expect("truncate");
+        let error = read(&source, range(0, 10))
+            .await
+            .expect_err("a changed file");
+        assert!(error.to_string().contains("changed size"), "{error}");
+        match source.take_failure() {
+            Some(Error::SourceChanged { expected, .. }) => assert_eq!(expected, 100_000),
+            other => panic!("expected SourceChanged, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_that_ends_early_while_read_is_source_changed() {
+        // The size matched when the range was opened, then the bytes ran out
+        // (the file was truncated while it was being read).
+        let (_dir, path, _) = file_of(1000);
+        let failure = Arc::default();
+        let reader = RangeReader {
+            path,
+            expected: 1000,
+            range: range(900, 1100),
+            failure: Arc::clone(&failure),
+        };
+        let (tx, mut rx) = mpsc::channel(POOL_BLOCKS);
+        tokio::task::spawn_blocking(move || reader.run(&tx))
+            .await
+            .expect("the reader ends");
+        let mut items = Vec::new();
+        while let Some(item) = rx.recv().await {
+            items.push(item);
+        }
+        assert!(
+            items.last().is_some_and(|last| last
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("ended early"))),
+            "{items:?}"
+        );
+        let failure = failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+        assert!(
+            matches!(failure, Some(Error::SourceChanged { .. })),
+            "{failure:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_an_error_not_a_short_body() {
+        let (dir, path, _) = file_of(10);
+        let source = FileSource::open(&path).expect("open");
+        drop(dir);
+        let error = read(&source, range(0, 10))
+            .await
+            .expect_err("the file is gone");
+        assert_eq!(error.kind(), std::io::ErrorKind::NotFound, "{error}");
+    }
 }
