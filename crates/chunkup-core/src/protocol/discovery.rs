@@ -41,7 +41,7 @@ pub fn capabilities(response: &Response) -> Capabilities {
             max_size: response.header("Tus-Max-Size").and_then(parse_u64),
             checksum: response
                 .header("Tus-Checksum-Algorithm")
-                .and_then(ChecksumAlgorithm::strongest_of),
+                .and_then(ChecksumAlgorithm::preferred_of),
             ietf_version: None,
         };
     }
