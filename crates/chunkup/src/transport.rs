@@ -1,11 +1,13 @@
 //! How requests reach the server.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chunkup_core::{
     MAX_RESPONSE_BODY, Method, RequestSpec, Response, TransportError, TransportErrorKind,
 };
+use tokio::sync::OnceCell;
 
 use crate::Error;
 use crate::source::BodyStream;
@@ -23,28 +25,80 @@ pub trait Transport: Send + Sync {
 }
 
 /// The native transport: reqwest over rustls.
+///
+/// The platform's trusted roots are loaded when the first `https://` request
+/// is made, not before: parsing the system CA bundle costs more user-space
+/// instructions than a whole 10 MiB upload over `http://`
+/// (docs/BENCHMARKS.md), and a machine without a CA bundle can still upload
+/// to plain-HTTP endpoints.
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
-    client: reqwest::Client,
+    /// Serves `http://` URLs (and every URL for an application's own client).
+    plain: reqwest::Client,
+    /// Serves `https://` URLs; `None` when the application's client serves all.
+    tls: Option<Arc<OnceCell<reqwest::Client>>>,
+}
+
+/// The settings every client of chunkup's own shares.
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .user_agent(concat!("chunkup/", env!("CARGO_PKG_VERSION")))
+        // Redirects would re-send bodies to places the engine did not pick.
+        .redirect(reqwest::redirect::Policy::none())
 }
 
 impl ReqwestTransport {
-    /// A transport with chunkup's defaults (connect timeout, user agent).
+    /// A transport with chunkup's defaults (connect timeout, user agent,
+    /// no redirects), trusting the platform's roots for `https://`
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` replace them on Linux).
     pub fn new() -> Result<Self, Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .user_agent(concat!("chunkup/", env!("CARGO_PKG_VERSION")))
-            // Redirects would re-send bodies to places the engine did not pick.
-            .redirect(reqwest::redirect::Policy::none())
+        // No roots at all: this client is only given `http://` URLs, so it
+        // never verifies a certificate, and building it reads no files.
+        let plain = builder()
+            .tls_certs_only(Vec::new())
             .build()
             .map_err(|e| Error::Http(e.to_string()))?;
-        Ok(ReqwestTransport { client })
+        Ok(ReqwestTransport {
+            plain,
+            tls: Some(Arc::default()),
+        })
     }
 
-    /// A transport over a client the application configured.
+    /// A transport over a client the application configured (used for
+    /// every URL).
     pub fn with_client(client: reqwest::Client) -> Self {
-        ReqwestTransport { client }
+        ReqwestTransport {
+            plain: client,
+            tls: None,
+        }
     }
+
+    /// The client for `url`, building the `https://` one if this is the first.
+    async fn client_for(&self, url: &str) -> Result<&reqwest::Client, TransportError> {
+        let Some(tls) = self.tls.as_deref().filter(|_| is_https(url)) else {
+            return Ok(&self.plain);
+        };
+        tls.get_or_try_init(|| async {
+            // Reading and parsing the CA bundle is blocking file IO.
+            tokio::task::spawn_blocking(|| builder().build())
+                .await
+                .map_err(|e| TransportError::new(TransportErrorKind::Tls, e.to_string()))?
+                .map_err(|e| {
+                    TransportError::new(
+                        TransportErrorKind::Tls,
+                        format!("cannot set up TLS: {}", innermost(&e)),
+                    )
+                })
+        })
+        .await
+    }
+}
+
+/// True for an `https:` URL (schemes are case-insensitive).
+fn is_https(url: &str) -> bool {
+    url.get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https:"))
 }
 
 impl Transport for ReqwestTransport {
@@ -62,7 +116,7 @@ impl Transport for ReqwestTransport {
             Method::Delete => reqwest::Method::DELETE,
             Method::Options => reqwest::Method::OPTIONS,
         };
-        let mut request = self.client.request(method, &spec.url);
+        let mut request = self.client_for(&spec.url).await?.request(method, &spec.url);
         for (name, value) in &spec.headers {
             request = request.header(name, value);
         }
@@ -104,11 +158,28 @@ fn map_error(error: reqwest::Error) -> TransportError {
     } else {
         TransportErrorKind::Other
     };
-    // The innermost cause is the useful part ("connection reset by peer").
-    let mut innermost: &dyn std::error::Error = &error;
+    TransportError::new(kind, innermost(&error))
+}
+
+/// The innermost cause is the useful part ("connection reset by peer").
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut innermost = error;
     while let Some(cause) = innermost.source() {
         innermost = cause;
     }
-    let message = innermost.to_string();
-    TransportError::new(kind, message)
+    innermost.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_urls_need_the_tls_client() {
+        assert!(is_https("https://example.com/files"));
+        assert!(is_https("HTTPS://example.com/files"));
+        assert!(!is_https("http://127.0.0.1:1080/files"));
+        assert!(!is_https("http:"));
+        assert!(!is_https(""));
+    }
 }
