@@ -6,10 +6,10 @@
 //! then SHA-1. The checksum guards against corruption, for which all three
 //! are far more than enough, so speed decides between the strong ones:
 //! SHA-256 has instructions of its own on x86-64 (SHA-NI) and on ARMv8
-//! (phones), SHA-512 rarely does. Per GiB of one core on the project's
-//! machines (AMD EPYC, `sha2` 0.10): SHA-256 1.0 s, SHA-512 2.8 s, SHA-1
-//! 0.8 s (docs/BENCHMARKS.md). SHA-1 comes last for being broken against
-//! deliberate collisions.
+//! (phones), SHA-512 rarely does. Per GiB on one core of the project's
+//! machines (Intel Xeon with SHA-NI, `sha2` 0.10): SHA-256 1.0 s, SHA-512
+//! 2.8 s, SHA-1 0.8 s (docs/BENCHMARKS.md, `examples/checksum_speed.rs`).
+//! SHA-1 comes last for being broken against deliberate collisions.
 
 use std::fmt;
 
