@@ -1,8 +1,41 @@
 // Type declarations of the npm package `chunkup` (hand-written; they
 // describe js/index.js, the wrapper around the WebAssembly module).
 
-/** The upload protocol; 'auto' asks the endpoint (OPTIONS) and picks one. */
-export type Protocol = 'auto' | 'ranged' | 'tus' | 'ietf';
+/**
+ * The upload protocol; 'auto' asks the endpoint (OPTIONS) and picks one of ranged, tus and ietf.
+ * 's3' is a multipart upload through presigned URLs (needs `sign`); 'gcs' a Google-style
+ * resumable session (GCS, YouTube, Drive).
+ */
+export type Protocol = 'auto' | 'ranged' | 'tus' | 'ietf' | 's3' | 'gcs';
+
+/** The S3 operations a signer is asked to sign. */
+export type S3Action =
+  | 'CreateMultipartUpload'
+  | 'UploadPart'
+  | 'ListParts'
+  | 'CompleteMultipartUpload'
+  | 'AbortMultipartUpload';
+
+/** What `sign` is asked to sign: one request, before each time it is sent. */
+export interface SignRequest {
+  /** The HTTP method the request will use. */
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** The unsigned URL (`<object URL>?uploads`, `<object URL>?uploadId=U&partNumber=N`, ...). */
+  url: string;
+  action: S3Action;
+  /** The multipart upload's id, once created (null for CreateMultipartUpload). */
+  uploadId: string | null;
+  /** The part, for UploadPart (else null). */
+  partNumber: number | null;
+}
+
+/** What `sign` answers: where to send the request, and headers to send with it. */
+export interface SignedRequest {
+  /** The presigned URL. */
+  url: string;
+  /** Headers the signature covers (they replace the request's own of the same name). */
+  headers?: Record<string, string>;
+}
 
 /** Where an upload stands. Never goes backwards. */
 export interface Progress {
@@ -31,7 +64,12 @@ export type UploadEvent =
   | { type: 'chunk'; offset: number }
   | ({ type: 'progress' } & Progress)
   | { type: 'rewound'; from: number; to: number }
-  | { type: 'retrying'; attempt: number; delayMs: number; reason: string }
+  /**
+   * `reason` is for people; `reasonKind` is stable: 'status', 'transport', 'stalled', 'offsetMovedBack',
+   * 'noProgress', 'uploadGone', 'chunkTooLarge', 'offsetMismatch', 'checksumMismatch',
+   * 'credentialsRefused', 'signatureExpired' (an S3 presigned URL expired: it is signed again).
+   */
+  | { type: 'retrying'; attempt: number; delayMs: number; reason: string; reasonKind: string }
   | { type: 'paused' }
   /** `url` is null when the server completed the upload in its creation request without naming it. */
   | { type: 'completed'; url: string | null }
@@ -46,9 +84,16 @@ export type UploadEvent =
   | { type: 'online' };
 
 export interface UploadOptions {
-  /** Create endpoint (ranged: POST endpoint; tus/ietf: creation URL). Part of the resume key. */
+  /**
+   * Create endpoint (ranged: POST endpoint; tus/ietf: creation URL; gcs: the resumable initiation
+   * URL; s3: the object's unsigned URL, `https://BUCKET.s3.REGION.amazonaws.com/KEY`). Part of the
+   * resume key.
+   */
   endpoint: string;
-  /** Resume a known upload URL instead of creating one. */
+  /**
+   * Resume a known upload URL instead of creating one (gcs: the session URI; s3: the multipart
+   * upload, `<object URL>?uploadId=U`).
+   */
   uploadUrl?: string;
   /** Default 'auto'. */
   protocol?: Protocol;
@@ -59,6 +104,12 @@ export interface UploadOptions {
   /** Extra headers for every request (credentials only go to the upload's own origin). */
   headers?: Record<string, string>;
   /**
+   * Required for 's3': signs each request before it is sent, every time (an expired URL is signed
+   * again). Your backend holds the credentials and presigns; a signer that throws or rejects fails
+   * that attempt like a broken connection (retried within `retries`).
+   */
+  sign?: (request: SignRequest) => SignedRequest | Promise<SignedRequest>;
+  /**
    * Default true: remember the upload (localStorage, else IndexedDB) and continue a remembered one.
    * Only content with an identity is remembered: a File (name, size, lastModified), or anything
    * given a `fingerprint`. A plain Blob without one is never matched to another upload.
@@ -66,7 +117,7 @@ export interface UploadOptions {
   resume?: boolean;
   /** Your own identity for the content (a content hash, a database id): with `resume`, it names the upload. */
   fingerprint?: string;
-  /** Connections for one file (default 1): a big file goes as parallel parts where the server allows it (tus concatenation). */
+  /** Connections for one file (default 1): a big file goes as parallel parts where the server allows it (tus concatenation, S3 multipart). */
   parallel?: number;
   /** Aborting it stops the upload (as stop(): kept, resumable). */
   signal?: AbortSignal;
@@ -98,6 +149,8 @@ export type UploadErrorKind =
   | 'ProtocolViolation'
   | 'RetriesExhausted'
   | 'WrongProtocol'
+  /** The server's setup withholds something the upload needs (an S3 bucket's CORS rule that does not expose ETag); the message says what to configure. */
+  | 'ServerSetup'
   | 'DiscoveryFailed'
   | 'DeadlineExceeded'
   | 'Stopped'
@@ -127,7 +180,7 @@ export class Upload {
   resume(): void;
   /** Ends the upload but keeps it (server and resume store); done rejects with kind 'Stopped'. */
   stop(): Promise<void>;
-  /** Ends the upload and removes it (server where possible, resume store); done rejects with kind 'Terminated'. */
+  /** Ends the upload and removes it (server where possible: tus DELETE, S3 AbortMultipartUpload; resume store); done rejects with kind 'Terminated'. */
   terminate(): Promise<void>;
   /** As tus-js-client: abort() = stop(), abort(true) = terminate(). Settles when the upload has ended. */
   abort(shouldTerminate?: boolean): Promise<void>;

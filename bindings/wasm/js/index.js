@@ -182,7 +182,7 @@ export class Upload {
 
   /**
    * Ends the upload and removes it: on the server where the protocol can
-   * (tus DELETE), and from the resume store. Before start(), a remembered
+   * (tus DELETE, S3 AbortMultipartUpload), and from the resume store. Before start(), a remembered
    * upload of the same file is removed. `done` and `start()` reject with
    * kind 'Terminated'.
    * @returns {Promise<void>} settles when the upload has ended

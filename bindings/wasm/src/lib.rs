@@ -11,7 +11,8 @@
 //! `transport {name}`, `discovered {protocol, assumed}`, `expires {at}`
 //! (unix ms), `created {url}`, `resumed {offset}`, `chunk {offset}`,
 //! `progress {bytesAcknowledged, bytesSent, bytesTotal, speed, etaSeconds}`,
-//! `rewound {from, to}`, `retrying {attempt, delayMs, reason}`, `paused`,
+//! `rewound {from, to}`, `retrying {attempt, delayMs, reason, reasonKind}`,
+//! `paused`,
 //! `completed {url}` (`url` may be `null`), `failed {error}`, `stopped`,
 //! `terminated`, `storeFailed {message}`, `offline`, `online`, and last
 //! `finished {url}` or `finished {error}` where `error` is
@@ -202,6 +203,13 @@ fn parse_options(js: &JsValue) -> Result<WebUploadOptions, String> {
         }
         options.parallel = parallel as usize;
     }
+    if let Some(sign) = get(js, "sign") {
+        options.signer = Some(sign.dyn_into().map_err(|_| "sign must be a function")?);
+    } else if options.protocol == Protocol::S3 {
+        return Err(
+            "protocol 's3' needs a sign function (your backend presigns each request)".into(),
+        );
+    }
     if let Some(signal) = get(js, "signal") {
         // By shape, like the DOM's own checks: any AbortSignal-like target.
         let shaped = Reflect::get(&signal, &"aborted".into()).is_ok_and(|v| v.as_bool().is_some())
@@ -236,31 +244,14 @@ fn error_object(kind: &str, message: &str, status: Option<u16>) -> JsValue {
 
 /// The public error as `{kind, message, status?}`.
 fn map_error(error: &chunkup::Error) -> JsValue {
-    use chunkup::core::Error as Core;
-    let message = error.to_string();
-    let kind = match error {
-        chunkup::Error::Upload(core) => match core {
-            Core::InvalidUrl { .. } => "InvalidUrl",
-            Core::InvalidConfig(_) => "InvalidConfig",
-            Core::Rejected { .. } => "Rejected",
-            Core::UploadGone { .. } => "UploadGone",
-            Core::ProtocolViolation(_) => "ProtocolViolation",
-            Core::RetriesExhausted { .. } => "RetriesExhausted",
-            Core::WrongProtocol { .. } => "WrongProtocol",
-            Core::DiscoveryFailed { .. } => "DiscoveryFailed",
-            Core::DeadlineExceeded { .. } => "DeadlineExceeded",
-            _ => "Other",
-        },
-        chunkup::Error::Stopped => "Stopped",
-        chunkup::Error::Terminated => "Terminated",
-        chunkup::Error::Environment(_) => "Environment",
-        _ => "Other",
+    let (kind, status) = match error {
+        chunkup::Error::Upload(core) => (core.kind(), core.status()),
+        chunkup::Error::Stopped => ("Stopped", None),
+        chunkup::Error::Terminated => ("Terminated", None),
+        chunkup::Error::Environment(_) => ("Environment", None),
+        _ => ("Other", None),
     };
-    let status = match error {
-        chunkup::Error::Upload(core) => core.status(),
-        _ => None,
-    };
-    error_object(kind, &message, status)
+    error_object(kind, &error.to_string(), status)
 }
 
 fn num(n: u64) -> JsValue {
@@ -324,6 +315,7 @@ fn engine_event(event: &Event) -> JsValue {
                 ("attempt", (*attempt).into()),
                 ("delayMs", JsValue::from_f64(delay.as_secs_f64() * 1000.0)),
                 ("reason", reason.to_string().into()),
+                ("reasonKind", reason.kind().into()),
             ],
         ),
         Event::Paused => object("paused", &[]),

@@ -1,6 +1,15 @@
 // Compiled by the Node test with `tsc --strict --noEmit` against the
 // installed package: the declarations must describe the API as documented.
-import { Upload, UploadError, init, type Progress, type UploadOptions, type UploadEvent } from 'chunkup';
+import {
+  Upload,
+  UploadError,
+  init,
+  type Progress,
+  type SignRequest,
+  type SignedRequest,
+  type UploadOptions,
+  type UploadEvent,
+} from 'chunkup';
 
 export async function example(file: File, blob: Blob): Promise<string | null> {
   await init();
@@ -49,6 +58,7 @@ export async function example(file: File, blob: Blob): Promise<string | null> {
     { type: 'completed', url: null },
     { type: 'stopped' },
     { type: 'terminated' },
+    { type: 'retrying', attempt: 1, delayMs: 200, reason: 'the signed URL expired', reasonKind: 'signatureExpired' },
   ];
   void [url, done, events];
   try {
@@ -63,3 +73,18 @@ export async function example(file: File, blob: Blob): Promise<string | null> {
 new Upload(new Blob([]), {});
 // @ts-expect-error: not a protocol
 new Upload(new Blob([]), { endpoint: 'x', protocol: 'ftp' });
+
+// S3 through a backend that presigns; GCS continuing a session URI.
+export function objectStorage(file: File): [Upload, Upload] {
+  const sign = async (request: SignRequest): Promise<SignedRequest> => {
+    const { method, url, action, uploadId, partNumber } = request;
+    const answer = await fetch('/api/s3/sign', { method: 'POST', body: JSON.stringify({ method, url, action, uploadId, partNumber }) });
+    return (await answer.json()) as SignedRequest;
+  };
+  const s3 = new Upload(file, { endpoint: 'https://b.s3.amazonaws.com/k', protocol: 's3', sign, parallel: 4 });
+  const gcs = new Upload(file, { endpoint: 'x', uploadUrl: 'https://storage.googleapis.com/upload/x?upload_id=1', protocol: 'gcs' });
+  return [s3, gcs];
+}
+
+// @ts-expect-error: a signer answers a URL
+new Upload(new Blob([]), { endpoint: 'x', protocol: 's3', sign: () => ({ headers: {} }) });

@@ -12,7 +12,9 @@
 //!
 //! - requests through [`TransportChoice`] (`XMLHttpRequest` by default for
 //!   byte-level progress, `fetch` where there is no XHR), several at once
-//!   for parallel parts;
+//!   for parallel parts; a request the core wants signed (S3) is signed by
+//!   the application's [`WebUploadOptions::signer`] first, every time it is
+//!   sent (so an expired URL retried by the core is signed again);
 //! - bodies as `Blob.slice(start, end)`, handed to the platform unread, so
 //!   memory does not depend on the file's size;
 //! - `Load`, `Persist` and `Forget` against [`BrowserStore`]
@@ -44,7 +46,7 @@ use chunkup_core::session::{
 };
 use chunkup_core::{
     ChunkSizing, Event, IetfVersion, Instant, Protocol, RequestId, RequestSpec, ResumeRecord,
-    RetryPolicy, Session, UploadSettings,
+    RetryPolicy, Session, TransportError, UploadSettings,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -60,9 +62,11 @@ use transport::{InFlight, Stack};
 #[derive(Debug, Clone)]
 pub struct WebUploadOptions {
     /// Where new uploads are created (ranged `POST` endpoint, tus/IETF
-    /// creation URL). Also part of the resume key.
+    /// creation URL, Google-style initiation URL; for S3 the object's
+    /// unsigned URL). Also part of the resume key.
     pub endpoint: Option<String>,
-    /// Continue this upload instead of creating one.
+    /// Continue this upload instead of creating one (for S3
+    /// `<object URL>?uploadId=…`; for Google-style the session URI).
     pub upload_url: Option<String>,
     /// The protocol to speak (`Auto` asks the endpoint).
     pub protocol: Protocol,
@@ -74,6 +78,12 @@ pub struct WebUploadOptions {
     pub retry: RetryPolicy,
     /// Extra headers for every request.
     pub headers: Vec<(String, String)>,
+    /// Signs the requests the core asks to have signed (S3 through
+    /// presigned URLs; the application's backend holds the credentials):
+    /// called with `{method, url, action, uploadId, partNumber}` before
+    /// each such request is sent, it returns (or resolves to) `{url,
+    /// headers?}`. Without one those requests go to their unsigned URL.
+    pub signer: Option<js_sys::Function>,
     /// Metadata for the server (tus `Upload-Metadata`).
     pub metadata: Vec<(String, String)>,
     /// Content type to announce; default: the Blob's `type`, else
@@ -113,6 +123,7 @@ impl WebUploadOptions {
             chunking: ChunkSizing::default(),
             retry: RetryPolicy::default(),
             headers: Vec::new(),
+            signer: None,
             metadata: Vec::new(),
             content_type: None,
             file_name: None,
@@ -522,29 +533,64 @@ impl Shared {
         shared.drain();
     }
 
-    /// Starts one request; one that cannot start is reported at once.
+    /// Starts one request; one that cannot start is reported at once. One
+    /// to be signed waits for the signer first (while it is in flight for
+    /// the session, and may be aborted).
     fn send(shared: &Rc<Shared>, spec: RequestSpec) {
+        let id = spec.id;
+        let signer = match spec.signing {
+            Some(_) => shared.state.borrow().options.signer.clone(),
+            None => None,
+        };
+        let Some(signer) = signer else {
+            if let Err(error) = Shared::start(shared, spec) {
+                // Inside the pump: the session is polled next anyway.
+                let mut state = shared.state.borrow_mut();
+                let now = state.now();
+                if let Some(session) = state.session.as_mut() {
+                    session.handle_input(now, SessionInput::TransportFailed { id, error });
+                }
+            }
+            return;
+        };
+        shared
+            .state
+            .borrow_mut()
+            .requests
+            .push(InFlight::signing(id));
+        let weak = Rc::downgrade(shared);
+        wasm_bindgen_futures::spawn_local(async move {
+            let signed = transport::sign(&signer, spec).await;
+            let Some(shared) = weak.upgrade() else { return };
+            let wanted =
+                (shared.state.borrow().requests.iter()).any(|r| r.id() == id && r.is_signing());
+            if !wanted {
+                return; // aborted (or the upload ended) while signing
+            }
+            if let Err(error) = signed.and_then(|spec| Shared::start(&shared, spec)) {
+                Shared::input(&shared, SessionInput::TransportFailed { id, error });
+            }
+        });
+    }
+
+    /// Starts `spec` now, in place of its placeholder if it was signed.
+    fn start(shared: &Rc<Shared>, spec: RequestSpec) -> Result<(), TransportError> {
         let weak = Rc::downgrade(shared);
         let deliver: transport::Deliver = Rc::new(move |input| {
             if let Some(shared) = weak.upgrade() {
                 Shared::input(&shared, input);
             }
         });
-        let id = spec.id;
         let mut guard = shared.state.borrow_mut();
         let state = &mut *guard;
-        let Some(stack) = state.stack else { return };
-        match transport::start(stack, &spec, &state.blob, deliver) {
-            Ok(request) => {
-                state.requests.push(request);
-            }
-            Err(error) => {
-                let now = state.now();
-                if let Some(session) = state.session.as_mut() {
-                    session.handle_input(now, SessionInput::TransportFailed { id, error });
-                }
-            }
-        }
+        let placeholder = state.take_request(spec.id);
+        drop(placeholder);
+        let Some(stack) = state.stack else {
+            return Ok(());
+        };
+        let request = transport::start(stack, &spec, &state.blob, deliver)?;
+        state.requests.push(request);
+        Ok(())
     }
 
     /// Queues a store operation; one task carries them out in order and
