@@ -37,6 +37,16 @@ export interface SignedRequest {
   headers?: Record<string, string>;
 }
 
+/** Why a request failed in a way worth retrying (what `onShouldRetry` is asked about). */
+export interface RetryCause {
+  /** Stable: as `reasonKind` of the 'retrying' event ('status', 'transport', 'stalled', ...). */
+  kind: string;
+  /** For people. */
+  message: string;
+  /** The HTTP status, when there was an answer (else null). */
+  status: number | null;
+}
+
 /** Where an upload stands. Never goes backwards. */
 export interface Progress {
   /** Bytes the server has confirmed. */
@@ -123,6 +133,17 @@ export interface UploadOptions {
   signal?: AbortSignal;
   /** Failed attempts in a row without the server's offset advancing before giving up (default 10). */
   retries?: number;
+  /**
+   * Waits (ms) before the 1st, 2nd, ... retry in a row (the last repeats), as tus-js-client's
+   * `retryDelays`; default: a jittered exponential ladder. A server's `Retry-After` is still the floor.
+   */
+  retryDelays?: number[];
+  /**
+   * Asked before each retry after a failure (may return a Promise); `attempt` counts failures in a
+   * row from 1. A falsy answer, a throw or a rejection ends the upload with kind 'RetryDeclined'.
+   * Without it every retry within `retries` goes ahead.
+   */
+  onShouldRetry?: (cause: RetryCause, attempt: number) => boolean | Promise<boolean>;
   /** HTTP stack: default 'auto' (XMLHttpRequest where it exists, for byte-level progress; else fetch). */
   transport?: 'auto' | 'xhr' | 'fetch';
   /** Content type to announce; default the Blob's type, else application/octet-stream. */
@@ -149,6 +170,8 @@ export type UploadErrorKind =
   | 'ProtocolViolation'
   | 'RetriesExhausted'
   | 'WrongProtocol'
+  /** `onShouldRetry` answered no (or threw). */
+  | 'RetryDeclined'
   /** The server's setup withholds something the upload needs (an S3 bucket's CORS rule that does not expose ETag); the message says what to configure. */
   | 'ServerSetup'
   | 'DiscoveryFailed'

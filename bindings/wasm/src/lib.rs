@@ -183,6 +183,24 @@ fn parse_options(js: &JsValue) -> Result<WebUploadOptions, String> {
     if let Some(retries) = get_number(js, "retries")? {
         options.retry.max_attempts = retries.min(f64::from(u32::MAX)) as u32;
     }
+    if let Some(delays) = get(js, "retryDelays") {
+        let invalid = || "retryDelays must be an array of milliseconds (numbers >= 0)".to_string();
+        let delays: js_sys::Array = delays.dyn_into().map_err(|_| invalid())?;
+        options.retry.delays = (delays.iter())
+            .map(|ms| match ms.as_f64() {
+                Some(ms) if (0.0..=1.0e12).contains(&ms) => {
+                    Ok(Duration::from_secs_f64(ms / 1000.0))
+                }
+                _ => Err(invalid()),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(hook) = get(js, "onShouldRetry") {
+        options.should_retry = Some(
+            hook.dyn_into()
+                .map_err(|_| "onShouldRetry must be a function")?,
+        );
+    }
     if let Some(kind) = get_string(js, "transport")? {
         options.transport = match kind.as_str() {
             "auto" => TransportChoice::Auto,

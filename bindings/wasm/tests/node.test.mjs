@@ -270,6 +270,62 @@ describe('control', () => {
   });
 });
 
+describe('retry control: onShouldRetry and retryDelays', () => {
+  const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+  test('an async onShouldRetry is asked before each retry; retryDelays are the waits', async () => {
+    // Resets, not error statuses: a status answered before the body is read
+    // may reach the client as a broken connection instead (a race).
+    // Nothing of the chunk is stored (reset at byte 0): the second failure is attempt 2.
+    await setFaults('script=1:reset@0;2:reset@0');
+    const bytes = randomBytes(600 * 1024 + 3);
+    const asked = [];
+    const { up, seen } = upload(bytes, {
+      endpoint: `${base}/tus`, protocol: 'tus', chunkSize: 256 * 1024, resume: false,
+      retryDelays: [0, 40],
+      onShouldRetry: async (cause, attempt) => {
+        asked.push({ ...cause, attempt });
+        await sleep(20);
+        return true;
+      },
+    });
+    const result = await up.start();
+    assert.deepEqual(asked.map(({ kind, status, attempt }) => [kind, status, attempt]), [
+      ['transport', null, 1],
+      ['transport', null, 2],
+    ]);
+    assert.ok(asked.every((c) => /connection/.test(c.message)), JSON.stringify(asked));
+    const retries = seen.events.filter((e) => e.type === 'retrying');
+    assert.deepEqual(retries.map((e) => [e.attempt, e.delayMs]), [[1, 0], [2, 40]]);
+    const info = await stored(result.url);
+    assert.equal(info.sha256, sha256(bytes));
+  });
+
+  for (const [label, onShouldRetry] of [
+    ['answers no', () => Promise.resolve(false)],
+    ['throws', () => { throw new Error('no retries today'); }],
+  ]) {
+    test(`an onShouldRetry that ${label} ends the upload with RetryDeclined`, async () => {
+      await setFaults('script=1:reset@5000');
+      const { up, seen } = upload(randomBytes(600 * 1024), {
+        endpoint: `${base}/tus`, protocol: 'tus', chunkSize: 256 * 1024, resume: false, onShouldRetry,
+      });
+      await assert.rejects(up.start(), (e) => e.kind === 'RetryDeclined' && /declined to retry after: connection/.test(e.message));
+      assert.equal(seen.errors.length, 1);
+      assert.ok(!seen.events.some((e) => e.type === 'retrying'), 'nothing retried');
+      const info = await stored(up.url);
+      assert.equal(info.complete, false);
+    });
+  }
+
+  test('retryDelays must be milliseconds; onShouldRetry a function', async () => {
+    for (const bad of [{ retryDelays: [-1] }, { retryDelays: '100' }, { onShouldRetry: true }]) {
+      const { up } = upload(randomBytes(10), { endpoint: `${base}/tus`, resume: false, ...bad });
+      await assert.rejects(up.start(), (e) => e.kind === 'InvalidConfig', JSON.stringify(bad));
+    }
+  });
+});
+
 describe('online/offline', () => {
   // Node has no network events: give globalThis the window's
   // addEventListener and play the browser.

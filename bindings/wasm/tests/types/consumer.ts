@@ -5,6 +5,7 @@ import {
   UploadError,
   init,
   type Progress,
+  type RetryCause,
   type SignRequest,
   type SignedRequest,
   type UploadOptions,
@@ -88,3 +89,13 @@ export function objectStorage(file: File): [Upload, Upload] {
 
 // @ts-expect-error: a signer answers a URL
 new Upload(new Blob([]), { endpoint: 'x', protocol: 's3', sign: () => ({ headers: {} }) });
+
+// Retry control: explicit delays and an async decision.
+export function retryControl(blob: Blob): Upload {
+  const onShouldRetry = async (cause: RetryCause, attempt: number): Promise<boolean> =>
+    attempt < 3 && cause.kind !== 'credentialsRefused' && (cause.status ?? 500) >= 500;
+  return new Upload(blob, { endpoint: 'x', retryDelays: [0, 1000, 3000], onShouldRetry });
+}
+
+// @ts-expect-error: retryDelays are numbers of milliseconds
+new Upload(new Blob([]), { endpoint: 'x', retryDelays: ['1s'] });

@@ -46,7 +46,7 @@ use chunkup_core::session::{
 };
 use chunkup_core::{
     ChunkSizing, Event, IetfVersion, Instant, Protocol, RequestId, RequestSpec, ResumeRecord,
-    RetryPolicy, Session, TransportError, UploadSettings,
+    RetryPolicy, RetryReason, Session, TransportError, UploadSettings,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -84,6 +84,14 @@ pub struct WebUploadOptions {
     /// each such request is sent, it returns (or resolves to) `{url,
     /// headers?}`. Without one those requests go to their unsigned URL.
     pub signer: Option<js_sys::Function>,
+    /// Asked before each retry after a failure, as tus-js-client's
+    /// `onShouldRetry`: called with `({kind, message, status}, attempt)`
+    /// (`kind` is the retry reason's stable kind, `status` `null` without
+    /// an HTTP answer; `attempt` counts failures in a row from 1), it
+    /// returns (or resolves to) whether to retry. A falsy answer, a throw
+    /// or a rejection ends the upload with `RetryDeclined`. Without one
+    /// every retry within the budget goes ahead.
+    pub should_retry: Option<js_sys::Function>,
     /// Metadata for the server (tus `Upload-Metadata`).
     pub metadata: Vec<(String, String)>,
     /// Content type to announce; default: the Blob's `type`, else
@@ -124,6 +132,7 @@ impl WebUploadOptions {
             retry: RetryPolicy::default(),
             headers: Vec::new(),
             signer: None,
+            should_retry: None,
             metadata: Vec::new(),
             content_type: None,
             file_name: None,
@@ -496,19 +505,32 @@ impl Shared {
                 SessionOutput::Persist(record) => Shared::store(shared, StoreOp::Persist(record)),
                 SessionOutput::Forget(key) => Shared::store(shared, StoreOp::Forget(key)),
                 SessionOutput::Event(event) => shared.queue(WebEvent::Engine(event)),
-                // No retry hook in this driver yet: every retry goes ahead.
-                SessionOutput::AskRetry { question, .. } => {
-                    let mut state = shared.state.borrow_mut();
-                    let now = state.now();
-                    if let Some(session) = state.session.as_mut() {
-                        session.handle_input(
-                            now,
-                            SessionInput::RetryAnswer {
+                SessionOutput::AskRetry {
+                    question,
+                    attempt,
+                    reason,
+                } => {
+                    let hook = shared.state.borrow().options.should_retry.clone();
+                    let Some(hook) = hook else {
+                        // Only asked with a hook; without one, go ahead.
+                        let mut state = shared.state.borrow_mut();
+                        let now = state.now();
+                        if let Some(session) = state.session.as_mut() {
+                            let answer = SessionInput::RetryAnswer {
                                 question,
                                 retry: true,
-                            },
-                        );
-                    }
+                            };
+                            session.handle_input(now, answer);
+                        }
+                        continue;
+                    };
+                    let weak = Rc::downgrade(shared);
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let retry = ask_should_retry(&hook, attempt, &reason).await;
+                        if let Some(shared) = weak.upgrade() {
+                            Shared::input(&shared, SessionInput::RetryAnswer { question, retry });
+                        }
+                    });
                 }
                 SessionOutput::Wait(until) => {
                     let mut state = shared.state.borrow_mut();
@@ -787,6 +809,7 @@ fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore)
             progress_interval: options.progress_interval,
             ietf_version: options.ietf_version,
             seed: (js_sys::Math::random() * (u64::MAX as f64)) as u64,
+            ask_before_retry: options.should_retry.is_some(),
             ..UploadSettings::default()
         },
         known: None,
@@ -794,6 +817,27 @@ fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore)
         parallel: options.parallel.max(1),
         wall_clock_ms: js::wall_ms(),
     }
+}
+
+/// The application's answer to "retry after `reason`?" (see
+/// [`WebUploadOptions::should_retry`]): a falsy value, a throw or a
+/// rejection is a no.
+async fn ask_should_retry(hook: &js_sys::Function, attempt: u32, reason: &RetryReason) -> bool {
+    let cause = js_sys::Object::new();
+    let status = reason.status().map_or(JsValue::NULL, JsValue::from);
+    for (key, value) in [
+        ("kind", JsValue::from_str(reason.kind())),
+        ("message", JsValue::from_str(&reason.to_string())),
+        ("status", status),
+    ] {
+        let _ = js_sys::Reflect::set(&cause, &JsValue::from_str(key), &value);
+    }
+    let Ok(answer) = hook.call2(&JsValue::NULL, &cause, &JsValue::from(attempt)) else {
+        return false;
+    };
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&answer))
+        .await
+        .is_ok_and(|value| value.is_truthy())
 }
 
 /// An event listener: its target, the event's name and the handler.
