@@ -37,6 +37,14 @@ export interface SignedRequest {
   headers?: Record<string, string>;
 }
 
+/** What `getHeaders` is asked: the request about to be sent. */
+export interface HeaderRequest {
+  url: string;
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
+  /** The server refused the credentials just sent (401/403): give fresh ones. */
+  refresh: boolean;
+}
+
 /** Why a request failed in a way worth retrying (what `onShouldRetry` is asked about). */
 export interface RetryCause {
   /** Stable: as `reasonKind` of the 'retrying' event ('status', 'transport', 'stalled', ...). */
@@ -113,6 +121,14 @@ export interface UploadOptions {
   metadata?: Record<string, string>;
   /** Extra headers for every request (credentials only go to the upload's own origin). */
   headers?: Record<string, string>;
+  /**
+   * Credentials for each request: called before every request (may return a Promise) with the
+   * request's `url` and `method`; its headers replace `headers` of the same name. After a 401/403 the
+   * request is sent once more with `refresh: true` (get fresh credentials); a second refusal in a row
+   * is final ('Rejected'). A provider that throws or rejects fails that attempt like a broken
+   * connection (retried within `retries`).
+   */
+  getHeaders?: (request: HeaderRequest) => Record<string, string> | Promise<Record<string, string>>;
   /**
    * Required for 's3': signs each request before it is sent, every time (an expired URL is signed
    * again). Your backend holds the credentials and presigns; a signer that throws or rejects fails

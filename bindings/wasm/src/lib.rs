@@ -195,6 +195,13 @@ fn parse_options(js: &JsValue) -> Result<WebUploadOptions, String> {
             })
             .collect::<Result<_, _>>()?;
     }
+    if let Some(provider) = get(js, "getHeaders") {
+        options.header_provider = Some(
+            provider
+                .dyn_into()
+                .map_err(|_| "getHeaders must be a function")?,
+        );
+    }
     if let Some(hook) = get(js, "onShouldRetry") {
         options.should_retry = Some(
             hook.dyn_into()

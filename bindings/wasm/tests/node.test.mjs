@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -323,6 +324,111 @@ describe('retry control: onShouldRetry and retryDelays', () => {
       const { up } = upload(randomBytes(10), { endpoint: `${base}/tus`, resume: false, ...bad });
       await assert.rejects(up.start(), (e) => e.kind === 'InvalidConfig', JSON.stringify(bad));
     }
+  });
+});
+
+/**
+ * A token-checking proxy in front of `chunkup serve`: a request must carry
+ * `Authorization: Bearer t<generation>`, else it is answered 401 (after its
+ * body is read). The token expires (the generation moves on) after each
+ * request number in `expireAfter`. `issue()` is the auth backend: the
+ * current token. Closed after `t`.
+ */
+async function startTokenProxy(t, expireAfter) {
+  let generation = 1;
+  let forwarded = 0;
+  const seen = [];
+  const target = new URL(base);
+  const server = createServer((req, res) => {
+    const ok = req.headers.authorization === `Bearer t${generation}`;
+    seen.push({ method: req.method, ok, static: req.headers['x-static'] });
+    if (!ok) {
+      req.resume();
+      req.on('end', () => res.writeHead(401, { 'content-length': 0 }).end());
+      return;
+    }
+    forwarded += 1;
+    if (expireAfter.includes(forwarded)) generation += 1;
+    const onward = httpRequest({
+      host: target.hostname, port: target.port, path: req.url, method: req.method,
+      headers: { ...req.headers, host: target.host },
+    }, (answer) => {
+      const headers = { ...answer.headers };
+      if (headers.location) headers.location = headers.location.replace(base, proxyBase);
+      res.writeHead(answer.statusCode, headers);
+      answer.pipe(res);
+    });
+    onward.on('error', () => res.destroy());
+    req.pipe(onward);
+  });
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  const proxyBase = `http://127.0.0.1:${server.address().port}`;
+  t.after(() => new Promise((res) => server.close(res)));
+  return { base: proxyBase, seen, issue: async () => `t${generation}` };
+}
+
+describe('getHeaders: credentials from the app before every request, refreshed once on 401', () => {
+  test('a token that expires twice mid-upload is refreshed each time; every request asked', async (t) => {
+    await setFaults('none');
+    const proxy = await startTokenProxy(t, [3, 6]);
+    let token = await proxy.issue();
+    const asked = [];
+    const bytes = randomBytes(8 * 128 * 1024 + 5);
+    const { up, seen } = upload(bytes, {
+      endpoint: `${proxy.base}/tus`, protocol: 'tus', chunkSize: 128 * 1024, resume: false,
+      headers: { 'X-Static': 'kept' },
+      getHeaders: async ({ url, method, refresh }) => {
+        asked.push({ url, method, refresh });
+        if (refresh) token = await proxy.issue();
+        return { Authorization: `Bearer ${token}` };
+      },
+    });
+    const result = await up.start();
+    assert.equal((await stored(result.url.replace(proxy.base, base))).sha256, sha256(bytes));
+    assert.equal(asked.length, proxy.seen.length, 'the provider is asked before every request');
+    assert.deepEqual(asked.map((a) => a.method), proxy.seen.map((s) => s.method));
+    assert.ok(asked.every((a) => a.url.startsWith(proxy.base)));
+    assert.ok(proxy.seen.every((s) => s.static === 'kept'), 'the static headers still go too');
+    assert.deepEqual(proxy.seen.filter((s) => !s.ok).length, 2, 'two requests refused');
+    assert.equal(asked.filter((a) => a.refresh).length, 2, 'one refresh per expiry');
+    const refused = proxy.seen.findIndex((s) => !s.ok);
+    assert.equal(asked[refused + 1].refresh, true, 'the request after a 401 asks for fresh credentials');
+    const retries = seen.events.filter((e) => e.type === 'retrying').map((e) => e.reasonKind);
+    assert.deepEqual(retries, ['credentialsRefused', 'credentialsRefused']);
+  });
+
+  test('credentials refused again after a refresh: Rejected 401, no more tries', async (t) => {
+    const proxy = await startTokenProxy(t, [1]);
+    const asked = [];
+    const { up } = upload(randomBytes(300 * 1024), {
+      endpoint: `${proxy.base}/tus`, protocol: 'tus', chunkSize: 128 * 1024, resume: false,
+      getHeaders: ({ refresh }) => {
+        asked.push(refresh);
+        return { Authorization: 'Bearer t1' }; // never a fresh one
+      },
+    });
+    await assert.rejects(up.start(), (e) => e.kind === 'Rejected' && e.status === 401);
+    assert.deepEqual(asked, [false, false, true]);
+    assert.deepEqual(proxy.seen.map((s) => s.ok), [true, false, false]);
+  });
+
+  test('a provider that throws fails that attempt like a broken connection: retried', async (t) => {
+    const proxy = await startTokenProxy(t, []);
+    let calls = 0;
+    const bytes = randomBytes(200 * 1024);
+    const { up, seen } = upload(bytes, {
+      endpoint: `${proxy.base}/tus`, protocol: 'tus', chunkSize: 128 * 1024, resume: false, retryDelays: [0],
+      getHeaders: () => {
+        calls += 1;
+        if (calls === 2) throw new Error('auth backend down');
+        return { Authorization: 'Bearer t1' };
+      },
+    });
+    const result = await up.start();
+    assert.equal((await stored(result.url.replace(proxy.base, base))).sha256, sha256(bytes));
+    const retry = seen.events.find((e) => e.type === 'retrying');
+    assert.equal(retry.reasonKind, 'transport');
+    assert.match(retry.reason, /the header provider failed: Error: auth backend down/);
   });
 });
 

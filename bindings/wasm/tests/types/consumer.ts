@@ -4,6 +4,7 @@ import {
   Upload,
   UploadError,
   init,
+  type HeaderRequest,
   type Progress,
   type RetryCause,
   type SignRequest,
@@ -99,3 +100,12 @@ export function retryControl(blob: Blob): Upload {
 
 // @ts-expect-error: retryDelays are numbers of milliseconds
 new Upload(new Blob([]), { endpoint: 'x', retryDelays: ['1s'] });
+
+// Credentials from the app, refreshed after a 401/403.
+export function credentials(blob: Blob, token: (fresh: boolean) => Promise<string>): Upload {
+  const getHeaders = async ({ refresh }: HeaderRequest) => ({ Authorization: `Bearer ${await token(refresh)}` });
+  return new Upload(blob, { endpoint: 'x', getHeaders });
+}
+
+// @ts-expect-error: header values are strings
+new Upload(new Blob([]), { endpoint: 'x', getHeaders: () => ({ 'X-N': 1 }) });

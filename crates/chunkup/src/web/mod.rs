@@ -92,6 +92,13 @@ pub struct WebUploadOptions {
     /// or a rejection ends the upload with `RetryDeclined`. Without one
     /// every retry within the budget goes ahead.
     pub should_retry: Option<js_sys::Function>,
+    /// Gives headers (credentials) for each request, called before every
+    /// one with `{url, method, refresh}`; returns (or resolves to) an
+    /// object of header names and values. A 401/403 is sent again once
+    /// with `refresh: true` (a second refusal in a row is final). A
+    /// provider that throws or rejects fails that attempt like a broken
+    /// connection (retried).
+    pub header_provider: Option<js_sys::Function>,
     /// Metadata for the server (tus `Upload-Metadata`).
     pub metadata: Vec<(String, String)>,
     /// Content type to announce; default: the Blob's `type`, else
@@ -133,6 +140,7 @@ impl WebUploadOptions {
             headers: Vec::new(),
             signer: None,
             should_retry: None,
+            header_provider: None,
             metadata: Vec::new(),
             content_type: None,
             file_name: None,
@@ -555,16 +563,17 @@ impl Shared {
         shared.drain();
     }
 
-    /// Starts one request; one that cannot start is reported at once. One
-    /// to be signed waits for the signer first (while it is in flight for
-    /// the session, and may be aborted).
+    /// Starts one request; one that cannot start is reported at once. With
+    /// a header provider, or to be signed, it waits for the application
+    /// first (while it is in flight for the session, and may be aborted).
     fn send(shared: &Rc<Shared>, spec: RequestSpec) {
         let id = spec.id;
-        let signer = match spec.signing {
-            Some(_) => shared.state.borrow().options.signer.clone(),
-            None => None,
+        let (provider, signer) = {
+            let options = &shared.state.borrow().options;
+            let signer = spec.signing.as_ref().and(options.signer.clone());
+            (options.header_provider.clone(), signer)
         };
-        let Some(signer) = signer else {
+        if provider.is_none() && signer.is_none() {
             if let Err(error) = Shared::start(shared, spec) {
                 // Inside the pump: the session is polled next anyway.
                 let mut state = shared.state.borrow_mut();
@@ -574,22 +583,32 @@ impl Shared {
                 }
             }
             return;
-        };
+        }
         shared
             .state
             .borrow_mut()
             .requests
-            .push(InFlight::signing(id));
+            .push(InFlight::preparing(id));
         let weak = Rc::downgrade(shared);
         wasm_bindgen_futures::spawn_local(async move {
-            let signed = transport::sign(&signer, spec).await;
+            let prepared = async {
+                let mut spec = spec;
+                if let Some(provider) = &provider {
+                    spec = transport::provide_headers(provider, spec).await?;
+                }
+                if let Some(signer) = &signer {
+                    spec = transport::sign(signer, spec).await?;
+                }
+                Ok::<_, TransportError>(spec)
+            }
+            .await;
             let Some(shared) = weak.upgrade() else { return };
             let wanted =
-                (shared.state.borrow().requests.iter()).any(|r| r.id() == id && r.is_signing());
+                (shared.state.borrow().requests.iter()).any(|r| r.id() == id && r.is_preparing());
             if !wanted {
-                return; // aborted (or the upload ended) while signing
+                return; // aborted (or the upload ended) meanwhile
             }
-            if let Err(error) = signed.and_then(|spec| Shared::start(&shared, spec)) {
+            if let Err(error) = prepared.and_then(|spec| Shared::start(&shared, spec)) {
                 Shared::input(&shared, SessionInput::TransportFailed { id, error });
             }
         });
@@ -810,6 +829,7 @@ fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore)
             ietf_version: options.ietf_version,
             seed: (js_sys::Math::random() * (u64::MAX as f64)) as u64,
             ask_before_retry: options.should_retry.is_some(),
+            refresh_credentials: options.header_provider.is_some(),
             ..UploadSettings::default()
         },
         known: None,

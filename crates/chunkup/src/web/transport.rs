@@ -87,8 +87,9 @@ pub(crate) struct InFlight {
 }
 
 enum Handle {
-    /// Waiting for the application's signer; nothing sent yet.
-    Signing,
+    /// Waiting for the application's header provider or signer; nothing
+    /// sent yet.
+    Preparing,
     Xhr {
         xhr: XmlHttpRequest,
         _on_progress: Closure<dyn FnMut(ProgressEvent)>,
@@ -103,12 +104,12 @@ enum Handle {
 }
 
 impl InFlight {
-    /// A request whose URL the signer is still making.
-    pub(crate) fn signing(id: RequestId) -> InFlight {
+    /// A request whose headers or URL the application is still making.
+    pub(crate) fn preparing(id: RequestId) -> InFlight {
         InFlight {
             id,
             abandoned: Rc::new(Cell::new(false)),
-            handle: Handle::Signing,
+            handle: Handle::Preparing,
         }
     }
 
@@ -116,8 +117,8 @@ impl InFlight {
         self.id
     }
 
-    pub(crate) fn is_signing(&self) -> bool {
-        matches!(self.handle, Handle::Signing)
+    pub(crate) fn is_preparing(&self) -> bool {
+        matches!(self.handle, Handle::Preparing)
     }
 }
 
@@ -131,7 +132,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.abandoned.set(true);
         match &self.handle {
-            Handle::Signing => {}
+            Handle::Preparing => {}
             Handle::Xhr { xhr, .. } => {
                 // Handlers first: `abort()` dispatches events synchronously.
                 xhr.set_onload(None);
@@ -239,18 +240,62 @@ pub(crate) async fn sign(
     spec.url = field("url")
         .and_then(|url| url.as_string())
         .ok_or_else(|| failed("its answer has no `url` string".into()))?;
-    if let Some(headers) = field("headers").and_then(|h| h.dyn_into::<Object>().ok()) {
-        for entry in Object::entries(&headers).iter() {
-            let pair = js_sys::Array::from(&entry);
-            let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string())
-            else {
-                return Err(failed("its `headers` must be strings".into()));
-            };
-            spec.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
-            spec.headers.push((name, value));
-        }
+    if let Some(headers) = field("headers").filter(|h| !h.is_undefined() && !h.is_null()) {
+        merge_headers(&mut spec, &headers).map_err(failed)?;
     }
     Ok(spec)
+}
+
+/// `spec` with the headers of the application's header `provider`: called
+/// before every request with `{url, method, refresh}` (`refresh`: the
+/// server refused the credentials just sent; get fresh ones), it answers,
+/// at once or through a Promise, an object of header names and values that
+/// replace the request's own of the same name.
+///
+/// A provider that throws, rejects or answers something else fails this
+/// request like a broken connection (retried within the budget).
+pub(crate) async fn provide_headers(
+    provider: &Function,
+    mut spec: RequestSpec,
+) -> Result<RequestSpec, TransportError> {
+    let failed = |message: String| {
+        TransportError::new(
+            TransportErrorKind::Other,
+            format!("the header provider failed: {message}"),
+        )
+    };
+    let request = Object::new();
+    for (key, value) in [
+        ("url", JsValue::from_str(&spec.url)),
+        ("method", JsValue::from_str(spec.method.as_str())),
+        ("refresh", JsValue::from_bool(spec.refresh_credentials)),
+    ] {
+        let _ = Reflect::set(&request, &JsValue::from_str(key), &value);
+    }
+    let answer = provider
+        .call1(&JsValue::NULL, &request)
+        .map_err(|e| failed(js::describe(&e)))?;
+    let answer = JsFuture::from(js_sys::Promise::resolve(&answer))
+        .await
+        .map_err(|e| failed(js::describe(&e)))?;
+    merge_headers(&mut spec, &answer).map_err(failed)?;
+    Ok(spec)
+}
+
+/// Sets the headers of a JS object of strings on `spec`, each replacing
+/// the request's own of the same name.
+fn merge_headers(spec: &mut RequestSpec, headers: &JsValue) -> Result<(), String> {
+    let invalid = || "its headers must be an object of strings".to_string();
+    let headers: &Object = headers.dyn_ref().ok_or_else(invalid)?;
+    for entry in Object::entries(headers).iter() {
+        let pair = js_sys::Array::from(&entry);
+        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
+            return Err(invalid());
+        };
+        spec.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        spec.headers.push((name, value));
+    }
+    Ok(())
 }
 
 /// Reports that request `id` to `url` failed without any answer: blocked by
