@@ -37,6 +37,33 @@ export interface SignedRequest {
   headers?: Record<string, string>;
 }
 
+/** An upload kept in the resume store (localStorage, else IndexedDB) that may be continued. */
+export interface RememberedUpload {
+  /** The resume key (from the file's identity and the endpoint). */
+  key: string;
+  /** The upload's URL on the server. */
+  url: string;
+  protocol: 'ranged' | 'tus' | 'ietf' | 'gcs' | 's3';
+  fileName: string | null;
+  /** The upload's size in bytes. */
+  size: number;
+  /** Bytes the server had acknowledged when the record was last written (a hint). */
+  acknowledged: number;
+  /** Where it was created (null when it was continued at a URL the app gave). */
+  endpoint: string | null;
+  /** Unix ms. */
+  createdMs: number;
+  updatedMs: number;
+  /** When the server forgets it (tus Upload-Expires), if it said. */
+  expiresMs: number | null;
+  metadata: Record<string, string>;
+}
+
+/** The remembered uploads that may still be continued, oldest first. */
+export function listRememberedUploads(): Promise<RememberedUpload[]>;
+/** Forgets a remembered upload (a new Upload of the file starts afresh); it stays on the server. */
+export function forgetRememberedUpload(upload: RememberedUpload | string): Promise<void>;
+
 /** What `getHeaders` is asked: the request about to be sent. */
 export interface HeaderRequest {
   url: string;
@@ -211,6 +238,10 @@ export class Upload {
    * `url` is null only when the server completed the upload in its creation request without naming it.
    */
   start(): Promise<{ url: string | null }>;
+  /** The remembered uploads of this file (none for an anonymous Blob or with resume: false). */
+  findPreviousUploads(): Promise<RememberedUpload[]>;
+  /** Continue `previous` at its URL; before start(). */
+  resumeFromPreviousUpload(previous: RememberedUpload): void;
   /** The same promise as start() returns. */
   readonly done: Promise<{ url: string | null }>;
   /** Stops sending until resume(). */

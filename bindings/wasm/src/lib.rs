@@ -23,8 +23,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chunkup::core::{ChunkSizing, Event, Protocol};
-use chunkup::web::{TransportChoice, WebEvent, WebUpload, WebUploadOptions};
+use chunkup::core::{ChunkSizing, Event, Protocol, ResumeRecord};
+use chunkup::web::{BrowserStore, TransportChoice, WebEvent, WebUpload, WebUploadOptions};
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob};
@@ -93,6 +93,68 @@ impl RawUpload {
     pub fn url(&self) -> Option<String> {
         self.upload.upload_url()
     }
+}
+
+/// The uploads remembered in this origin's store that may still be
+/// continued, as `RememberedUpload` objects (oldest first); first, with
+/// `forget`, the upload remembered under that key (and its parts' records)
+/// is forgotten (it stays on the server).
+#[wasm_bindgen(js_name = rememberedUploads)]
+pub async fn remembered_uploads(forget: Option<String>) -> Result<JsValue, JsValue> {
+    let store = BrowserStore::detect();
+    let environment = |message: String| error_object("Environment", &message, None);
+    if let Some(key) = forget {
+        store.forget(&key).await.map_err(environment)?;
+    }
+    let records = store.list().await.map_err(environment)?;
+    Ok(records
+        .iter()
+        .map(remembered_object)
+        .collect::<js_sys::Array>()
+        .into())
+}
+
+/// The key an upload of `file` with `options` is remembered under, or
+/// `null` when it is not remembered (no identity, or `resume: false`).
+#[wasm_bindgen(js_name = resumeKey)]
+pub fn resume_key(file: Blob, options: JsValue) -> Result<Option<String>, JsValue> {
+    let options =
+        parse_options(&options).map_err(|message| error_object("InvalidConfig", &message, None))?;
+    Ok(chunkup::web::resume_key(&file, &options))
+}
+
+fn remembered_object(record: &ResumeRecord) -> JsValue {
+    let object = Object::new();
+    let optional = |value: Option<&str>| value.map_or(JsValue::NULL, JsValue::from_str);
+    let metadata = Object::new();
+    for (key, value) in &record.metadata {
+        let _ = Reflect::set(
+            &metadata,
+            &JsValue::from_str(key),
+            &JsValue::from_str(value),
+        );
+    }
+    for (key, value) in [
+        ("key", JsValue::from_str(&record.fingerprint)),
+        ("url", JsValue::from_str(&record.upload_url)),
+        ("protocol", record.protocol.as_str().into()),
+        ("fileName", optional(record.file_name.as_deref())),
+        ("size", num(record.total)),
+        ("acknowledged", num(record.offset)),
+        ("endpoint", optional(record.endpoint.as_deref())),
+        ("createdMs", JsValue::from_f64(record.created_ms as f64)),
+        ("updatedMs", JsValue::from_f64(record.updated_ms as f64)),
+        (
+            "expiresMs",
+            record
+                .expires_ms
+                .map_or(JsValue::NULL, |ms| JsValue::from_f64(ms as f64)),
+        ),
+        ("metadata", metadata.into()),
+    ] {
+        let _ = Reflect::set(&object, &JsValue::from_str(key), &value);
+    }
+    object.into()
 }
 
 fn get(object: &JsValue, key: &str) -> Option<JsValue> {

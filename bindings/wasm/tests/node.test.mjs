@@ -684,6 +684,53 @@ describe('stop and terminate with a resume store', () => {
     assert.deepEqual(records(storage), [], 'a completed upload is forgotten');
   });
 
+  test('remembered uploads: findPreviousUploads, listRememberedUploads, forgetRememberedUpload, resumeFromPreviousUpload', async () => {
+    await setFaults('none');
+    const storage = fakeStorage();
+    globalThis.localStorage = storage;
+    const endpoint = `${base}/tus`;
+    const bytes = randomBytes(1024 * 1024);
+    const fileA = () => new File([bytes], 'a.mov', { lastModified: 1700000000400 });
+    const fileB = () => new File([bytes], 'b.mov', { lastModified: 1700000000500 });
+    const a = await endMidway(fileA(), 'tus', 'stop');
+    const b = await endMidway(fileB(), 'tus', 'stop');
+
+    const all = await chunkup.listRememberedUploads();
+    assert.deepEqual(all.map((r) => [r.fileName, r.url]), [['a.mov', a.up.url], ['b.mov', b.up.url]]);
+    for (const r of all) {
+      assert.equal(r.protocol, 'tus');
+      assert.equal(r.size, bytes.length);
+      assert.equal(r.endpoint, endpoint);
+      assert.ok(r.acknowledged >= 512 * 1024 && r.acknowledged < bytes.length, `acknowledged ${r.acknowledged}`);
+      assert.ok(r.createdMs > 1.7e12 && r.updatedMs >= r.createdMs);
+      assert.equal(typeof r.key, 'string');
+    }
+    const [prevA] = all;
+    assert.deepEqual(await new chunkup.Upload(fileA(), { endpoint }).findPreviousUploads(), [prevA]);
+    assert.deepEqual(await new chunkup.Upload(fileA(), { endpoint: `${base}/ietf` }).findPreviousUploads(), [],
+      'another endpoint is another upload');
+    assert.deepEqual(await new chunkup.Upload(new Blob([bytes]), { endpoint }).findPreviousUploads(), [],
+      'an anonymous Blob has none');
+    assert.deepEqual(await new chunkup.Upload(fileA(), { endpoint, resume: false }).findPreviousUploads(), []);
+
+    await chunkup.forgetRememberedUpload(prevA);
+    assert.deepEqual((await chunkup.listRememberedUploads()).map((r) => r.fileName), ['b.mov']);
+    assert.ok((await stored(a.up.url)).stored >= 512 * 1024, 'forgetting leaves the server alone');
+    const fresh = upload(null, { endpoint }, fileA());
+    const { url: freshUrl } = await fresh.up.start();
+    assert.notEqual(freshUrl, a.up.url, 'a forgotten upload is not continued');
+    assert.ok(!fresh.seen.events.some((e) => e.type === 'resumed'));
+
+    const [prevB] = await new chunkup.Upload(fileB(), { endpoint }).findPreviousUploads();
+    const chosen = upload(null, { endpoint, resume: false }, fileB());
+    chosen.up.resumeFromPreviousUpload(prevB);
+    const { url } = await chosen.up.start();
+    assert.equal(url, b.up.url, 'continued at the remembered URL');
+    assert.ok(chosen.seen.events.find((e) => e.type === 'resumed')?.offset >= 512 * 1024);
+    assert.equal((await stored(url)).sha256, sha256(bytes));
+    await assert.rejects(chunkup.forgetRememberedUpload(42), TypeError);
+  });
+
   test('terminate removes the upload from the server and its record', async () => {
     await setFaults('none');
     const storage = fakeStorage();

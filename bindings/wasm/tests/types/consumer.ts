@@ -2,6 +2,9 @@
 // installed package: the declarations must describe the API as documented.
 import {
   Upload,
+  forgetRememberedUpload,
+  listRememberedUploads,
+  type RememberedUpload,
   UploadError,
   init,
   type HeaderRequest,
@@ -109,3 +112,14 @@ export function credentials(blob: Blob, token: (fresh: boolean) => Promise<strin
 
 // @ts-expect-error: header values are strings
 new Upload(new Blob([]), { endpoint: 'x', getHeaders: () => ({ 'X-N': 1 }) });
+
+// Remembered uploads: the file's own, all of them, and forgetting one.
+export async function remembered(file: File): Promise<number> {
+  const up = new Upload(file, { endpoint: 'x' });
+  const mine: RememberedUpload[] = await up.findPreviousUploads();
+  if (mine[0]) up.resumeFromPreviousUpload(mine[0]);
+  const all = await listRememberedUploads();
+  for (const old of all.filter((r) => r.expiresMs !== null && r.acknowledged < r.size)) await forgetRememberedUpload(old);
+  await forgetRememberedUpload(all[0]?.key ?? '');
+  return all.length;
+}

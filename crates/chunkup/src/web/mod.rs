@@ -783,7 +783,22 @@ fn session_remembers(options: &WebUploadOptions, store: &BrowserStore) -> bool {
 /// The session for `blob`: its identity is a `File`'s name and
 /// `lastModified`, or the application's fingerprint; a plain `Blob` has
 /// none (it is never matched to another upload, nor remembered).
-fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore) -> SessionConfig {
+/// The key under which an upload of `blob` with `options` is remembered
+/// (as the session computes it), or `None` when it is not remembered: the
+/// content has no identity (an anonymous `Blob`), or `options.resume` is
+/// off.
+pub fn resume_key(blob: &Blob, options: &WebUploadOptions) -> Option<String> {
+    if !options.resume {
+        return None;
+    }
+    let target = (options.endpoint.as_deref())
+        .or(options.upload_url.as_deref())
+        .unwrap_or_default();
+    source_info(blob, options).resume_key(target)
+}
+
+/// What the session knows of the content's identity.
+fn source_info(blob: &Blob, options: &WebUploadOptions) -> SourceInfo {
     let size = blob.size() as u64;
     let own_name = string_field(blob, "name");
     let modified = js_sys::Reflect::get(blob, &"lastModified".into())
@@ -799,10 +814,15 @@ fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore)
         },
         _ => SourceInfo::anonymous(Some(size)),
     };
-    let source = SourceInfo {
+    SourceInfo {
         fingerprint: options.fingerprint.clone().filter(|f| !f.is_empty()),
         ..source
-    };
+    }
+}
+
+fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore) -> SessionConfig {
+    let source = source_info(blob, options);
+    let own_name = string_field(blob, "name");
     let file_name = options
         .file_name
         .clone()
