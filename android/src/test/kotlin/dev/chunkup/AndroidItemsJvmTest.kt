@@ -1,11 +1,13 @@
 // JVM tests of the Android items of issue #12 that run without an Android
 // SDK: UrlConnectionTransport over tus (PATCH as an overridden POST) against
-// tusd and `chunkup serve`, and the ChunkupUpload constructor doing no file
-// IO. scripts/ffi.sh passes CHUNKUP_TEST_BASE
+// tusd and `chunkup serve`, the ChunkupUpload constructor doing no file IO,
+// and UploadWorker's input (UploadInput) mapped to a real upload that a
+// cancelled run leaves resumable. scripts/ffi.sh passes CHUNKUP_TEST_BASE
 // (its `chunkup serve` with faults) and CHUNKUP_TUSD (tusd v2.9.1, installed
 // by scripts/test.sh into interop/peers/bin).
 package dev.chunkup
 
+import dev.chunkup.android.UploadInput
 import dev.chunkup.ffi.HttpRequest
 import dev.chunkup.ffi.HttpResponse
 import dev.chunkup.ffi.Protocol
@@ -233,5 +235,99 @@ class AndroidItemsJvmTest {
             }
         }
         assertTrue("requests after stop(): ${transport.methods()}", transport.requests.none { it.body != null })
+    }
+
+    @Test fun uploadInputMapsToAndFromWorkData() {
+        val input = UploadInput(
+            path = "/data/user/0/app/files/a b.bin",
+            endpoint = "https://uploads.example/files/",
+            protocol = Protocol.TUS,
+            headers = mapOf("Authorization" to "Bearer t", "X-Trace" to "1"),
+            metadata = mapOf("filename" to "a b.bin", "user" to "42"),
+        )
+        val data: Map<String, Any?> = input.toData() + mapOf("app-key" to 7)
+        assertEquals(input, UploadInput.fromData(data))
+        val options = input.options()
+        assertEquals(Protocol.TUS, options.protocol)
+        assertEquals(input.headers, options.headers.associate { it.key to it.value })
+        assertEquals(input.metadata, options.metadata.associate { it.key to it.value })
+        // Without a protocol, the Kotlin API's default is used.
+        val plain = UploadInput.fromData(mapOf("path" to "/f", "endpoint" to "http://127.0.0.1/"))
+        assertEquals(uploadOptions().protocol, plain.options().protocol)
+        assertEquals(Protocol.AUTO, UploadInput.fromData(plain.toData() + ("protocol" to "Auto")).protocol)
+
+        fun refused(data: Map<String, Any?>): String = try {
+            UploadInput.fromData(data)
+            fail("accepted $data")
+            ""
+        } catch (e: IllegalArgumentException) {
+            e.message!!
+        }
+        assertEquals("input 'path' is missing", refused(mapOf("endpoint" to "http://127.0.0.1/")))
+        assertEquals("input 'endpoint' is missing", refused(mapOf("path" to "/f")))
+        assertEquals(
+            "input 'protocol' is 'tusd', not one of ranged, tus, ietf, auto",
+            refused(plain.toData() + ("protocol" to "tusd")),
+        )
+        assertEquals("input 'header:X' is not a string: 3", refused(plain.toData() + ("header:X" to 3)))
+    }
+
+    @Test fun notificationIdIsOnePerUpload() {
+        val a = UploadInput("/files/a.bin", "http://127.0.0.1:1/tus")
+        val ids = listOf(
+            a,
+            a.copy(path = "/files/b.bin"),
+            a.copy(endpoint = "http://127.0.0.1:2/tus"),
+        ).map { it.notificationId }
+        assertEquals("ids $ids", 3, ids.toSet().size)
+        assertTrue("ids $ids", ids.all { it > 0 })
+        // Every run of one upload (its input read back from work data) shows the same notification.
+        assertEquals(a.notificationId, UploadInput.fromData(a.toData() + ("header:X" to "y")).notificationId)
+        assertNotEquals(a.workName, a.copy(path = "/files/b.bin").workName)
+    }
+
+    /**
+     * What UploadWorker does, without WorkManager: its input read back from
+     * work data gives the upload (tus, headers, metadata); a first run
+     * cancelled part-way (WorkManager stopping the worker, or the cancel
+     * action) keeps it; a second run from the same input continues from the
+     * server's offset.
+     */
+    @Test fun workerInputRunsCancelledThenContinues() = runBlocking {
+        val file = sourceFile("worker.bin", 16 * 1024 * 1024, 25)
+        val input = UploadInput.fromData(
+            UploadInput(
+                file.path, "$base/tus", Protocol.TUS,
+                headers = mapOf("X-Chunkup-Test" to "worker"),
+                metadata = mapOf("filename" to "worker.bin", "owner" to "jvm"),
+            ).toData(),
+        )
+        val state = File(dir, "worker-state")
+        val options = input.options().copy(chunkSize = dev.chunkup.ffi.ChunkSize.Fixed((256L * 1024).toULong()))
+        val first = RecordingTransport()
+        ChunkupUpload(input.path, input.endpoint, options, DirectoryResumeStore(state), first).use { upload ->
+            val job = launch { upload.start() }
+            withTimeout(60_000) { upload.progress.first { it.acknowledged >= file.length() / 4 } }
+            job.cancelAndJoin()
+        }
+        assertTrue(
+            "every request carries the input's header",
+            first.requests.all { r -> r.headers.any { it.key == "X-Chunkup-Test" && it.value == "worker" } },
+        )
+        val record = DirectoryResumeStore(state).records().single()
+        val held = serverUpload(record.uploadUrl) ?: error("the cancelled run deleted the upload")
+        val stored = field(held, "stored")!!.toLong()
+        assertTrue("the server holds $stored", stored >= file.length() / 4 && stored < file.length())
+
+        val report = ChunkupUpload(input.path, input.endpoint, options, DirectoryResumeStore(state))
+            .use { it.start() }
+        val resumedFrom = report.resumedFrom?.toLong()
+        assertNotNull("the second run started from zero", resumedFrom)
+        assertTrue("resumed from $resumedFrom, the server held $stored", resumedFrom!! >= stored)
+        assertEquals(record.uploadUrl, report.uploadUrl)
+        val info = assertServeHoldsExactly(file, report.uploadUrl!!)
+        assertEquals("tus", field(info, "protocol"))
+        assertTrue("metadata on the server: $info", info.contains("\"owner\":\"jvm\""))
+        println("worker input: cancelled with $stored on the server, resumed from $resumedFrom")
     }
 }
