@@ -62,9 +62,16 @@ class UploadWorker(context: Context, params: WorkerParameters) : CoroutineWorker
         )
         upload.use {
             val reporter = launch {
+                var shownPercent = 0
                 upload.progress.collectLatest { p ->
                     setProgress(workDataOf(KEY_ACKNOWLEDGED to p.acknowledged, KEY_TOTAL to p.total))
-                    setForeground(foregroundInfo(input, (p.fraction * 100).toInt()))
+                    // The notification changes only with the percentage
+                    // (Android sheds an app's too frequent updates).
+                    val percent = (p.fraction * 100).toInt()
+                    if (percent != shownPercent) {
+                        setForeground(foregroundInfo(input, percent))
+                        shownPercent = percent
+                    }
                 }
             }
             try {
