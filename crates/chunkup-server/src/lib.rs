@@ -52,6 +52,7 @@ mod body;
 mod checksum;
 mod expiry;
 mod faults;
+mod headers;
 mod hosts;
 mod ietf;
 mod limits;

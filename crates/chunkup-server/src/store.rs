@@ -54,6 +54,8 @@ pub(crate) enum Protocol {
     /// request says `Upload-Complete: ?1`, never just because the length
     /// was reached.
     Ietf,
+    /// A Google-style resumable session (`POST /gcs`).
+    Gcs,
 }
 
 /// A tus concatenation role.
@@ -358,6 +360,7 @@ impl Upload {
             file,
             crashed,
             dirty: false,
+            skip_held: false,
         })
     }
 
@@ -440,6 +443,8 @@ pub(crate) struct ChunkWriter<'a> {
     crashed: &'a AtomicBool,
     /// The metadata changed and must be written by `finish`.
     dirty: bool,
+    /// Bytes the upload already holds are never overwritten.
+    skip_held: bool,
 }
 
 impl ChunkWriter<'_> {
@@ -449,9 +454,25 @@ impl ChunkWriter<'_> {
     }
 
     /// Writes `data` at `pos`, which must not be beyond the stored bytes.
-    /// Overlapping bytes are overwritten; stored advances past the end.
+    /// Overlapping bytes are overwritten (dropped after
+    /// [`ChunkWriter::skip_held`]); stored advances past the end.
     pub(crate) async fn write_at(&mut self, pos: u64, data: &[u8]) -> io::Result<()> {
+        if self.skip_held {
+            let held = self.upload.state().stored();
+            let skip = usize::try_from(held.saturating_sub(pos))
+                .unwrap_or(usize::MAX)
+                .min(data.len());
+            return self.write(pos + skip as u64, &data[skip..], true).await;
+        }
         self.write(pos, data, true).await
+    }
+
+    /// From now on, bytes written below what the upload holds are dropped,
+    /// not written over what it holds (GCS: a chunk that overlaps the held
+    /// bytes adds only the new ones). Dropped bytes are not counted in
+    /// `bytes_received`.
+    pub(crate) fn skip_held(&mut self) {
+        self.skip_held = true;
     }
 
     /// Declares a deferred length. The caller checked it is acceptable.
@@ -532,26 +553,32 @@ impl ChunkWriter<'_> {
         if !self.upload.atomic_appends {
             return Ok(false);
         }
+        self.truncate(stored_before).await?;
+        Ok(true)
+    }
+
+    /// Cuts the stored bytes back to `len` (nothing when it holds no more),
+    /// in the write-behind buffer and in the file.
+    pub(crate) async fn truncate(&mut self, len: u64) -> io::Result<()> {
         let cut_file = {
             let mut st = self.upload.state();
-            if stored_before >= st.stored() {
-                return Ok(true);
+            if len >= st.stored() {
+                return Ok(());
             }
-            if stored_before >= st.file_len {
-                let keep =
-                    usize::try_from(stored_before - st.file_len).map_err(io::Error::other)?;
+            if len >= st.file_len {
+                let keep = usize::try_from(len - st.file_len).map_err(io::Error::other)?;
                 st.buffer.truncate(keep);
                 false
             } else {
                 st.buffer.clear();
-                st.file_len = stored_before;
+                st.file_len = len;
                 true
             }
         };
         if cut_file {
-            self.file.set_len(stored_before).await?;
+            self.file.set_len(len).await?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Records completion when every byte is stored (for IETF uploads only
