@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::AppState;
-use crate::store::Upload;
+use crate::store::{Gone, Upload};
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> u64 {
@@ -41,16 +41,17 @@ pub(crate) enum Lookup {
     Found(Arc<Upload>),
     /// No such upload (or an invalid id).
     Missing,
-    /// The upload expired (deleted now, or earlier by this instance).
-    Gone,
+    /// The upload expired (deleted now, or earlier by this instance), or
+    /// its GCS session was cancelled.
+    Gone(Gone),
     /// The store failed.
     Failed(std::io::Error),
 }
 
 /// Looks `id` up, deleting it when it has expired.
 pub(crate) async fn lookup(app: &AppState, id: &str) -> Lookup {
-    if app.store.was_expired(id) {
-        return Lookup::Gone;
+    if let Some(why) = app.store.gone(id) {
+        return Lookup::Gone(why);
     }
     let upload = match app.store.get(id).await {
         Ok(Some(u)) => u,
@@ -61,7 +62,7 @@ pub(crate) async fn lookup(app: &AppState, id: &str) -> Lookup {
         return Lookup::Found(upload);
     }
     match app.store.expire(id).await {
-        Ok(()) => Lookup::Gone,
+        Ok(()) => Lookup::Gone(Gone::Expired),
         Err(e) => Lookup::Failed(e),
     }
 }

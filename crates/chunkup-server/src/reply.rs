@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::expiry::{self, Lookup};
 use crate::headers::header_str;
-use crate::store::{CreateError, Upload};
+use crate::store::{CreateError, Gone, Upload};
 
 /// What a handler returns: the answer to a request that went through, or
 /// the [`Reply`] that stopped it early.
@@ -95,13 +95,17 @@ pub(crate) fn location(headers: &HeaderMap, path: &str) -> String {
     }
 }
 
-/// The live upload `id`, or the reply for a missing (404) or expired (410)
-/// one (tus, IETF, GCS).
+/// The live upload `id`, or the reply for a missing (404) or an expired or
+/// cancelled (410) one (tus, IETF, GCS).
 pub(crate) async fn found(app: &AppState, id: &str) -> Result<Arc<Upload>, Reply> {
     match expiry::lookup(app, id).await {
         Lookup::Found(u) => Ok(u),
         Lookup::Missing => Err(Reply::not_found()),
-        Lookup::Gone => Err(Reply::text(StatusCode::GONE, "the upload expired")),
+        Lookup::Gone(Gone::Expired) => Err(Reply::text(StatusCode::GONE, "the upload expired")),
+        Lookup::Gone(Gone::Cancelled) => Err(Reply::text(
+            StatusCode::GONE,
+            "the upload session was cancelled",
+        )),
         Lookup::Failed(e) => Err(e.into()),
     }
 }

@@ -11,7 +11,7 @@
 //! A creation is admitted, and its share reserved, under one lock, so
 //! concurrent creations cannot overshoot a limit together.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +56,15 @@ pub(crate) enum Protocol {
     Ietf,
     /// A Google-style resumable session (`POST /gcs`).
     Gcs,
+}
+
+/// Why an upload this instance deleted is answered 410.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gone {
+    /// It expired (tus, IETF, GCS).
+    Expired,
+    /// Its GCS session was cancelled (`DELETE /gcs/{id}`).
+    Cancelled,
 }
 
 /// A tus concatenation role.
@@ -656,8 +665,9 @@ pub(crate) struct Store {
     /// The books: every upload in `uploads` counted once.
     usage: Arc<Mutex<Usage>>,
     uploads: Mutex<HashMap<String, Arc<Upload>>>,
-    /// Ids of uploads this instance deleted because they expired (-> 410).
-    expired: Mutex<HashSet<String>>,
+    /// Ids of uploads this instance deleted because they expired or their
+    /// GCS session was cancelled (-> 410), and why.
+    gone: Mutex<HashMap<String, Gone>>,
     crashed: AtomicBool,
 }
 
@@ -688,7 +698,7 @@ impl Store {
             atomic_appends: false,
             usage: Arc::new(Mutex::new(Usage::default())),
             uploads: Mutex::new(HashMap::new()),
-            expired: Mutex::new(HashSet::new()),
+            gone: Mutex::new(HashMap::new()),
             crashed: AtomicBool::new(false),
         })
     }
@@ -959,20 +969,31 @@ impl Store {
     /// requests get 410 instead of 404.
     pub(crate) async fn expire(&self, id: &str) -> io::Result<()> {
         self.delete(id).await?;
-        self.expired
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned());
+        lock(&self.gone).insert(id.to_owned(), Gone::Expired);
         tracing::info!(%id, "expired upload deleted");
         Ok(())
     }
 
+    /// Deletes an upload whose GCS session was cancelled and remembers its
+    /// id, so later requests get 410 instead of 404. False when it does not
+    /// exist.
+    pub(crate) async fn cancel(&self, id: &str) -> io::Result<bool> {
+        if !self.delete(id).await? {
+            return Ok(false);
+        }
+        lock(&self.gone).insert(id.to_owned(), Gone::Cancelled);
+        Ok(true)
+    }
+
+    /// Why this instance deleted `id`, when it expired or was cancelled.
+    pub(crate) fn gone(&self, id: &str) -> Option<Gone> {
+        lock(&self.gone).get(id).copied()
+    }
+
     /// True for an id this instance deleted because it expired.
-    pub(crate) fn was_expired(&self, id: &str) -> bool {
-        self.expired
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(id)
+    #[cfg(test)]
+    fn was_expired(&self, id: &str) -> bool {
+        self.gone(id) == Some(Gone::Expired)
     }
 
     /// Ids of every upload in the directory, sorted.

@@ -57,7 +57,7 @@ pub(super) async fn create_final(
     for id in &parts {
         let upload = match expiry::lookup(app, id).await {
             Lookup::Found(u) => u,
-            Lookup::Missing | Lookup::Gone => {
+            Lookup::Missing | Lookup::Gone(_) => {
                 return Err(Reply::bad(format!("no partial upload {id}")));
             }
             Lookup::Failed(e) => return Err(e.into()),
