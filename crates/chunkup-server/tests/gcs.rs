@@ -401,3 +401,32 @@ async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
     conn.read_to_end(&mut buf).await.expect("read");
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+#[tokio::test]
+async fn after_a_failover_whole_units_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first instance keeps the newest 100000 acknowledged bytes in memory.
+    let first = server(dir.path(), "none", 100_000).await;
+    let total = 3 * UNIT;
+    let body = data(total);
+    let path = initiate(first.addr(), Some(total)).await;
+    let r = chunk(first.addr(), &path, &body, 0, 2 * UNIT - 1, Some(total)).await;
+    assert_eq!(range(&r), Some("bytes=0-524287"));
+    first.crash();
+
+    // The second holds 2 units - 100000 bytes on disk: one whole unit.
+    let second = server(dir.path(), "none", 0).await;
+    let addr = second.addr();
+    let r = status(addr, &path, &total.to_string()).await;
+    assert_eq!((r.status, range(&r)), (308, Some("bytes=0-262143")));
+    // The client's next chunk (from where the first left off) is a hole.
+    let r = chunk(addr, &path, &body, 2 * UNIT, total - 1, Some(total)).await;
+    assert_eq!((r.status, range(&r)), (308, Some("bytes=0-262143")));
+    // From the reported unit: only the missing bytes are added.
+    let r = chunk(addr, &path, &body, UNIT, total - 1, Some(total)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let info = admin_upload(addr, &path).await;
+    assert_eq!(info["sha256"], sha256_hex(&body));
+    assert_eq!(info["bytes_received"], total - (2 * UNIT - 100_000));
+    second.shutdown().await;
+}
