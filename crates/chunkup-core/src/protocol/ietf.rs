@@ -4,6 +4,7 @@
 
 use super::headers::parse_u64;
 use super::{IetfVersion, RequestParts, UploadMeta, Verdict, generic_verdict};
+use crate::error::Quoted;
 use crate::{ByteRange, Error, Method, Response};
 
 const PARTIAL_UPLOAD: &str = "application/partial-upload";
@@ -153,9 +154,12 @@ fn sf_bool(value: bool) -> String {
 fn offset(response: &Response) -> Result<Option<u64>, Verdict> {
     match response.header("Upload-Offset") {
         None => Ok(None),
-        Some(value) => parse_u64(value)
-            .map(Some)
-            .ok_or_else(|| violation(format!("Upload-Offset {value:?} is not a byte offset"))),
+        Some(value) => parse_u64(value).map(Some).ok_or_else(|| {
+            violation(format!(
+                "Upload-Offset {} is not a byte offset",
+                Quoted(value)
+            ))
+        }),
     }
 }
 

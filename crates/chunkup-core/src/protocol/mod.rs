@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Quoted;
 use crate::retry::RetryReason;
 use crate::{ByteRange, ChecksumAlgorithm, Error, Method, Response};
 
@@ -81,7 +82,8 @@ impl std::str::FromStr for Protocol {
             "s3" => Ok(Protocol::S3),
             "auto" => Ok(Protocol::Auto),
             other => Err(Error::InvalidConfig(format!(
-                "unknown protocol {other:?} (known: ranged, tus, ietf, gcs, s3, auto)"
+                "unknown protocol {} (known: ranged, tus, ietf, gcs, s3, auto)",
+                Quoted(other)
             ))),
         }
     }

@@ -6,6 +6,7 @@ use base64::Engine;
 
 use super::headers::parse_u64;
 use super::{Concat, RequestParts, UploadMeta, Verdict, generic_verdict};
+use crate::error::Quoted;
 use crate::retry::RetryReason;
 use crate::{ByteRange, Error, Method, Response};
 
@@ -163,9 +164,12 @@ fn tus_verdict(response: &Response) -> Verdict {
 fn optional_offset(response: &Response) -> Result<Option<u64>, Verdict> {
     match response.header("Upload-Offset") {
         None => Ok(None),
-        Some(value) => parse_u64(value)
-            .map(Some)
-            .ok_or_else(|| violation(format!("Upload-Offset {value:?} is not a byte offset"))),
+        Some(value) => parse_u64(value).map(Some).ok_or_else(|| {
+            violation(format!(
+                "Upload-Offset {} is not a byte offset",
+                Quoted(value)
+            ))
+        }),
     }
 }
 
