@@ -3,7 +3,7 @@
 # the iOS simulator and macOS) and generates the Swift bindings into
 # Sources/ChunkupFFI/. Then: `swift build`, or
 # `CHUNKUP_TEST_BASE=http://127.0.0.1:8080 swift test` with
-# `chunkup serve --addr 127.0.0.1:8080 --faults seed=11,reset=0.05` running.
+# `chunkup serve --addr 127.0.0.1:8080 --admin --faults seed=11,reset=0.05` running.
 #
 # Needs Xcode (xcodebuild, lipo) and
 #   rustup target add aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios \

@@ -251,7 +251,7 @@ class Matrix:
         base = f"http://127.0.0.1:{port}"
         log = open(self.tmp / f"serve-{mode}.log", "ab")
         proc = subprocess.Popen(
-            [str(self.binary), "serve", "--addr", f"127.0.0.1:{port}", "--dir", str(self.tmp / f"store-{mode}"),
+            [str(self.binary), "serve", "--addr", f"127.0.0.1:{port}", "--admin", "--dir", str(self.tmp / f"store-{mode}"),
              *SERVERS[mode]],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=child_env(self.tmp / f"home-serve-{mode}"))
         self.servers[mode] = {"proc": proc, "base": base, "upstream": f"127.0.0.1:{port}"}

@@ -238,7 +238,7 @@ class Bench:
                 probe.bind(("127.0.0.1", 0))
                 port = probe.getsockname()[1]
             self.servers["chunkup"] = Server(
-                "chunkup", [str(self.binary), "serve", "--addr", f"127.0.0.1:{port}", "--dir", str(store)],
+                "chunkup", [str(self.binary), "serve", "--addr", f"127.0.0.1:{port}", "--admin", "--dir", str(store)],
                 child_env(self.tmp / "home-chunkup-serve"), self.tmp / "chunkup-serve.log",
                 lambda line: f"http://127.0.0.1:{port}/tus" if "listening" in line else None, store)
         for server in self.servers.values():

@@ -407,6 +407,7 @@ async fn an_upload_over_the_size_limit_is_rejected_with_413() {
     let server = start_server_with(ServerConfig {
         dir: dir.path().to_path_buf(),
         max_size: MIB,
+        admin: chunkup_server::AdminAccess::open(),
         ..ServerConfig::default()
     })
     .await;

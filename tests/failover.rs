@@ -23,6 +23,7 @@ fn config(dir: &Path, faults: &str) -> ServerConfig {
         dir: dir.to_path_buf(),
         faults: faults.parse().expect("valid faults"),
         write_behind: WRITE_BEHIND,
+        admin: chunkup_server::AdminAccess::open(),
         ..ServerConfig::default()
     }
 }

@@ -162,6 +162,7 @@ fn failover_config(dir: &Path, seed: u64) -> ServerConfig {
         dir: dir.to_path_buf(),
         faults: failover_faults(seed).parse().expect("valid faults"),
         write_behind: WRITE_BEHIND,
+        admin: chunkup_server::AdminAccess::open(),
         ..ServerConfig::default()
     }
 }

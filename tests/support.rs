@@ -107,6 +107,7 @@ pub async fn start_server(dir: &Path, faults: &str) -> RunningServer {
     start_server_with(ServerConfig {
         dir: dir.to_path_buf(),
         faults: faults.parse().expect("a valid fault spec"),
+        admin: chunkup_server::AdminAccess::open(),
         ..ServerConfig::default()
     })
     .await

@@ -19,6 +19,8 @@ const ENDPOINT_PATH = { auto: '/tus', ranged: '/ranged', tus: '/tus', ietf: '/ie
 
 const entries = []; // one per file added to the page
 let server = location.origin;
+/** The fault switch's token, handed to this page in demo-config.json. */
+let faultSwitchToken = null;
 let Upload;
 let renderQueued = false;
 const remembered = createRemembered(localStorage, 'chunkup-demo/unfinished');
@@ -26,7 +28,9 @@ const remembered = createRemembered(localStorage, 'chunkup-demo/unfinished');
 main().catch((e) => showLoadError(`The demo failed to start: ${e.message ?? e}`));
 
 async function main() {
-  server = params.get('server') ?? (await loadConfig()).uploadServer ?? location.origin;
+  const config = await loadConfig();
+  faultSwitchToken = config.faultSwitchToken ?? null;
+  server = params.get('server') ?? config.uploadServer ?? location.origin;
   server = server.replace(/\/+$/, '');
   const cross = new URL(server).origin !== location.origin;
   $('#server-info').textContent =
@@ -67,13 +71,18 @@ function faultSpec() {
     `seed=${Math.floor(Math.random() * 1e9)},reset=0.1,error=0.1,busy=0.1,retry-after=1`;
 }
 
+/** The headers of a fault-switch request (the admin API needs the token). */
+function faultHeaders() {
+  return faultSwitchToken ? { Authorization: `Bearer ${faultSwitchToken}` } : {};
+}
+
 function wireFaultSwitch() {
   const box = $('#break-network');
   box.addEventListener('change', async () => {
     box.disabled = true;
     try {
       const resp = await fetch(`${server}/_admin/faults`, {
-        method: 'PUT', body: box.checked ? faultSpec() : 'none',
+        method: 'PUT', body: box.checked ? faultSpec() : 'none', headers: faultHeaders(),
       });
       if (!resp.ok) throw new Error(`${resp.status} ${await resp.text()}`);
     } catch (e) {
@@ -90,7 +99,11 @@ function wireFaultSwitch() {
 
 async function pollFaults() {
   try {
-    const resp = await fetch(`${server}/_admin/faults`, { cache: 'no-store' });
+    const resp = await fetch(`${server}/_admin/faults`, { cache: 'no-store', headers: faultHeaders() });
+    if (!resp.ok) {
+      $('#fault-status').textContent = `The fault switch is not available here (HTTP ${resp.status}).`;
+      return;
+    }
     const { spec, counts } = await resp.json();
     const on = spec !== 'none' && spec !== '';
     const box = $('#break-network');

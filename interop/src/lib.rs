@@ -540,12 +540,12 @@ pub struct ChunkupServer {
 }
 
 impl ChunkupServer {
-    /// `chunkup serve --addr 127.0.0.1:0 --dir <fresh dir>`.
+    /// `chunkup serve --addr 127.0.0.1:0 --admin --dir <fresh dir>`.
     pub fn start() -> ChunkupServer {
         let dir = tempfile::tempdir().expect("a store directory");
         let mut command = Command::new(chunkup_bin());
         command
-            .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+            .args(["serve", "--addr", "127.0.0.1:0", "--admin", "--dir"])
             .arg(dir.path());
         let peer = Peer::spawn("chunkup serve", command);
         let base_url = peer.wait_for(|line| {

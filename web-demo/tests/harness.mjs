@@ -44,7 +44,7 @@ function remove(dir) {
  */
 export async function startServer(t, { crossOrigin = false, faults = 'none' } = {}) {
   const dir = scratch(t, 'store', { keep: true });
-  const args = ['serve', '--addr', '127.0.0.1:0', '--dir', dir, '--faults', faults, '--web-demo'];
+  const args = ['serve', '--addr', '127.0.0.1:0', '--dir', dir, '--faults', faults, '--web-demo', '--admin'];
   if (crossOrigin) args.push('--web-demo-addr', '127.0.0.1:0');
   if (process.env.CHUNKUP_WASM_PKG) args.push('--wasm-pkg', process.env.CHUNKUP_WASM_PKG);
   const child = spawn(BIN, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });

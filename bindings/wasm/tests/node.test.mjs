@@ -22,7 +22,7 @@ let dataDir;
 
 function startServer() {
   dataDir = mkdtempSync(join(tmpdir(), 'chunkup-wasm-test-'));
-  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--dir', dataDir], {
+  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--admin', '--dir', dataDir], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   return new Promise((resolvePromise, reject) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chunkup::{ChunkSizing, Client, Event, RetryPolicy, RetryReason, UploadOptions};
 use chunkup_server::proxy::FailoverProxy;
-use chunkup_server::{FaultSpec, ServerConfig};
+use chunkup_server::{AdminAccess, FaultSpec, ServerConfig};
 use clap::Args;
 use sha2::{Digest, Sha256};
 
@@ -70,10 +70,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     );
     let source_sha = write_test_file(&file, args.size, seed)?;
 
+    // The final check reads the server's sha256 through the admin API,
+    // opened to this process alone with a token of its own.
+    let admin_token = chunkup_server::random_token()?;
     let config = |write_behind| ServerConfig {
         dir: store_dir.clone(),
         faults: faults.clone(),
         write_behind,
+        admin: AdminAccess {
+            open: true,
+            token: Some(admin_token.clone()),
+            ..AdminAccess::default()
+        },
         ..ServerConfig::default()
     };
     // Server A keeps its newest MiB in memory only, so killing it loses bytes it
@@ -190,12 +198,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
 
     let url = report.upload_url.as_deref().unwrap_or_default();
     let id = url.rsplit('/').next().unwrap_or_default();
-    let info: serde_json::Value =
-        reqwest::get(format!("{}/_admin/uploads/{id}", second.base_url()))
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+    let info: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/_admin/uploads/{id}", second.base_url()))
+        .bearer_auth(&admin_token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     let stored_sha = info["sha256"].as_str().unwrap_or_default();
     let ok = stored_sha == source_sha && info["complete"] == serde_json::Value::Bool(true);
     if args.json {

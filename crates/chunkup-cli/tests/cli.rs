@@ -32,6 +32,7 @@ async fn server(dir: &Path, faults: &str, max_size: u64) -> RunningServer {
         dir: dir.to_path_buf(),
         faults: faults.parse().unwrap(),
         max_size,
+        admin: chunkup_server::AdminAccess::open(),
         ..ServerConfig::default()
     };
     chunkup_server::start(loopback(), config).await.unwrap()

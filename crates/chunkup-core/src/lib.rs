@@ -44,7 +44,7 @@ mod time;
 mod upload;
 mod url;
 
-pub use checksum::ChecksumAlgorithm;
+pub use checksum::{ChecksumAlgorithm, ChunkHasher};
 pub use error::{Error, TransportError, TransportErrorKind};
 pub use http::{
     ByteRange, Method, RequestId, RequestKind, RequestSpec, Response, S3Action, SignRequest,

@@ -8,6 +8,11 @@
 //! a failover between two server processes sharing one store
 //! ([`ServerConfig::write_behind`] + [`RunningServer::crash`]).
 //!
+//! It is safe by default (see "Security" in `docs/SERVER.md`): the admin
+//! API is closed unless [`ServerConfig::admin`] opens it, only known `Host`
+//! names are answered (DNS rebinding), and resource limits bound what
+//! clients can store.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use chunkup_server::{ServerConfig, start};
@@ -47,7 +52,9 @@ mod body;
 mod checksum;
 mod expiry;
 mod faults;
+mod hosts;
 mod ietf;
+mod limits;
 pub mod link;
 pub mod proxy;
 mod ranged;
@@ -57,6 +64,7 @@ mod store;
 mod tus;
 pub mod web_demo;
 
+pub use admin::AdminAccess;
 pub use faults::{FaultCounts, FaultKind, FaultSpec, FaultSpecError, ScriptedFault};
 
 /// Headers a browser client must be able to read (CORS exposed headers).
@@ -117,6 +125,28 @@ pub struct ServerConfig {
     /// and the offset stays where the request found it. Default false: keep
     /// every byte that arrived (as the tus and IETF specs ask).
     pub atomic_appends: bool,
+    /// Who may use the admin API (`/_admin/...`). Default: nobody.
+    pub admin: AdminAccess,
+    /// `Host` names answered besides IP addresses and `localhost` (any
+    /// case, without port); requests naming another host get 403, which
+    /// defeats DNS rebinding. Default none.
+    pub allowed_hosts: Vec<String>,
+    /// Most bytes the store holds: the sum of every upload's declared
+    /// length (or stored bytes). A creation past it gets 507. Default
+    /// 100 GiB.
+    pub max_total_size: u64,
+    /// Most uploads unfinished at once. A creation past it gets 503 +
+    /// `Retry-After` (expired uploads are deleted first). Default 1000.
+    pub max_unfinished: u64,
+    /// Free disk space the store keeps: a creation whose declared length
+    /// would leave less gets 507, an append while less is free gets 503 +
+    /// `Retry-After`. 0 turns the check off. Default 1 GiB.
+    pub min_free_disk: u64,
+    /// Largest tus `Upload-Metadata`, in bytes; longer -> 431. Default 8 KiB.
+    pub max_metadata_size: usize,
+    /// Largest request head (header names and values added up); larger ->
+    /// 431. Default 64 KiB (hyper itself stops reading a head at ~400 KiB).
+    pub max_header_size: usize,
 }
 
 impl Default for ServerConfig {
@@ -131,6 +161,13 @@ impl Default for ServerConfig {
             max_checksum_body: 64 << 20,
             web_demo: None,
             atomic_appends: false,
+            admin: AdminAccess::default(),
+            allowed_hosts: Vec::new(),
+            max_total_size: 100 << 30,
+            max_unfinished: 1000,
+            min_free_disk: 1 << 30,
+            max_metadata_size: 8 << 10,
+            max_header_size: 64 << 10,
         }
     }
 }
@@ -141,6 +178,8 @@ pub(crate) struct Limits {
     pub(crate) expire_after: Option<Duration>,
     pub(crate) max_append_size: Option<u64>,
     pub(crate) max_checksum_body: u64,
+    pub(crate) max_metadata_size: usize,
+    pub(crate) max_header_size: usize,
 }
 
 /// State shared by all handlers.
@@ -149,6 +188,28 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<store::Store>,
     pub(crate) faults: Arc<faults::FaultInjector>,
     pub(crate) limits: Limits,
+    pub(crate) admin: Arc<AdminAccess>,
+    pub(crate) hosts: Arc<hosts::HostPolicy>,
+}
+
+/// A fresh secret: 128 bits from the operating system's CSPRNG, as 32 hex
+/// characters (for [`AdminAccess::token`] and the web demo's fault switch).
+pub fn random_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Refuses, before any route sees it, a request for an unknown `Host` or
+/// with too large a head.
+pub(crate) fn gate(
+    hosts: &hosts::HostPolicy,
+    max_header_size: usize,
+    req: &Request,
+) -> Option<axum::response::Response> {
+    hosts
+        .check(req.headers())
+        .or_else(|| limits::check_head(req.headers(), max_header_size))
 }
 
 fn router(state: AppState, site: Option<web_demo::WebDemo>) -> Router {
@@ -170,30 +231,48 @@ fn router(state: AppState, site: Option<web_demo::WebDemo>) -> Router {
         .merge(ranged::routes())
         .merge(tus::routes())
         .merge(ietf::routes())
-        .merge(admin::routes())
-        .with_state(state);
-    let plain = match site {
-        Some(site) => plain.fallback_service(web_demo::router(site)),
-        None => plain,
-    };
+        .with_state(state.clone());
     let with_cors = plain.clone().layer(cors);
+    let admin = admin::service(state.clone());
+    let site = site.map(web_demo::router);
+    let hosts = state.hosts.clone();
+    let max_header_size = state.limits.max_header_size;
+    // Upload routes carry CORS for any origin (browsers upload from other
+    // origins); the admin API has its own, naming exact origins only; the
+    // web demo's files have none (same-origin only).
     // tower-http answers every OPTIONS as a CORS preflight, so a plain
     // OPTIONS (tus/IETF discovery: no Access-Control-Request-Method) to
     // /tus or /ietf goes past it to the protocol's handler.
     Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let refused = gate(&hosts, max_header_size, &req);
+        let path = req.uri().path();
+        let to_admin = admin::is_admin_path(path);
+        let to_site = site
+            .clone()
+            .filter(|_| !to_admin && !is_protocol_path(path));
         let discovery = req.method() == Method::OPTIONS
             && !req
                 .headers()
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-            && is_discovery_path(req.uri().path());
+            && is_discovery_path(path);
         let origin = req.headers().contains_key(header::ORIGIN);
-        let svc = if discovery {
+        let uploads = if discovery {
             plain.clone()
         } else {
             with_cors.clone()
         };
+        let admin = admin.clone();
         async move {
-            let mut resp = svc.oneshot(req).await?;
+            if let Some(refused) = refused {
+                return Ok(refused);
+            }
+            if to_admin {
+                return admin.oneshot(req).await;
+            }
+            if let Some(site) = to_site {
+                return site.oneshot(req).await;
+            }
+            let mut resp = uploads.oneshot(req).await?;
             if discovery && origin {
                 let h = resp.headers_mut();
                 h.insert(
@@ -211,34 +290,68 @@ fn router(state: AppState, site: Option<web_demo::WebDemo>) -> Router {
 
 /// `/tus`, `/tus/...`, `/ietf`, `/ietf/...`.
 fn is_discovery_path(path: &str) -> bool {
-    ["/tus", "/ietf"].iter().any(|p| {
-        path.strip_prefix(p)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    ["/tus", "/ietf"].iter().any(|p| under(path, p))
 }
 
-/// Starts a server on `addr` (use port 0 for any free port).
+/// `/ranged`, `/tus`, `/ietf` and the paths below them.
+fn is_protocol_path(path: &str) -> bool {
+    ["/ranged", "/tus", "/ietf"].iter().any(|p| under(path, p))
+}
+
+/// True for `prefix` itself and the paths below it.
+pub(crate) fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Starts a server on `addr` (use port 0 for any free port). Uploads
+/// already in the store directory count against the limits from the start.
 pub async fn start(addr: SocketAddr, config: ServerConfig) -> std::io::Result<RunningServer> {
+    let store_limits = store::StoreLimits {
+        max_size: config.max_size,
+        max_total_size: config.max_total_size,
+        max_unfinished: config.max_unfinished,
+        min_free_disk: config.min_free_disk,
+    };
     let store = Arc::new(
-        store::Store::open(config.dir, config.max_size, config.write_behind)?
+        store::Store::open(config.dir, store_limits, config.write_behind)?
             .with_atomic_appends(config.atomic_appends),
     );
+    store.load_existing().await?;
     let faults = Arc::new(faults::FaultInjector::new(config.faults));
     let limits = Limits {
         expire_after: config.expire_after,
         max_append_size: config.max_append_size,
         max_checksum_body: config.max_checksum_body,
+        max_metadata_size: config.max_metadata_size,
+        max_header_size: config.max_header_size,
+    };
+    let mut admin = config.admin;
+    // The web demo page on this server gets the fault switch: a token of
+    // its own, handed to it in /demo-config.json.
+    let site = match config.web_demo {
+        Some(site) => {
+            let token = match &admin.fault_switch_token {
+                Some(token) => token.clone(),
+                None => random_token()?,
+            };
+            admin.fault_switch_token = Some(token.clone());
+            Some(site.with_fault_switch_token(token))
+        }
+        None => None,
     };
     let state = AppState {
         store,
         faults,
         limits,
+        admin: Arc::new(admin),
+        hosts: Arc::new(hosts::HostPolicy::new(&config.allowed_hosts)),
     };
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let listener_sock = socket2::SockRef::from(&listener).try_clone()?;
     let (shutdown, rx) = watch::channel(false);
-    let router = router(state.clone(), config.web_demo);
+    let router = router(state.clone(), site);
     let task = tokio::spawn(serve::accept_loop(listener, router, rx));
     tracing::info!(addr = %local, "chunkup server listening");
     Ok(RunningServer {

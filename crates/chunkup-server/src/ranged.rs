@@ -225,7 +225,7 @@ async fn create(State(app): State<AppState>, headers: HeaderMap) -> Response {
             )
                 .into_response()
         }
-        Err(e) => internal(&e),
+        Err(e) => crate::limits::create_failed(&e),
     }
 }
 
@@ -375,6 +375,10 @@ async fn chunk(
     let len = end - start + 1;
     let mut frames = body.into_data_stream();
     let kill = kill.map(|axum::Extension(k)| k);
+    if let Some(refused) = crate::limits::check_disk(&app).await {
+        body::drain(&mut frames, len).await;
+        return refused;
+    }
     match app.faults.decide_chunk(len) {
         Some(ChunkFault::Error { status }) => {
             body::drain(&mut frames, len).await;

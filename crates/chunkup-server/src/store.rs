@@ -4,6 +4,12 @@
 //! Each upload has an async `io` lock that serialises writers (and the
 //! write-behind buffer they manage) and a short synchronous `state` lock that
 //! readers (status polls, admin) take without waiting for a writer.
+//!
+//! The store also keeps the books for the resource limits ([`StoreLimits`]):
+//! every upload it knows counts its declared length (or its stored bytes,
+//! when more or when the length is deferred) and whether it is unfinished.
+//! A creation is admitted, and its share reserved, under one lock, so
+//! concurrent creations cannot overshoot a limit together.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, SeekFrom};
@@ -22,6 +28,10 @@ const ID_LEN: usize = 32;
 /// accepts, and therefore the only file names it ever builds.
 pub(crate) fn is_valid_id(id: &str) -> bool {
     id.len() == ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A fresh id: 128 bits from the operating system's CSPRNG.
@@ -100,11 +110,104 @@ struct UploadState {
     /// Body bytes this instance wrote for the upload, duplicates included.
     bytes_received: u64,
     deleted: bool,
+    /// What this upload adds to the store's [`Usage`] right now.
+    counted: Share,
 }
 
 impl UploadState {
     fn stored(&self) -> u64 {
         self.file_len + self.buffer.len() as u64
+    }
+
+    /// The share this state should count for.
+    fn share(&self) -> Share {
+        if self.deleted {
+            Share::default()
+        } else {
+            Share::of(&self.meta, self.stored())
+        }
+    }
+}
+
+/// What one upload counts for in the store's books.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Share {
+    /// Its declared length, or its stored bytes when more or deferred.
+    bytes: u64,
+    /// 1 while unfinished, else 0.
+    unfinished: u64,
+}
+
+impl Share {
+    fn of(meta: &Meta, stored: u64) -> Share {
+        Share {
+            bytes: meta.total.unwrap_or(0).max(stored),
+            unfinished: u64::from(!meta.complete),
+        }
+    }
+}
+
+/// The store's books: the sum of every known upload's [`Share`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// Bytes stored or promised (declared lengths of unfinished uploads).
+    pub(crate) bytes: u64,
+    /// Uploads not complete yet.
+    pub(crate) unfinished: u64,
+}
+
+impl Usage {
+    fn add(&mut self, share: Share) {
+        self.bytes = self.bytes.saturating_add(share.bytes);
+        self.unfinished = self.unfinished.saturating_add(share.unfinished);
+    }
+
+    fn remove(&mut self, share: Share) {
+        self.bytes = self.bytes.saturating_sub(share.bytes);
+        self.unfinished = self.unfinished.saturating_sub(share.unfinished);
+    }
+}
+
+/// The resource limits a store enforces when uploads are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreLimits {
+    /// Largest upload.
+    pub(crate) max_size: u64,
+    /// Largest [`Usage::bytes`].
+    pub(crate) max_total_size: u64,
+    /// Most [`Usage::unfinished`].
+    pub(crate) max_unfinished: u64,
+    /// Free disk space that must stay free after an upload's declared length.
+    pub(crate) min_free_disk: u64,
+}
+
+/// Why a creation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// As many uploads as allowed are unfinished.
+    TooManyUnfinished { limit: u64 },
+    /// The upload would take the store past its total size.
+    OverTotal { limit: u64, used: u64, wanted: u64 },
+    /// The disk would keep less than the free-space margin.
+    DiskShort {
+        available: u64,
+        wanted: u64,
+        margin: u64,
+    },
+}
+
+/// Why [`Store::create`] failed.
+#[derive(Debug)]
+pub(crate) enum CreateError {
+    /// A limit refused it; nothing was created.
+    Refused(Refusal),
+    /// The file system failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for CreateError {
+    fn from(e: io::Error) -> Self {
+        CreateError::Io(e)
     }
 }
 
@@ -153,6 +256,8 @@ pub(crate) struct Upload {
     write_behind: u64,
     /// A body that breaks off stores none of its bytes.
     atomic_appends: bool,
+    /// The store's books, updated by [`Upload::recount`].
+    usage: Arc<Mutex<Usage>>,
     io: tokio::sync::Mutex<()>,
     state: Mutex<UploadState>,
 }
@@ -160,6 +265,23 @@ pub(crate) struct Upload {
 impl Upload {
     fn state(&self) -> MutexGuard<'_, UploadState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Brings the store's books up to date with this upload's state (its
+    /// length, stored bytes, completion, deletion). Shares are swapped under
+    /// the upload's lock and the difference applied after it, so concurrent
+    /// recounts add up in any order.
+    fn recount(&self) {
+        let (before, now) = {
+            let mut st = self.state();
+            let now = st.share();
+            (std::mem::replace(&mut st.counted, now), now)
+        };
+        if before != now {
+            let mut usage = lock(&self.usage);
+            usage.remove(before);
+            usage.add(now);
+        }
     }
 
     /// Current view (counts write-behind bytes as stored).
@@ -308,7 +430,8 @@ async fn flush_front(
     Ok(())
 }
 
-/// Exclusive writer of one upload, holding its io lock.
+/// Exclusive writer of one upload, holding its io lock. Dropping it (which
+/// `finish` does too) brings the store's books up to date.
 #[derive(Debug)]
 pub(crate) struct ChunkWriter<'a> {
     upload: &'a Upload,
@@ -482,6 +605,12 @@ impl ChunkWriter<'_> {
     }
 }
 
+impl Drop for ChunkWriter<'_> {
+    fn drop(&mut self) {
+        self.upload.recount();
+    }
+}
+
 async fn write_meta(path: &Path, meta: &Meta) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
     let mut tmp = path.as_os_str().to_owned();
@@ -494,9 +623,11 @@ async fn write_meta(path: &Path, meta: &Meta) -> io::Result<()> {
 #[derive(Debug)]
 pub(crate) struct Store {
     dir: PathBuf,
-    max_size: u64,
+    limits: StoreLimits,
     write_behind: u64,
     atomic_appends: bool,
+    /// The books: every upload in `uploads` counted once.
+    usage: Arc<Mutex<Usage>>,
     uploads: Mutex<HashMap<String, Arc<Upload>>>,
     /// Ids of uploads this instance deleted because they expired (-> 410).
     expired: Mutex<HashSet<String>>,
@@ -518,14 +649,17 @@ pub(crate) struct NewUpload {
 }
 
 impl Store {
-    /// Opens (and creates if missing) the store directory.
-    pub(crate) fn open(dir: PathBuf, max_size: u64, write_behind: u64) -> io::Result<Self> {
+    /// Opens (and creates if missing) the store directory. Call
+    /// [`Store::load_existing`] before serving, so uploads already in the
+    /// directory count against the limits.
+    pub(crate) fn open(dir: PathBuf, limits: StoreLimits, write_behind: u64) -> io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         Ok(Store {
             dir,
-            max_size,
+            limits,
             write_behind,
             atomic_appends: false,
+            usage: Arc::new(Mutex::new(Usage::default())),
             uploads: Mutex::new(HashMap::new()),
             expired: Mutex::new(HashSet::new()),
             crashed: AtomicBool::new(false),
@@ -550,7 +684,52 @@ impl Store {
 
     /// Largest upload accepted.
     pub(crate) fn max_size(&self) -> u64 {
-        self.max_size
+        self.limits.max_size
+    }
+
+    /// The limits this store enforces.
+    pub(crate) fn limits(&self) -> StoreLimits {
+        self.limits
+    }
+
+    /// The books now.
+    pub(crate) fn usage(&self) -> Usage {
+        *lock(&self.usage)
+    }
+
+    /// Bytes uploads may still add before the total size is reached.
+    pub(crate) fn headroom(&self) -> u64 {
+        self.limits
+            .max_total_size
+            .saturating_sub(self.usage().bytes)
+    }
+
+    /// Free space on the store's disk, or `None` when it cannot be known
+    /// (logged; the free-space margin is then not enforced).
+    pub(crate) async fn available_disk(&self) -> Option<u64> {
+        let dir = self.dir.clone();
+        match tokio::task::spawn_blocking(move || fs4::available_space(dir)).await {
+            Ok(Ok(bytes)) => Some(bytes),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the free disk space");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the free disk space");
+                None
+            }
+        }
+    }
+
+    /// True when the disk has less free space than the margin (appends then
+    /// wait: 503 + `Retry-After`).
+    pub(crate) async fn disk_short(&self) -> bool {
+        let margin = self.limits.min_free_disk;
+        margin > 0
+            && self
+                .available_disk()
+                .await
+                .is_some_and(|free| free < margin)
     }
 
     /// The flag writers check before touching the disk after a crash.
@@ -571,7 +750,8 @@ impl Store {
         )
     }
 
-    fn entry(&self, id: String, meta: Meta, file_len: u64) -> Upload {
+    /// An upload entry; `counted` is the share already in the books.
+    fn entry(&self, id: String, meta: Meta, file_len: u64, counted: Share) -> Upload {
         let (bin, json) = self.paths(&id);
         Upload {
             id,
@@ -579,6 +759,7 @@ impl Store {
             json,
             write_behind: self.write_behind,
             atomic_appends: self.atomic_appends,
+            usage: self.usage.clone(),
             io: tokio::sync::Mutex::new(()),
             state: Mutex::new(UploadState {
                 meta,
@@ -586,12 +767,62 @@ impl Store {
                 buffer: Vec::new(),
                 bytes_received: 0,
                 deleted: false,
+                counted,
             }),
         }
     }
 
-    /// Creates a new upload with a fresh id.
-    pub(crate) async fn create(&self, new: NewUpload) -> io::Result<Arc<Upload>> {
+    /// Admits an upload counting `share` and reserves it in the books, or
+    /// says which limit refuses it. `available` is the free disk space.
+    fn admit(&self, share: Share, available: Option<u64>) -> Result<(), Refusal> {
+        let limits = self.limits;
+        let mut usage = lock(&self.usage);
+        if share.unfinished > 0 && usage.unfinished >= limits.max_unfinished {
+            return Err(Refusal::TooManyUnfinished {
+                limit: limits.max_unfinished,
+            });
+        }
+        if usage.bytes.saturating_add(share.bytes) > limits.max_total_size {
+            return Err(Refusal::OverTotal {
+                limit: limits.max_total_size,
+                used: usage.bytes,
+                wanted: share.bytes,
+            });
+        }
+        if let Some(available) = available
+            && available < share.bytes.saturating_add(limits.min_free_disk)
+        {
+            return Err(Refusal::DiskShort {
+                available,
+                wanted: share.bytes,
+                margin: limits.min_free_disk,
+            });
+        }
+        usage.add(share);
+        Ok(())
+    }
+
+    /// Deletes every known upload whose expiry has passed (to make room
+    /// when the unfinished-uploads limit is reached).
+    async fn expire_overdue(&self) -> io::Result<()> {
+        let now = crate::expiry::now_ms();
+        let overdue: Vec<String> = self
+            .map()
+            .values()
+            .filter(|u| u.snapshot().is_expired(now))
+            .map(|u| u.id.clone())
+            .collect();
+        for id in overdue {
+            self.expire(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a new upload with a fresh id, within the limits: refused when
+    /// the unfinished uploads are at their limit (after deleting expired
+    /// ones), when its declared length would take the store past its total
+    /// size, or when the disk would keep less than the free-space margin.
+    pub(crate) async fn create(&self, new: NewUpload) -> Result<Arc<Upload>, CreateError> {
         let id = new_id()?;
         let (bin, json) = self.paths(&id);
         let meta = Meta {
@@ -605,13 +836,34 @@ impl Store {
             concat: new.concat,
             expires_at_ms: new.expires_at_ms,
         };
-        tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&bin)
-            .await?;
-        write_meta(&json, &meta).await?;
-        let upload = Arc::new(self.entry(id.clone(), meta, 0));
+        let share = Share::of(&meta, 0);
+        let available = if self.limits.min_free_disk > 0 {
+            self.available_disk().await
+        } else {
+            None
+        };
+        match self.admit(share, available) {
+            Ok(()) => {}
+            Err(Refusal::TooManyUnfinished { .. }) => {
+                self.expire_overdue().await?;
+                self.admit(share, available).map_err(CreateError::Refused)?;
+            }
+            Err(refusal) => return Err(CreateError::Refused(refusal)),
+        }
+        let created = async {
+            tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&bin)
+                .await?;
+            write_meta(&json, &meta).await
+        }
+        .await;
+        if let Err(e) = created {
+            lock(&self.usage).remove(share);
+            return Err(e.into());
+        }
+        let upload = Arc::new(self.entry(id.clone(), meta, 0, share));
         self.map().insert(id, upload.clone());
         Ok(upload)
     }
@@ -640,9 +892,22 @@ impl Store {
         };
         meta.complete = meta.complete
             || (meta.auto_complete() && meta.total.is_some_and(|total| file_len >= total));
-        let upload = Arc::new(self.entry(id.to_owned(), meta, file_len));
-        let mut map = self.map();
-        Ok(Some(map.entry(id.to_owned()).or_insert(upload).clone()))
+        let upload = Arc::new(self.entry(id.to_owned(), meta, file_len, Share::default()));
+        let (upload, fresh) = {
+            let mut map = self.map();
+            match map.get(id) {
+                Some(known) => (known.clone(), false),
+                None => {
+                    map.insert(id.to_owned(), upload.clone());
+                    (upload, true)
+                }
+            }
+        };
+        if fresh {
+            // First sight of an upload on disk: it enters the books now.
+            upload.recount();
+        }
+        Ok(Some(upload))
     }
 
     /// Removes an upload and its files. False when it does not exist.
@@ -651,6 +916,7 @@ impl Store {
             return Ok(false);
         };
         upload.state().deleted = true;
+        upload.recount();
         self.map().remove(id);
         for path in [&upload.bin, &upload.json] {
             match tokio::fs::remove_file(path).await {
@@ -682,8 +948,8 @@ impl Store {
             .contains(id)
     }
 
-    /// Every upload in the directory, sorted by id.
-    pub(crate) async fn list(&self) -> io::Result<Vec<Snapshot>> {
+    /// Ids of every upload in the directory, sorted.
+    async fn ids_on_disk(&self) -> io::Result<Vec<String>> {
         let mut ids = Vec::new();
         let mut dir = tokio::fs::read_dir(&self.dir).await?;
         while let Some(entry) = dir.next_entry().await? {
@@ -695,6 +961,29 @@ impl Store {
             }
         }
         ids.sort();
+        Ok(ids)
+    }
+
+    /// Loads every upload already in the directory, so it counts against
+    /// the limits. An unreadable upload is logged and skipped.
+    pub(crate) async fn load_existing(&self) -> io::Result<()> {
+        for id in self.ids_on_disk().await? {
+            if let Err(e) = self.get(&id).await {
+                tracing::warn!(%id, error = %e, "cannot load an upload of the store; not counted");
+            }
+        }
+        let usage = self.usage();
+        tracing::info!(
+            bytes = usage.bytes,
+            unfinished = usage.unfinished,
+            "store loaded"
+        );
+        Ok(())
+    }
+
+    /// Every upload in the directory, sorted by id.
+    pub(crate) async fn list(&self) -> io::Result<Vec<Snapshot>> {
+        let ids = self.ids_on_disk().await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(u) = self.get(&id).await? {
@@ -731,17 +1020,161 @@ mod tests {
         assert!(!is_valid_id(&format!("{id}0")));
     }
 
+    /// Limits that refuse nothing but uploads above 1 MiB.
+    fn roomy() -> StoreLimits {
+        StoreLimits {
+            max_size: 1 << 20,
+            max_total_size: u64::MAX,
+            max_unfinished: u64::MAX,
+            min_free_disk: 0,
+        }
+    }
+
+    fn sized(total: Option<u64>) -> NewUpload {
+        NewUpload {
+            total,
+            ..NewUpload::default()
+        }
+    }
+
+    fn usage(bytes: u64, unfinished: u64) -> Usage {
+        Usage { bytes, unfinished }
+    }
+
     #[tokio::test]
-    async fn write_behind_buffers_and_flushes() {
+    async fn the_books_follow_every_change() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path().to_owned(), 1 << 20, 4).expect("open");
-        let up = store
+        let store = Store::open(dir.path().to_owned(), roomy(), 0).expect("open");
+        let sized_up = store.create(sized(Some(10))).await.expect("create");
+        assert_eq!(
+            store.usage(),
+            usage(10, 1),
+            "a declared length counts at once"
+        );
+        let deferred = store.create(sized(None)).await.expect("create");
+        assert_eq!(store.usage(), usage(10, 2));
+        let mut w = deferred.writer(store.crashed()).await.expect("writer");
+        w.write_at(0, b"12345").await.expect("write");
+        drop(w);
+        assert_eq!(
+            store.usage(),
+            usage(15, 2),
+            "a deferred upload counts what it holds"
+        );
+        let mut w = deferred.writer(store.crashed()).await.expect("writer");
+        w.set_total(8);
+        w.finish().await.expect("finish");
+        assert_eq!(store.usage(), usage(18, 2), "then its declared length");
+        let mut w = sized_up.writer(store.crashed()).await.expect("writer");
+        w.write_at(0, b"0123456789").await.expect("write");
+        assert!(w.finish().await.expect("finish").complete);
+        assert_eq!(
+            store.usage(),
+            usage(18, 1),
+            "complete: no longer unfinished"
+        );
+        let empty = store.create(sized(Some(0))).await.expect("create");
+        assert!(empty.snapshot().complete);
+        assert_eq!(
+            store.usage(),
+            usage(18, 1),
+            "an empty upload is complete at once"
+        );
+
+        // Another instance over the same directory counts what is there.
+        let again = Store::open(dir.path().to_owned(), roomy(), 0).expect("open");
+        again.load_existing().await.expect("load");
+        assert_eq!(again.usage(), usage(18, 1));
+        again.get(sized_up.id()).await.expect("get");
+        assert_eq!(again.usage(), usage(18, 1), "counted once");
+
+        assert!(store.delete(deferred.id()).await.expect("delete"));
+        assert_eq!(store.usage(), usage(10, 0));
+        assert!(store.delete(sized_up.id()).await.expect("delete"));
+        assert_eq!(store.usage(), usage(0, 0));
+    }
+
+    #[tokio::test]
+    async fn creations_past_a_limit_are_refused_and_reserve_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = StoreLimits {
+            max_total_size: 100,
+            max_unfinished: 2,
+            ..roomy()
+        };
+        let store = Store::open(dir.path().to_owned(), limits, 0).expect("open");
+        store.create(sized(Some(60))).await.expect("create");
+        match store.create(sized(Some(41))).await {
+            Err(CreateError::Refused(Refusal::OverTotal {
+                limit: 100,
+                used: 60,
+                wanted: 41,
+            })) => {}
+            other => panic!("expected OverTotal, got {other:?}"),
+        }
+        store
+            .create(sized(Some(40)))
+            .await
+            .expect("exactly at the limit");
+        match store.create(sized(None)).await {
+            Err(CreateError::Refused(Refusal::TooManyUnfinished { limit: 2 })) => {}
+            other => panic!("expected TooManyUnfinished, got {other:?}"),
+        }
+        assert_eq!(store.usage(), usage(100, 2), "refusals reserve nothing");
+        assert_eq!(
+            store.list().await.expect("list").len(),
+            2,
+            "nor create files"
+        );
+
+        // An expired upload makes room when the limit is reached.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            dir.path().to_owned(),
+            StoreLimits {
+                max_unfinished: 1,
+                ..roomy()
+            },
+            0,
+        )
+        .expect("open");
+        let old = store
             .create(NewUpload {
-                total: Some(10),
+                total: Some(5),
+                expires_at_ms: Some(1),
                 ..NewUpload::default()
             })
             .await
             .expect("create");
+        store
+            .create(sized(Some(5)))
+            .await
+            .expect("the expired one made room");
+        assert!(store.was_expired(old.id()));
+
+        // The disk margin: no disk has 2^60 bytes free.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            dir.path().to_owned(),
+            StoreLimits {
+                min_free_disk: 1 << 60,
+                ..roomy()
+            },
+            0,
+        )
+        .expect("open");
+        assert!(matches!(
+            store.create(sized(Some(1))).await,
+            Err(CreateError::Refused(Refusal::DiskShort { wanted: 1, margin, .. })) if margin == 1 << 60
+        ));
+        assert!(store.disk_short().await);
+    }
+
+    #[tokio::test]
+    async fn write_behind_buffers_and_flushes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().to_owned(), roomy(), 4).expect("open");
+        let up = store.create(sized(Some(10))).await.expect("create");
         let mut w = up.writer(store.crashed()).await.expect("writer");
         w.write_at(0, b"abcdef").await.expect("write");
         assert_eq!(w.snapshot().stored, 6);

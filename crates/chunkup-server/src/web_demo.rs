@@ -6,9 +6,14 @@
 //! edited page shows up on reload. Either way only loopback use is intended.
 //!
 //! URL layout: `/pkg/...` is the package, `/demo-config.json` tells the page
-//! where uploads go, anything else is a file of the page directory (`/` is
-//! `index.html`). On the upload server these are the fallback behind the
-//! protocol and admin routes, so they never shadow them.
+//! where uploads go and hands it the fault switch's token, anything else is
+//! a file of the page directory (`/` is `index.html`). On the upload server
+//! these are the fallback behind the protocol and admin routes, so they
+//! never shadow them.
+//!
+//! These files carry no CORS headers: only a page of the demo's own origin
+//! can read `/demo-config.json`, and unknown `Host` names are refused (DNS
+//! rebinding), so the token reaches the demo page and local programs only.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -18,7 +23,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -28,6 +33,8 @@ use tokio::task::JoinHandle;
 const PAGE_ENTRY: &str = "index.html";
 /// The file a built package must hold.
 const PKG_ENTRY: &str = "index.js";
+/// Largest request head the page server of [`start`] reads.
+const GATE_HEADER_SIZE: usize = 64 << 10;
 
 /// What to serve as the web demo. Build it with [`WebDemo::new`], which
 /// checks that both directories hold what the page needs.
@@ -36,6 +43,8 @@ pub struct WebDemo {
     page_dir: PathBuf,
     pkg_dir: PathBuf,
     upload_server: Option<String>,
+    fault_switch_token: Option<String>,
+    allowed_hosts: Vec<String>,
 }
 
 /// Why a [`WebDemo`] cannot be served.
@@ -88,6 +97,8 @@ impl WebDemo {
             page_dir,
             pkg_dir,
             upload_server: None,
+            fault_switch_token: None,
+            allowed_hosts: Vec::new(),
         })
     }
 
@@ -95,6 +106,25 @@ impl WebDemo {
     /// page served by [`start`] on its own port: the cross-origin case.
     pub fn with_upload_server(mut self, base_url: impl Into<String>) -> Self {
         self.upload_server = Some(base_url.into());
+        self
+    }
+
+    /// Hands the page this token for the upload server's fault switch
+    /// ([`crate::AdminAccess::fault_switch_token`]). A server started with
+    /// [`crate::ServerConfig::web_demo`] does this itself; a page on its
+    /// own port ([`start`]) needs the upload server's token, and the upload
+    /// server needs the page's origin in [`crate::AdminAccess::origins`].
+    pub fn with_fault_switch_token(mut self, token: impl Into<String>) -> Self {
+        self.fault_switch_token = Some(token.into());
+        self
+    }
+
+    /// `Host` names the page server of [`start`] answers besides IP
+    /// addresses and `localhost` (a server started with
+    /// [`crate::ServerConfig::web_demo`] uses its
+    /// [`crate::ServerConfig::allowed_hosts`]).
+    pub fn with_allowed_hosts(mut self, names: Vec<String>) -> Self {
+        self.allowed_hosts = names;
         self
     }
 
@@ -121,8 +151,13 @@ async fn serve(State(site): State<Arc<WebDemo>>, req: Request) -> Response {
     }
     let path = req.uri().path();
     if path == "/demo-config.json" {
-        let config = serde_json::json!({ "uploadServer": site.upload_server });
-        return ([(header::CACHE_CONTROL, "no-store")], axum::Json(config)).into_response();
+        let config = serde_json::json!({
+            "uploadServer": site.upload_server,
+            "faultSwitchToken": site.fault_switch_token,
+        });
+        let mut resp = ([(header::CACHE_CONTROL, "no-store")], axum::Json(config)).into_response();
+        harden(resp.headers_mut());
+        return resp;
     }
     let (root, rel) = match path.strip_prefix("/pkg/") {
         Some(rel) => (&site.pkg_dir, rel),
@@ -141,10 +176,26 @@ async fn serve(State(site): State<Arc<WebDemo>>, req: Request) -> Response {
             // A demo under development: always revalidate, so a rebuilt
             // package or an edited page is what the next reload gets.
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            harden(headers);
             resp
         }
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
+}
+
+/// No sniffing a file as another type (the config as a script), and no
+/// framing by other sites (nobody clicks the fault switch through an
+/// invisible frame).
+fn harden(headers: &mut axum::http::HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
 }
 
 /// Reads `rel` (a URL path, `/`-separated) below `root`, or `None` when it
@@ -204,10 +255,27 @@ fn mime_for(name: &str) -> Option<&'static str> {
 /// Starts a server for the demo alone on `addr` (port 0: any free port), for
 /// a page whose origin differs from the upload server's.
 pub async fn start(addr: SocketAddr, site: WebDemo) -> std::io::Result<RunningWebDemo> {
-    let listener = TcpListener::bind(addr).await?;
+    start_on(TcpListener::bind(addr).await?, site)
+}
+
+/// [`start`] on a listener already bound, e.g. to learn the page's origin
+/// (its port) before the upload server starts.
+pub fn start_on(listener: TcpListener, site: WebDemo) -> std::io::Result<RunningWebDemo> {
     let local = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(crate::serve::accept_loop(listener, router(site), rx));
+    let hosts = crate::hosts::HostPolicy::new(&site.allowed_hosts);
+    let page = router(site);
+    let gated = Router::new().fallback_service(tower::service_fn(move |req: Request| {
+        let refused = crate::gate(&hosts, GATE_HEADER_SIZE, &req);
+        let page = page.clone();
+        async move {
+            match refused {
+                Some(refused) => Ok(refused),
+                None => tower::ServiceExt::oneshot(page, req).await,
+            }
+        }
+    }));
+    let task = tokio::spawn(crate::serve::accept_loop(listener, gated, rx));
     Ok(RunningWebDemo {
         addr: local,
         shutdown,

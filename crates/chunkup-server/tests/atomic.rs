@@ -34,7 +34,7 @@ async fn broken_request(
 ) {
     assert!(prefix.len() < announced);
     let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {announced}\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {announced}\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -36,7 +36,7 @@ async fn create_ietf(
     assert_eq!(r.header("upload-draft-interop-version"), Some(v(version).1));
     assert_eq!(r.header("tus-resumable"), None);
     let location = r.header("location").expect("Location");
-    assert!(location.starts_with("http://test/ietf/"), "{location}");
+    assert!(location.starts_with("http://localhost/ietf/"), "{location}");
     let path = path_of(location);
     (r, path)
 }

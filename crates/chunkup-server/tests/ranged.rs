@@ -139,9 +139,7 @@ async fn bad_requests() {
         max_size: 1000,
         ..Default::default()
     };
-    let srv = chunkup_server::start(loopback(), config)
-        .await
-        .expect("start");
+    let srv = server_with(config).await;
     let addr = srv.addr();
 
     // Creation: missing, malformed, too large.

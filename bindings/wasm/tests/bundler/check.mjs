@@ -40,7 +40,7 @@ try {
 
   // 2. The upload server and a static server for the bundle (two origins).
   const dataDir = join(work, 'data');
-  server = spawn(CHUNKUP_BIN, ['serve', '--addr', '127.0.0.1:0', '--dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  server = spawn(CHUNKUP_BIN, ['serve', '--addr', '127.0.0.1:0', '--admin', '--dir', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   const base = await new Promise((resolve, reject) => {
     let seen = '';
     server.on('exit', (code) => reject(new Error(`chunkup serve exited ${code}: ${seen}`)));

@@ -77,7 +77,7 @@ pub(super) async fn create(
     };
     let upload = match app.store.create(new).await {
         Ok(u) => u,
-        Err(e) => return expiry::internal(&e),
+        Err(e) => return crate::limits::create_failed(&e),
     };
     let id = upload.id().to_owned();
     tracing::info!(%id, ?total, complete, version, "IETF upload created");
@@ -85,7 +85,10 @@ pub(super) async fn create(
         Ok(w) => w,
         Err(e) => return expiry::internal(&e),
     };
-    let room = total.unwrap_or(max).min(max_append.unwrap_or(u64::MAX));
+    // A deferred length counts what arrives: at most the store's headroom.
+    let room = total
+        .unwrap_or_else(|| max.min(app.store.headroom()))
+        .min(max_append.unwrap_or(u64::MAX));
     let mut frames = body.into_data_stream();
     let streamed = match body::stream_into(&mut writer, 0, room, true, true, &mut frames).await {
         Ok(s) => s,

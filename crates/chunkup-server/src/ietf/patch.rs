@@ -14,7 +14,7 @@ use super::{
 use crate::append::{self, Decision};
 use crate::reply::{bad, content_length, content_type_is, found, opt_u64, text};
 use crate::serve::KillSwitch;
-use crate::{AppState, body, expiry};
+use crate::{AppState, body, expiry, limits};
 
 /// 409 carrying the correct `Upload-Offset`.
 fn conflict(stored: u64) -> Response {
@@ -112,9 +112,20 @@ pub(super) async fn append(
             return too_large("upload larger than max-size");
         }
     }
-    let room = append::room(total, max, offset).min(max_append.unwrap_or(u64::MAX));
+    let growth = declared.map(|len| len.saturating_sub(offset)).or(cl);
+    let quota = match limits::deferred_room(&app, snap.total.is_some(), growth) {
+        Ok(q) => q,
+        Err(full) => return full.into_response(),
+    };
+    let room = append::room(total, max, offset)
+        .min(max_append.unwrap_or(u64::MAX))
+        .min(quota);
     let mut frames = body.into_data_stream();
     let len = cl.unwrap_or(room.min(64 * 1024));
+    if let Some(refused) = limits::check_disk(&app).await {
+        body::drain(&mut frames, len).await;
+        return refused;
+    }
     match append::decide(&app, len, &mut frames).await {
         Decision::Proceed => {}
         Decision::Respond(r) => return r,

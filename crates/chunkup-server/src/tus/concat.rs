@@ -93,7 +93,7 @@ pub(super) async fn create_final(
     };
     let upload = match app.store.create(new).await {
         Ok(u) => u,
-        Err(e) => return expiry::internal(&e),
+        Err(e) => return crate::limits::create_failed(&e),
     };
     let id = upload.id().to_owned();
     let assembled = async {

@@ -30,6 +30,9 @@ pub(super) async fn create(
         Some(Err(msg)) => return bad(msg),
     };
     let raw_metadata = header_str(&headers, "upload-metadata").map(str::to_owned);
+    if let Some(refused) = crate::limits::check_metadata(&app, raw_metadata.as_deref()) {
+        return refused;
+    }
     let meta = match raw_metadata.as_deref().map(metadata::parse) {
         None => Default::default(),
         Some(Ok(m)) => m,
@@ -88,7 +91,7 @@ pub(super) async fn create(
     };
     let upload = match app.store.create(new).await {
         Ok(u) => u,
-        Err(e) => return expiry::internal(&e),
+        Err(e) => return crate::limits::create_failed(&e),
     };
     let id = upload.id().to_owned();
     tracing::info!(%id, ?total, with_body, "tus upload created");
@@ -97,7 +100,8 @@ pub(super) async fn create(
             Ok(w) => w,
             Err(e) => return expiry::internal(&e),
         };
-        let room = total.unwrap_or(max);
+        // A deferred length counts what arrives: at most the store's headroom.
+        let room = total.unwrap_or_else(|| max.min(app.store.headroom()));
         let mut frames = body.into_data_stream();
         let streamed = match body::stream_into(&mut writer, 0, room, true, true, &mut frames).await
         {

@@ -13,7 +13,7 @@ use crate::checksum::{self, Expected};
 use crate::reply::{bad, content_length, content_type_is, found, header_str, opt_u64, text};
 use crate::serve::KillSwitch;
 use crate::store::Concat;
-use crate::{AppState, expiry};
+use crate::{AppState, expiry, limits};
 
 /// 409 carrying the server's offset.
 fn conflict(stored: u64) -> Response {
@@ -77,8 +77,13 @@ pub(crate) async fn patch(
             None => {}
         }
     }
-    let room = room(snap.total.or(declared), max, offset);
     let cl = content_length(&headers);
+    let growth = declared.map(|len| len.saturating_sub(offset)).or(cl);
+    let quota = match limits::deferred_room(&app, snap.total.is_some(), growth) {
+        Ok(q) => q,
+        Err(full) => return full.into_response(),
+    };
+    let room = room(snap.total.or(declared), max, offset).min(quota);
     if cl.is_some_and(|cl| cl > room) {
         return too_large("body beyond the upload's length");
     }
@@ -88,6 +93,10 @@ pub(crate) async fn patch(
     }
     let mut frames = body.into_data_stream();
     let len = cl.unwrap_or(room.min(64 * 1024));
+    if let Some(refused) = limits::check_disk(&app).await {
+        body::drain(&mut frames, len).await;
+        return refused;
+    }
     match append::decide(&app, len, &mut frames).await {
         Decision::Proceed => {}
         Decision::Respond(r) => return r,
@@ -132,7 +141,7 @@ pub(crate) async fn patch(
             Some(_) => {}
         }
     }
-    let room = append::room(snap.total.or(declared), max, offset);
+    let room = append::room(snap.total.or(declared), max, offset).min(quota);
     let streamed = match verified {
         Some(data) => match writer.write_at(offset, &data).await {
             Ok(()) => Ok(Streamed {

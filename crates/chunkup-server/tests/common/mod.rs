@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use chunkup_server::{FaultSpec, RunningServer, ServerConfig};
+use chunkup_server::{AdminAccess, FaultSpec, RunningServer, ServerConfig};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -42,7 +42,7 @@ impl Resp {
 }
 
 pub fn raw_request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
         req.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
@@ -177,19 +177,22 @@ pub async fn server(dir: &Path, faults: &str, write_behind: u64) -> RunningServe
         write_behind,
         ..ServerConfig::default()
     };
-    chunkup_server::start(loopback(), config)
-        .await
-        .expect("server starts")
+    server_with(config).await
 }
 
-/// Starts a server with `config` on loopback.
+/// Starts a server with `config` on loopback, its admin API open (the tests
+/// read the stored state through it).
 pub async fn server_with(config: ServerConfig) -> RunningServer {
+    let config = ServerConfig {
+        admin: AdminAccess::open(),
+        ..config
+    };
     chunkup_server::start(loopback(), config)
         .await
         .expect("server starts")
 }
 
-/// The path of an absolute (`http://test/tus/x`) or relative `Location`.
+/// The path of an absolute (`http://localhost/tus/x`) or relative `Location`.
 pub fn path_of(location: &str) -> String {
     match location.split_once("://") {
         Some((_, rest)) => rest[rest.find('/').expect("a path")..].to_owned(),

@@ -485,6 +485,20 @@ impl Shared {
                 SessionOutput::Persist(record) => Shared::store(shared, StoreOp::Persist(record)),
                 SessionOutput::Forget(key) => Shared::store(shared, StoreOp::Forget(key)),
                 SessionOutput::Event(event) => shared.queue(WebEvent::Engine(event)),
+                // No retry hook in this driver yet: every retry goes ahead.
+                SessionOutput::AskRetry { question, .. } => {
+                    let mut state = shared.state.borrow_mut();
+                    let now = state.now();
+                    if let Some(session) = state.session.as_mut() {
+                        session.handle_input(
+                            now,
+                            SessionInput::RetryAnswer {
+                                question,
+                                retry: true,
+                            },
+                        );
+                    }
+                }
                 SessionOutput::Wait(until) => {
                     let mut state = shared.state.borrow_mut();
                     let now = state.now();
