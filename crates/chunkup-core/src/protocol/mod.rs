@@ -17,6 +17,7 @@ pub(crate) mod headers;
 mod ietf;
 mod ranged;
 mod s3;
+pub(crate) mod structured;
 mod tus;
 
 pub use discovery::{Capabilities, announced};
