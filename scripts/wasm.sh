@@ -113,9 +113,10 @@ else
     # Size settings that need std built from source (unstable, hence only on
     # this path; docs/BENCHMARKS.md "npm package size" has their measures):
     # a panic traps at once, with no message formatted and no hook run (the
-    # engine's errors are typed values: a panic is a bug either way), and no
-    # file/line strings are kept for panic locations.
-    SIZE_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none"
+    # engine's errors are typed values: a panic is a bug either way), no
+    # file/line strings are kept for panic locations, and `{:?}` prints
+    # nothing (no message quotes with it: they use `Quoted`).
+    SIZE_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none"
     CARGO_CLIPPY=(/usr/bin/cargo-clippy clippy -Zbuild-std=std,panic_abort -Zbuild-std-features=)
     if [ "$MODE" = lint ] && ! [ -x /usr/bin/cargo-clippy ]; then
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rust-web-clippy
