@@ -1,4 +1,4 @@
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 /// Why an upload failed. One public type with messages meant for people; the
@@ -7,7 +7,7 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Error {
     /// A URL given to chunkup or returned by the server is unusable.
-    #[error("invalid URL {url:?}: {reason}")]
+    #[error("invalid URL {}: {reason}", Quoted(.url))]
     InvalidUrl { url: String, reason: String },
 
     /// The configuration cannot work (for example neither an endpoint nor an
@@ -70,6 +70,31 @@ pub enum Error {
     /// The overall deadline passed before the upload completed.
     #[error("the upload did not complete within its deadline of {}s", .after.as_secs())]
     DeadlineExceeded { after: Duration },
+}
+
+/// `text` in double quotes, with `"`, `\` and control characters escaped
+/// as `{:?}` would (the quote stays on one line). Messages quote with this,
+/// not `{:?}`: the npm package is built with `-Zfmt-debug=none`, which
+/// makes every `{:?}` print nothing.
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                '\0' => f.write_str("\\0")?,
+                c if c.is_ascii_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
 }
 
 fn fmt_message(message: &str) -> String {
@@ -192,5 +217,30 @@ impl Error {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Quoting reads as `{:?}` did (the npm build cannot use `{:?}`).
+    #[test]
+    fn quoted_values_read_as_debug_quoting_did() {
+        for text in [
+            "not a url",
+            "",
+            "say \"hi\"",
+            "back\\slash",
+            "two\nlines\r\tand\0\u{1}\u{7f}",
+            "é ü → 日本",
+        ] {
+            assert_eq!(Quoted(text).to_string(), format!("{text:?}"));
+        }
+        let error = Error::InvalidUrl {
+            url: "not a url".into(),
+            reason: "no scheme".into(),
+        };
+        assert_eq!(error.to_string(), "invalid URL \"not a url\": no scheme");
     }
 }

@@ -10,6 +10,7 @@ use url::Url;
 use crate::protocol::headers::{
     parse_content_range, parse_last_known_byte, parse_retry_after, parse_status_body, parse_u64,
 };
+use crate::protocol::structured::Dictionary;
 use crate::protocol::{
     Codec, Concat, Ietf, IetfVersion, Ranged, Tus, UploadMeta, Verdict, announced,
 };
@@ -179,12 +180,43 @@ pub fn check_offset_length(data: &[u8]) {
 }
 
 /// `Upload-Limit` (a structured-field dictionary) and the other structured
-/// fields: never a panic, and the limits a response yields are the ones its
-/// integers say.
+/// fields: never a panic, the limits a response yields are the ones its
+/// integers say, and the engine reads the field as `sfv` does (a field it
+/// refuses although `sfv` accepts it stops at a byte sequence or display
+/// string, which the engine does not read).
 pub fn check_upload_limit(data: &[u8]) {
     let value = text(data);
     let response = Response::status(204).with_header("Upload-Limit", value.clone());
-    if let Some((min, max)) = Codec::Ietf(Ietf::default()).append_limits(&response) {
+    let limits = Codec::Ietf(Ietf::default()).append_limits(&response);
+    let field = response.header("Upload-Limit").unwrap_or_default();
+    let reference = sfv::Parser::new(field)
+        .parse::<sfv::Dictionary>()
+        .ok()
+        .map(|dictionary| {
+            let integer = |key: &str| match dictionary.get(key) {
+                Some(sfv::ListEntry::Item(item)) => item
+                    .bare_item
+                    .as_integer()
+                    .and_then(|n| u64::try_from(i64::from(n)).ok()),
+                _ => None,
+            };
+            let max = match (integer("max-append-size"), integer("max-size")) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            (integer("min-append-size"), max)
+        });
+    match (limits, reference) {
+        (None, Some(_)) => {
+            let stop = Dictionary::parse_or_stop(field).err().unwrap_or_default();
+            assert!(
+                field[stop..].starts_with([':', '%']),
+                "{value:?}: refused at {stop}, sfv reads it"
+            );
+        }
+        (ours, theirs) => assert_eq!(ours, theirs, "{value:?}"),
+    }
+    if let Some((min, max)) = limits {
         // Limits feed the chunk sizer: they must be usable whatever they say.
         let mut sizer = crate::ChunkSizer::new(ChunkSizing::default());
         sizer.set_server_limits(min, max);

@@ -42,6 +42,7 @@ pub mod session;
 mod sizing;
 mod time;
 mod upload;
+mod url;
 
 pub use checksum::{ChecksumAlgorithm, ChunkHasher};
 pub use error::{Error, TransportError, TransportErrorKind};

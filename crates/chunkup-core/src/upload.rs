@@ -4,11 +4,10 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use url::Url;
-
 use crate::progress::ProgressTracker;
 use crate::protocol::{Codec, PartWindow, RequestParts, UploadMeta, UploadedPart, Verdict};
 use crate::retry::RetryState;
+use crate::url::{HttpUrl, Origin, UrlError};
 use crate::{
     ByteRange, Capabilities, ChunkSizer, ChunkSizing, Concat, Error, IetfVersion, Instant, Method,
     Progress, RequestId, RequestKind, RequestSpec, ResolvedProtocol, Response, RetryPolicy,
@@ -304,10 +303,10 @@ enum Phase {
 pub struct Upload {
     config: UploadConfig,
     codec: Codec,
-    endpoint: Option<Url>,
-    upload_url: Option<Url>,
+    endpoint: Option<HttpUrl>,
+    upload_url: Option<HttpUrl>,
     /// The origin credentials may be sent to.
-    home_origin: url::Origin,
+    home_origin: Origin,
     phase: Phase,
     /// The size, once known.
     total: Option<u64>,
@@ -430,7 +429,7 @@ impl Upload {
 
     /// The upload's URL on the server, once known.
     pub fn upload_url(&self) -> Option<&str> {
-        self.upload_url.as_ref().map(Url::as_str)
+        self.upload_url.as_ref().map(HttpUrl::as_str)
     }
 
     /// Bytes the server has acknowledged (never decreases).
@@ -723,11 +722,7 @@ impl Upload {
         let mut url = url.expect("a step is only scheduled once its URL is known");
         let s3 = match &self.upload_url {
             Some(upload) => {
-                let upload_id = upload
-                    .query_pairs()
-                    .find(|(k, _)| k == "uploadId")
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default();
+                let upload_id = upload.query_param("uploadId").unwrap_or_default();
                 let part_start = range.map(|r| r.start);
                 self.codec.s3_request(kind, &upload_id, part_start)
             }
@@ -735,11 +730,7 @@ impl Upload {
         };
         let signing = s3.map(|(query, signing)| {
             if let Some(query) = query {
-                let joined = match url.query() {
-                    Some(existing) if !existing.is_empty() => format!("{existing}&{query}"),
-                    _ => query,
-                };
-                url.set_query(Some(&joined));
+                url.append_query(&query);
             }
             signing
         });
@@ -769,7 +760,7 @@ impl Upload {
             id,
             kind,
             method,
-            url: url.to_string(),
+            url: url.as_str().to_string(),
             headers,
             body: range,
             checksum,
@@ -782,7 +773,7 @@ impl Upload {
 
     /// Protocol headers first, then the user's (those the protocol set are
     /// not overridden), credentials only for the home origin.
-    fn headers_for(&self, url: &Url, parts: RequestParts) -> Vec<(String, String)> {
+    fn headers_for(&self, url: &HttpUrl, parts: RequestParts) -> Vec<(String, String)> {
         let same_origin = url.origin() == self.home_origin;
         let mut headers = parts.headers;
         for (name, value) in &self.config.settings.headers {
@@ -943,22 +934,22 @@ impl Upload {
             .as_ref()
             .expect("create requests need an endpoint");
         let url = match base.join(location) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => url,
-            Ok(url) => {
+            Ok(url) => url,
+            Err(UrlError::NotHttp) => {
                 return self.fail(Error::InvalidUrl {
-                    url: url.to_string(),
+                    url: location.to_string(),
                     reason: "the server's Location is not an http(s) URL".into(),
                 });
             }
             Err(err) => {
                 return self.fail(Error::InvalidUrl {
                     url: location.to_string(),
-                    reason: format!("the server's Location does not resolve: {err}"),
+                    reason: ["the server's Location does not resolve: ", err.reason()].concat(),
                 });
             }
         };
         self.queue.push_back(Output::Event(Event::Created {
-            upload_url: url.to_string(),
+            upload_url: url.as_str().to_string(),
         }));
         self.upload_url = Some(url);
         self.offset = 0;
@@ -1267,7 +1258,7 @@ fn refusal(response: &Response) -> Verdict {
 pub(crate) fn check_targets(
     endpoint: Option<&str>,
     upload_url: Option<&str>,
-) -> Result<(Option<Url>, Option<Url>, url::Origin), Error> {
+) -> Result<(Option<HttpUrl>, Option<HttpUrl>, Origin), Error> {
     let endpoint = endpoint.map(parse_http_url).transpose()?;
     let upload_url = upload_url.map(parse_http_url).transpose()?;
     let home = match (&endpoint, &upload_url) {
@@ -1281,17 +1272,9 @@ pub(crate) fn check_targets(
     Ok((endpoint, upload_url, home))
 }
 
-fn parse_http_url(text: &str) -> Result<Url, Error> {
-    let invalid = |reason: String| Error::InvalidUrl {
+fn parse_http_url(text: &str) -> Result<HttpUrl, Error> {
+    HttpUrl::parse(text).map_err(|err| Error::InvalidUrl {
         url: text.to_string(),
-        reason,
-    };
-    let url = Url::parse(text).map_err(|err| invalid(err.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("only http and https URLs are supported".into()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("the URL has no host".into()));
-    }
-    Ok(url)
+        reason: err.reason().to_string(),
+    })
 }

@@ -17,6 +17,7 @@
 
 use super::headers::{content_range, parse_u64};
 use super::{RequestParts, UploadMeta, Verdict, generic_verdict};
+use crate::error::Quoted;
 use crate::{ByteRange, Error, Method, Response};
 
 /// Google-style resumable-session request builders and response
@@ -125,7 +126,7 @@ fn held(response: &Response) -> Verdict {
     };
     match parse_range(value) {
         Some(held) => Verdict::ServerHas(held),
-        None => violation(format!("Range {value:?} is not bytes=0-N")),
+        None => violation(format!("Range {} is not bytes=0-N", Quoted(value))),
     }
 }
 

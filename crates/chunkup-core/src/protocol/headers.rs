@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::error::Quoted;
+
 /// Parses `X-Last-Known-Byte`: an inclusive byte index, `-1` when the server
 /// holds nothing. Returns the number of bytes held (`n + 1`).
 pub fn parse_last_known_byte(value: &str) -> Result<u64, String> {
@@ -12,13 +14,16 @@ pub fn parse_last_known_byte(value: &str) -> Result<u64, String> {
         return Ok(0);
     }
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("X-Last-Known-Byte {value:?} is not a byte index"));
+        return Err(format!(
+            "X-Last-Known-Byte {} is not a byte index",
+            Quoted(value)
+        ));
     }
     value
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_add(1))
-        .ok_or_else(|| format!("X-Last-Known-Byte {value:?} is out of range"))
+        .ok_or_else(|| format!("X-Last-Known-Byte {} is out of range", Quoted(value)))
 }
 
 /// Parses a ranged status body `0-n/total` (or `-1/total`-style bodies for

@@ -3,7 +3,9 @@
 //! docs/PROTOCOLS.md for the differences that matter on the wire.
 
 use super::headers::parse_u64;
+use super::structured::Dictionary;
 use super::{IetfVersion, RequestParts, UploadMeta, Verdict, generic_verdict};
+use crate::error::Quoted;
 use crate::{ByteRange, Error, Method, Response};
 
 const PARTIAL_UPLOAD: &str = "application/partial-upload";
@@ -153,26 +155,23 @@ fn sf_bool(value: bool) -> String {
 fn offset(response: &Response) -> Result<Option<u64>, Verdict> {
     match response.header("Upload-Offset") {
         None => Ok(None),
-        Some(value) => parse_u64(value)
-            .map(Some)
-            .ok_or_else(|| violation(format!("Upload-Offset {value:?} is not a byte offset"))),
+        Some(value) => parse_u64(value).map(Some).ok_or_else(|| {
+            violation(format!(
+                "Upload-Offset {} is not a byte offset",
+                Quoted(value)
+            ))
+        }),
     }
 }
 
 /// `Upload-Limit` (a structured dictionary): `(min-append-size,
-/// max-append-size)`, with `max-size` bounding appends too.
+/// max-append-size)`, with `max-size` bounding appends too. A field that is
+/// not a dictionary is ignored whole; a member that is not a non-negative
+/// integer is no limit.
 pub(crate) fn append_limits(response: &Response) -> Option<(Option<u64>, Option<u64>)> {
     let value = response.header("Upload-Limit")?;
-    let dictionary = sfv::Parser::new(value).parse::<sfv::Dictionary>().ok()?;
-    let integer = |key: &str| -> Option<u64> {
-        match dictionary.get(key)? {
-            sfv::ListEntry::Item(item) => {
-                let n: i64 = item.bare_item.as_integer()?.into();
-                u64::try_from(n).ok()
-            }
-            sfv::ListEntry::InnerList(_) => None,
-        }
-    };
+    let dictionary = Dictionary::parse(value)?;
+    let integer = |key: &str| -> Option<u64> { u64::try_from(dictionary.integer(key)?).ok() };
     let max = match (integer("max-append-size"), integer("max-size")) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

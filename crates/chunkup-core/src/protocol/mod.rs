@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Quoted;
 use crate::retry::RetryReason;
 use crate::{ByteRange, ChecksumAlgorithm, Error, Method, Response};
 
@@ -16,6 +17,7 @@ pub(crate) mod headers;
 mod ietf;
 mod ranged;
 mod s3;
+pub(crate) mod structured;
 mod tus;
 
 pub use discovery::{Capabilities, announced};
@@ -81,7 +83,8 @@ impl std::str::FromStr for Protocol {
             "s3" => Ok(Protocol::S3),
             "auto" => Ok(Protocol::Auto),
             other => Err(Error::InvalidConfig(format!(
-                "unknown protocol {other:?} (known: ranged, tus, ietf, gcs, s3, auto)"
+                "unknown protocol {} (known: ranged, tus, ietf, gcs, s3, auto)",
+                Quoted(other)
             ))),
         }
     }

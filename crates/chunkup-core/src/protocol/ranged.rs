@@ -7,6 +7,7 @@ use super::headers::{
     content_disposition, content_range, parse_last_known_byte, parse_status_body,
 };
 use super::{RequestParts, UploadMeta, Verdict, debug_check_range, generic_verdict};
+use crate::error::Quoted;
 use crate::{ByteRange, Error, Method, Response};
 
 const LAST_KNOWN_BYTE: &str = "X-Last-Known-Byte";
@@ -99,8 +100,8 @@ impl Ranged {
             )),
             Some((held, _)) => Verdict::ServerHas(held),
             None => violation(format!(
-                "status answer has neither X-Last-Known-Byte nor a range body (got {:?})",
-                response.body_excerpt()
+                "status answer has neither X-Last-Known-Byte nor a range body (got {})",
+                Quoted(&response.body_excerpt())
             )),
         }
     }

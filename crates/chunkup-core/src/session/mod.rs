@@ -987,7 +987,10 @@ impl Session {
                 .iter()
                 .flat_map(|s| s.upload.s3_parts().iter().cloned())
                 .collect();
-            parts.sort_by_key(|p| p.number);
+            // Windows own disjoint part numbers, each used once: no ties, so
+            // the unstable sort (smaller in the npm package) orders as a
+            // stable one would.
+            parts.sort_unstable_by_key(|p| p.number);
             return self.start_exchange(s3::Step::Complete(parts));
         }
         if terminated {

@@ -216,7 +216,7 @@ pub(super) fn upload_id_of(upload_url: &str) -> Option<String> {
     query
         .split('&')
         .find_map(|pair| pair.strip_prefix("uploadId="))
-        .map(decode)
+        .map(crate::url::percent_decode)
 }
 
 /// Percent-encodes what is not unreserved (RFC 3986).
@@ -230,30 +230,6 @@ fn encode(text: &str) -> String {
         }
     }
     out
-}
-
-/// Decodes percent-escapes (malformed ones are kept as they are).
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
