@@ -6,6 +6,7 @@ mod demo;
 mod link;
 mod report;
 mod serve;
+mod single;
 mod size;
 mod status;
 mod throttle;
