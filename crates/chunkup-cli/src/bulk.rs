@@ -344,10 +344,7 @@ impl Run {
         if !url.ends_with('/') {
             url.push('/');
         }
-        let key: Vec<String> = relative
-            .split('/')
-            .map(percent_encode_segment)
-            .collect();
+        let key: Vec<String> = relative.split('/').map(percent_encode_segment).collect();
         url.push_str(&key.join("/"));
         url
     }
@@ -730,7 +727,7 @@ async fn dry_run(run: &Arc<Run>, roots: Vec<Root>, filters: Filters) {
 }
 
 /// A path segment of an S3 key, percent-encoded where a URL needs it.
-fn percent_encode_segment(segment: &str) -> String {
+pub(crate) fn percent_encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

@@ -29,8 +29,13 @@ pub(crate) struct UploadArgs {
     /// Continue this known upload (an upload URL, a Google-style session
     /// URI, an S3 multipart upload's URL) with the one file given; the
     /// server is asked how much it holds first.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "upload_id")]
     upload_url: Option<String>,
+    /// With `--protocol s3`: continue this multipart upload (its
+    /// `UploadId`) of the object `--to` names, with the one file given;
+    /// the parts it holds are listed first (ListParts).
+    #[arg(long, value_name = "ID", requires = "to")]
+    upload_id: Option<String>,
     /// Upload protocol: auto (ask the endpoint), tus, ietf, ranged, gcs
     /// (Google-style resumable sessions) or s3 (multipart, signed with SigV4
     /// from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN/
@@ -167,7 +172,18 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
     }
 }
 
-pub(crate) async fn run(args: UploadArgs) -> u8 {
+pub(crate) async fn run(mut args: UploadArgs) -> u8 {
+    if let Some(id) = args.upload_id.take() {
+        if args.protocol != Protocol::S3 {
+            return usage("--upload-id names an S3 multipart upload: add --protocol s3");
+        }
+        let object = args.to.clone().unwrap_or_default();
+        let object = object.split(['?', '#']).next().unwrap_or_default();
+        args.upload_url = Some(format!(
+            "{object}?uploadId={}",
+            crate::bulk::percent_encode_segment(&id)
+        ));
+    }
     let headers: Result<Vec<_>, _> = args.headers.iter().map(|h| parse_header(h)).collect();
     let headers = match headers {
         Ok(headers) => headers,
@@ -199,7 +215,7 @@ pub(crate) async fn run(args: UploadArgs) -> u8 {
         return usage("standard input cannot continue an upload: its earlier bytes are gone");
     }
     if args.upload_url.is_some() && (args.files.len() > 1 || !args.files[0].is_file()) {
-        return usage("--upload-url continues one upload: give exactly one file");
+        return usage("--upload-url/--upload-id continue one upload: give exactly one file");
     }
     let options = UploadOptions {
         protocol: Some(args.protocol),
