@@ -11,6 +11,7 @@ mod size;
 mod status;
 mod throttle;
 mod upload;
+mod uploads;
 mod view;
 mod walk;
 
@@ -37,6 +38,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// List batches and uploads that can be resumed.
     Status(status::StatusArgs),
+    /// List or forget remembered uploads (`uploads list`, `uploads forget KEY`).
+    Uploads(uploads::UploadsArgs),
     /// Emulate a bad network link (bandwidth, latency, resets, stalls) in
     /// front of a server on loopback.
     Link(link::LinkArgs),
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Status(args) => status::status(args),
+            Command::Uploads(args) => uploads::run(args),
             Command::Link(args) => link::run(args).await,
         }
     });
