@@ -2,7 +2,6 @@
 //! 2.x + `@tus/file-store` (npm), a tus server nobody here wrote. The bytes
 //! are checked where the file store keeps them.
 
-
 use chunkup::{Client, Protocol, UploadControl, UploadEvent as Event, UploadOptions};
 use chunkup_interop::{
     CutProxy, KIB, MIB, TusNodeServer, chunkup_upload, http, random_file, sha256_file, upload_id,

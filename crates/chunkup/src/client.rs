@@ -286,6 +286,13 @@ impl<'a, T: Transport> UploadRequest<'a, T> {
         self
     }
 
+    /// Sees the engine's own events ([`chunkup_core::Event`]) as well, for
+    /// code that maps them itself (bindings with their own event types).
+    pub fn on_engine_event(mut self, observe: impl FnMut(&Event) + Send + 'a) -> Self {
+        self.observe = Some(Box::new(observe));
+        self
+    }
+
     /// Adjusts the engine's settings beyond what the options say (adaptive
     /// chunk bounds, the backoff ladder, the `Retry-After` clamp, a fixed
     /// jitter seed). Rust only; the options stay the portable surface.
