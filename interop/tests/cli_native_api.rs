@@ -309,3 +309,45 @@ fn remembered_uploads_are_listed_and_forgotten() {
     assert!(run.event("resumed").is_none(), "{run}");
     assert_ne!(run.upload_url(), upload_url);
 }
+
+#[test]
+fn upload_url_continues_a_google_style_session_the_app_started() {
+    let server = Server::start("none");
+    let file = random_file(2 * MIB + 5, 1403);
+    // The application's backend initiates the session (chunkup serve's /gcs).
+    let size = file.size.to_string();
+    let started = http_with_body(
+        "POST",
+        &format!("{}/gcs", server.base_url),
+        &[("X-Upload-Content-Length", &size)],
+        b"",
+    );
+    assert_eq!(started.status, 200, "{started:?}");
+    let session = started.headers["location"].clone();
+    let state = tempfile::tempdir().expect("a state directory");
+    let state_dir = state.path().to_str().expect("a UTF-8 path");
+    let path = file.path.to_str().expect("a UTF-8 path");
+    let run = chunkup(&[
+        "upload",
+        path,
+        "--protocol",
+        "gcs",
+        "--upload-url",
+        &session,
+        "--json",
+        "--state-dir",
+        state_dir,
+    ]);
+    assert!(
+        run.status.success(),
+        "{run}\nserver:\n{}",
+        server.peer.log()
+    );
+    let stored = server.admin_upload(session.split('?').next().unwrap_or_default());
+    assert_eq!(stored["complete"], true, "{stored}");
+    assert_eq!(
+        stored["sha256"].as_str(),
+        Some(file.sha256.as_str()),
+        "{stored}"
+    );
+}
