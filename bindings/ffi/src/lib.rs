@@ -174,9 +174,9 @@ impl Upload {
 
 impl Upload {
     async fn run(&self) -> Result<chunkup::UploadReport, chunkup::Error> {
-        let options = self.options.to_native(self.control.clone());
+        let options = self.options.to_native();
         let listener = self.listener.clone();
-        let on_event = move |event: &chunkup::Event| {
+        let on_event = move |event: &chunkup::core::Event| {
             let Some(listener) = &listener else { return };
             match types::describe(event) {
                 Ok(progress) => listener.on_progress(
@@ -204,14 +204,18 @@ impl Upload {
         &self,
         client: Client<T>,
         options: chunkup::UploadOptions,
-        on_event: impl FnMut(&chunkup::Event) + Send,
+        on_event: impl FnMut(&chunkup::core::Event) + Send,
     ) -> Result<chunkup::UploadReport, chunkup::Error> {
         let client = match &self.store {
             Some(store) => client.with_resume_store(StoreAdapter(store.clone())),
             None => client,
         };
         client
-            .upload_file(Path::new(&self.path), &self.endpoint, options, on_event)
+            .upload(options)
+            .to(self.endpoint.as_str())
+            .control(&self.control)
+            .on_engine_event(on_event)
+            .file(Path::new(&self.path))
             .await
     }
 }

@@ -1,8 +1,6 @@
 //! Records and enums crossing the FFI, and their mapping to chunkup's types.
 //! Nothing here decides anything: every field maps to one of the client's.
 
-use std::time::Duration;
-
 /// The upload protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Enum)]
 pub enum Protocol {
@@ -168,35 +166,36 @@ impl Default for UploadOptions {
 }
 
 impl UploadOptions {
-    pub(crate) fn to_native(&self, control: chunkup::UploadControl) -> chunkup::UploadOptions {
+    pub(crate) fn to_native(&self) -> chunkup::UploadOptions {
         let pairs = |list: &[KeyValue]| {
             list.iter()
-                .map(|kv| (kv.key.clone(), kv.value.clone()))
+                .map(|kv| chunkup::KeyValue::new(kv.key.clone(), kv.value.clone()))
                 .collect()
         };
         let defaults = chunkup::UploadOptions::default();
         chunkup::UploadOptions {
-            protocol: self.protocol.into(),
-            chunking: match self.chunk_size {
-                ChunkSize::Auto => chunkup::ChunkSizing::default(),
-                ChunkSize::Fixed { bytes } => chunkup::ChunkSizing::Fixed(bytes),
+            protocol: Some(self.protocol.into()),
+            chunk_size: match self.chunk_size {
+                ChunkSize::Auto => None,
+                ChunkSize::Fixed { bytes } => Some(bytes),
             },
-            retry: chunkup::RetryPolicy {
-                max_attempts: self.max_attempts,
-                stall_timeout: Duration::from_millis(self.stall_timeout_ms),
-                deadline: (self.deadline_ms > 0).then(|| Duration::from_millis(self.deadline_ms)),
-                ..chunkup::RetryPolicy::default()
-            },
+            max_attempts: self.max_attempts,
+            stall_timeout_ms: self.stall_timeout_ms,
+            deadline_ms: (self.deadline_ms > 0).then_some(self.deadline_ms),
             headers: pairs(&self.headers),
             metadata: pairs(&self.metadata),
             content_type: self.content_type.clone(),
             checksum: self.checksum,
-            progress_interval: Duration::from_millis(self.progress_interval_ms),
-            control: Some(control),
+            progress_interval_ms: self.progress_interval_ms,
             fingerprint: self.fingerprint.clone(),
             upload_url: self.upload_url.clone(),
             creation_with_upload: self.creation_with_upload,
-            ietf_version: self.ietf_version.map(Into::into).unwrap_or_default(),
+            ietf_version: self.ietf_version.map(|version| {
+                match chunkup::core::IetfVersion::from(version) {
+                    chunkup::core::IetfVersion::Interop6 => 6,
+                    _ => 8,
+                }
+            }),
             ..defaults
         }
     }
@@ -340,8 +339,10 @@ pub enum EventKind {
 
 /// Splits a client event into the listener's two callbacks: `Ok` is a
 /// progress report, `Err` any other event with a readable message.
-pub(crate) fn describe(event: &chunkup::Event) -> Result<chunkup::Progress, (EventKind, String)> {
-    use chunkup::Event;
+pub(crate) fn describe(
+    event: &chunkup::core::Event,
+) -> Result<chunkup::core::Progress, (EventKind, String)> {
+    use chunkup::core::Event;
     let described = match event {
         Event::Progress(progress) => return Ok(*progress),
         Event::Discovered(capabilities) => (

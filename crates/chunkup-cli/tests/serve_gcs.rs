@@ -10,8 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use chunkup::core::Protocol;
-use chunkup::{ChunkSizing, Event, RetryPolicy, UploadOptions};
+use chunkup::{Protocol, UploadEvent as Event, UploadOptions, UploadSettings};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chunkup");
@@ -106,21 +105,22 @@ fn random_file(dir: &Path, size: u64, seed: u64) -> (PathBuf, Vec<u8>) {
     (path, bytes)
 }
 
-fn options(chunking: ChunkSizing) -> UploadOptions {
+fn options(chunk_size: u64) -> UploadOptions {
     UploadOptions {
-        protocol: Protocol::Gcs,
-        chunking,
-        retry: RetryPolicy {
-            max_attempts: 30,
-            initial_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(300),
-            stall_timeout: Duration::from_secs(2),
-            ..RetryPolicy::default()
-        },
-        progress_interval: Duration::from_millis(10),
+        protocol: Some(Protocol::Gcs),
+        chunk_size: Some(chunk_size),
+        max_attempts: 30,
+        stall_timeout_ms: 2000,
+        progress_interval_ms: 10,
         content_type: Some("video/mp4".into()),
         ..UploadOptions::default()
     }
+}
+
+/// A quick backoff, 20 to 300 ms.
+fn quick_backoff(settings: &mut UploadSettings) {
+    settings.retry.initial_delay = Duration::from_millis(20);
+    settings.retry.max_delay = Duration::from_millis(300);
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -154,17 +154,21 @@ async fn uploads_through_faults_are_stored_exactly() {
             let (path, source) = random_file(sources.path(), size, seed * 10 + i as u64);
             // Fixed chunks that are not a multiple of 256 KiB: the sizer
             // must round them to the session's unit.
-            let chunking = match i {
-                0 => ChunkSizing::Fixed(300 * KIB),
-                _ => ChunkSizing::Fixed(UNIT),
+            let chunk_size = match i {
+                0 => 300 * KIB,
+                _ => UNIT,
             };
             let mut acknowledged = Vec::new();
             let report = client
-                .upload_file(&path, &serve.gcs_endpoint(), options(chunking), |e| {
+                .upload(options(chunk_size))
+                .to(serve.gcs_endpoint())
+                .tune(quick_backoff)
+                .on_event(|e| {
                     if let Event::ChunkAcknowledged { offset } = e {
                         acknowledged.push(*offset);
                     }
                 })
+                .file(&path)
                 .await
                 .unwrap_or_else(|e| panic!("seed {seed}, {size} bytes: {e}"));
             let url = report.upload_url.clone().unwrap();
@@ -227,15 +231,14 @@ async fn a_session_the_app_started_is_continued() {
     let mut events = Vec::new();
     let report = chunkup::Client::new()
         .unwrap()
-        .upload_file(
-            &path,
-            &serve.gcs_endpoint(),
-            UploadOptions {
-                upload_url: Some(session.clone()),
-                ..options(ChunkSizing::Fixed(4 * UNIT))
-            },
-            |e| events.push(e.clone()),
-        )
+        .upload(UploadOptions {
+            upload_url: Some(session.clone()),
+            ..options(4 * UNIT)
+        })
+        .to(serve.gcs_endpoint())
+        .tune(quick_backoff)
+        .on_event(|e| events.push(e.clone()))
+        .file(&path)
         .await
         .unwrap();
     assert_eq!(report.upload_url.as_deref(), Some(session.as_str()));
