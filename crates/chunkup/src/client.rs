@@ -1,85 +1,24 @@
-//! The user-facing native API: options in, a session of the core run over
-//! real IO, a report out.
+//! The user-facing native API: options (data, declared once in
+//! `chunkup-api`) and hooks (code) in, a session of the core run over real
+//! IO, typed events on the way, a report out.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chunkup_api::{RememberedUpload, UploadEvent, UploadOptions};
 use chunkup_core::session::{Completion, Outcome, SessionConfig, SessionInput, SourceInfo};
-use chunkup_core::{
-    Capabilities, ChunkSizing, Event, IetfVersion, Protocol, RetryPolicy, RetryReason, Session,
-    UploadSettings,
-};
+use chunkup_core::{Capabilities, Event, RetryReason, Session, UploadSettings};
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
+use crate::driver::{self, Io};
+use crate::hooks::Hooks;
 use crate::source::{FileSource, Source};
 use crate::store::ResumeStore;
+use crate::stream::StreamSource;
 use crate::transport::{ReqwestTransport, Transport};
-use crate::{Error, driver};
-
-/// Options for one upload.
-#[derive(Debug, Clone)]
-pub struct UploadOptions {
-    /// The protocol to speak (`Auto` asks the endpoint).
-    pub protocol: Protocol,
-    /// Chunk sizing (adaptive by default).
-    pub chunking: ChunkSizing,
-    /// Retry, backoff, deadline and stall policy.
-    pub retry: RetryPolicy,
-    /// Extra headers for every request.
-    pub headers: Vec<(String, String)>,
-    /// Content type to announce (default `application/octet-stream`).
-    pub content_type: Option<String>,
-    /// Pause, resume, stop or terminate the upload from elsewhere.
-    pub control: Option<UploadControl>,
-    /// Minimum time between progress events.
-    pub progress_interval: Duration,
-    /// The IETF draft revision, when the protocol is IETF.
-    pub ietf_version: IetfVersion,
-    /// Metadata for the server (tus `Upload-Metadata`).
-    pub metadata: Vec<(String, String)>,
-    /// Checksum chunks when the server supports it (tus checksum). Off by
-    /// default: a checksummed chunk is read and hashed before it is sent.
-    pub checksum: bool,
-    /// Connections one file may use: big files go as parallel parts where
-    /// the server allows it (tus concatenation). With a resume store, a
-    /// later run with the same split continues each part.
-    pub parallel: usize,
-    /// What the endpoint supports, if already known (skips discovery when
-    /// it agrees with `protocol`).
-    pub capabilities: Option<Capabilities>,
-    /// The application's own identity for the content (a content hash, a
-    /// database id): with a resume store, it alone names the upload.
-    pub fingerprint: Option<String>,
-    /// An upload the application knows, to continue (the server is asked
-    /// how much it holds first).
-    pub upload_url: Option<String>,
-    /// Send a small file's bytes in its creation request where the server
-    /// allows it (on by default).
-    pub creation_with_upload: bool,
-}
-
-impl Default for UploadOptions {
-    fn default() -> Self {
-        UploadOptions {
-            protocol: Protocol::default(),
-            chunking: ChunkSizing::default(),
-            retry: RetryPolicy::default(),
-            headers: Vec::new(),
-            content_type: None,
-            control: None,
-            progress_interval: Duration::from_millis(100),
-            ietf_version: IetfVersion::default(),
-            metadata: Vec::new(),
-            checksum: false,
-            parallel: 1,
-            capabilities: None,
-            fingerprint: None,
-            upload_url: None,
-            creation_with_upload: true,
-        }
-    }
-}
+use crate::Error;
 
 /// Pauses, resumes, stops or terminates a running upload. Clone it freely.
 #[derive(Debug, Clone)]
@@ -95,7 +34,7 @@ impl Default for UploadControl {
 }
 
 impl UploadControl {
-    /// A control to pass in [`UploadOptions::control`].
+    /// A control to pass to [`UploadRequest::control`].
     pub fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         UploadControl {
@@ -187,31 +126,83 @@ impl<T: Transport> Client<T> {
         self
     }
 
-    /// The resume store, if the client has one (to list or forget
-    /// remembered uploads).
+    /// The resume store, if the client has one.
     pub fn resume_store(&self) -> Option<&dyn ResumeStore> {
         self.store.as_deref()
     }
 
+    /// The uploads the resume store remembers, newest first (none without
+    /// a store). Continue a chosen one by uploading the same content with
+    /// its `upload_url` and `protocol` in the options; forget one with
+    /// [`Client::forget`].
+    pub fn remembered(&self) -> Result<Vec<RememberedUpload>, Error> {
+        match &self.store {
+            Some(store) => Ok(RememberedUpload::list(&store.list()?)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Forgets the remembered upload kept under `key` (and the records of
+    /// its parallel parts). The upload stays on the server.
+    pub fn forget(&self, key: &str) -> Result<(), Error> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        for record in store.list()? {
+            if record.part_of.as_deref() == Some(key) {
+                store.remove(&record.fingerprint)?;
+            }
+        }
+        store.remove(key)
+    }
+
+    /// An upload with `options`: add an endpoint, hooks, a control and an
+    /// event callback, then send a file, a [`Source`] or a stream.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), chunkup::Error> {
+    /// use chunkup::{Client, Hooks, UploadControl, UploadOptions};
+    ///
+    /// let control = UploadControl::new();
+    /// let report = Client::new()?
+    ///     .upload(UploadOptions { parallel: 4, ..UploadOptions::default() })
+    ///     .to("http://127.0.0.1:8080/tus")
+    ///     .hooks(Hooks::new().should_retry(|q: chunkup::RetryQuestion| async move { q.attempt < 3 }))
+    ///     .control(&control)
+    ///     .on_event(|event| println!("{event:?}"))
+    ///     .file("video.mp4".as_ref())
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn upload(&self, options: UploadOptions) -> UploadRequest<'_, T> {
+        UploadRequest {
+            client: self,
+            endpoint: None,
+            options,
+            hooks: Hooks::default(),
+            control: None,
+            on_event: None,
+            tune: None,
+            known: None,
+            observe: None,
+        }
+    }
+
     /// Uploads the file at `path` to `endpoint` (where uploads are created),
     /// continuing an earlier upload of the same file if the resume store
-    /// knows one. `on_event` sees every [`Event`].
+    /// knows one. `on_event` sees every [`UploadEvent`].
     pub async fn upload_file(
         &self,
         path: &Path,
         endpoint: &str,
         options: UploadOptions,
-        on_event: impl FnMut(&Event) + Send,
+        on_event: impl FnMut(&UploadEvent) + Send,
     ) -> Result<UploadReport, Error> {
-        let source = FileSource::open(path)?;
-        let info = SourceInfo {
-            size: Some(source.size()),
-            name: Some(source.path().to_string_lossy().into_owned()),
-            modified_ms: source.modified_ms(),
-            fingerprint: None,
-        };
-        let file_name = source.file_name();
-        self.upload_source(&source, info, &file_name, endpoint, options, on_event)
+        self.upload(options)
+            .to(endpoint)
+            .on_event(on_event)
+            .file(path)
             .await
     }
 
@@ -222,47 +213,196 @@ impl<T: Transport> Client<T> {
     pub async fn upload_source<S: Source>(
         &self,
         source: &S,
-        mut info: SourceInfo,
+        info: SourceInfo,
         file_name: &str,
         endpoint: &str,
         options: UploadOptions,
-        mut on_event: impl FnMut(&Event) + Send,
+        on_event: impl FnMut(&UploadEvent) + Send,
     ) -> Result<UploadReport, Error> {
+        self.upload(options)
+            .to(endpoint)
+            .on_event(on_event)
+            .source(source, info, file_name)
+            .await
+    }
+}
+
+type EventCallback<'a> = Box<dyn FnMut(&UploadEvent) + Send + 'a>;
+type EngineObserver<'a> = Box<dyn FnMut(&Event) + Send + 'a>;
+type Tuning<'a> = Box<dyn FnOnce(&mut UploadSettings) + Send + 'a>;
+
+/// One upload being set up ([`Client::upload`]); it starts when a source
+/// is given ([`UploadRequest::file`], [`UploadRequest::source`],
+/// [`UploadRequest::stream`]). Dropping the returned future stops the
+/// upload: it stays on the server and in the resume store.
+pub struct UploadRequest<'a, T: Transport> {
+    client: &'a Client<T>,
+    endpoint: Option<String>,
+    options: UploadOptions,
+    hooks: Hooks,
+    control: Option<UploadControl>,
+    on_event: Option<EventCallback<'a>>,
+    tune: Option<Tuning<'a>>,
+    /// What the endpoint speaks, when a batch already knows.
+    pub(crate) known: Option<Capabilities>,
+    /// Sees the engine's own events (a batch learns its discovery).
+    pub(crate) observe: Option<EngineObserver<'a>>,
+}
+
+impl<T: Transport> std::fmt::Debug for UploadRequest<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadRequest")
+            .field("endpoint", &self.endpoint)
+            .field("options", &self.options)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, T: Transport> UploadRequest<'a, T> {
+    /// Where uploads are created (for S3: the object's URL; for
+    /// Google-style sessions: the initiation URL). Not needed when the
+    /// options name an `upload_url` to continue.
+    pub fn to(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The application's hooks (header provider, retry decision, signer).
+    pub fn hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Pause, resume, stop or terminate the upload from elsewhere.
+    pub fn control(mut self, control: &UploadControl) -> Self {
+        self.control = Some(control.clone());
+        self
+    }
+
+    /// Sees every event of the upload.
+    pub fn on_event(mut self, on_event: impl FnMut(&UploadEvent) + Send + 'a) -> Self {
+        self.on_event = Some(Box::new(on_event));
+        self
+    }
+
+    /// Adjusts the engine's settings beyond what the options say (adaptive
+    /// chunk bounds, the backoff ladder, the `Retry-After` clamp, a fixed
+    /// jitter seed). Rust only; the options stay the portable surface.
+    pub fn tune(mut self, tune: impl FnOnce(&mut UploadSettings) + Send + 'a) -> Self {
+        self.tune = Some(Box::new(tune));
+        self
+    }
+
+    /// Uploads the file at `path`.
+    pub async fn file(self, path: &Path) -> Result<UploadReport, Error> {
+        let source = FileSource::open(path)?;
+        let info = SourceInfo {
+            size: Some(source.size()),
+            name: Some(source.path().to_string_lossy().into_owned()),
+            modified_ms: source.modified_ms(),
+            fingerprint: None,
+        };
+        let file_name = source.file_name();
+        self.source(&source, info, &file_name).await
+    }
+
+    /// Uploads a stream of unknown length, read once (see
+    /// [`StreamSource`]): the protocol must be able to learn the length at
+    /// the end (tus creation-defer-length, IETF, Google-style sessions).
+    /// A stream is never matched to an earlier upload.
+    pub async fn stream<R: AsyncRead + Send + Unpin>(
+        self,
+        reader: R,
+        file_name: &str,
+    ) -> Result<UploadReport, Error> {
+        let source = StreamSource::new(reader, file_name);
+        self.source(&source, SourceInfo::anonymous(None), file_name)
+            .await
+    }
+
+    /// Uploads any [`Source`] described by `info`, announced as
+    /// `file_name`.
+    pub async fn source<S: Source>(
+        self,
+        source: &S,
+        mut info: SourceInfo,
+        file_name: &str,
+    ) -> Result<UploadReport, Error> {
+        let UploadRequest {
+            client,
+            endpoint,
+            options,
+            hooks,
+            control,
+            mut on_event,
+            tune,
+            known,
+            mut observe,
+        } = self;
+        if options.protocol() == chunkup_core::Protocol::S3 && hooks.signer.is_none() {
+            return Err(Error::Upload(chunkup_core::Error::InvalidConfig(
+                "an S3 upload needs a signer (Hooks::signer, or SigV4Signer with the `sigv4` feature)"
+                    .into(),
+            )));
+        }
         if options.fingerprint.is_some() {
             info.fingerprint = options.fingerprint.clone();
         }
-        let size = info.size.unwrap_or_default();
-        let config = session_config(endpoint, info, file_name, &options, self.store.is_some());
+        let mut settings = options.settings(file_name, None, random_seed());
+        if let Some(tune) = tune {
+            tune(&mut settings);
+        }
+        // What the hooks can do, the engine must know.
+        settings.ask_before_retry = hooks.retry.is_some();
+        settings.refresh_credentials = hooks.headers.is_some();
+        let config = SessionConfig {
+            protocol: options.protocol(),
+            endpoint,
+            upload_url: options.upload_url.clone(),
+            source: info,
+            settings,
+            known,
+            remember: client.store.is_some() && options.resume,
+            parallel: usize::try_from(options.parallel.max(1)).unwrap_or(1),
+            wall_clock_ms: now_ms(),
+        };
         let mut session = Session::new(config)?;
         let started = std::time::Instant::now();
         let mut retries = Vec::new();
-        let mut observe = |event: &Event| {
-            if let Event::Retrying { reason, .. } = event {
-                retries.push(reason.clone());
+        // A stream's length is learned on the way: the session's completion
+        // only knows a size given up front.
+        let mut acknowledged = 0;
+        let mut forward = |event: &Event| {
+            match event {
+                Event::Retrying { reason, .. } => retries.push(reason.clone()),
+                Event::Progress(progress) => acknowledged = progress.acknowledged,
+                _ => {}
             }
-            on_event(event);
+            if let Some(observe) = observe.as_mut() {
+                observe(event);
+            }
+            if let Some(on_event) = on_event.as_mut() {
+                on_event(&UploadEvent::from(event));
+            }
         };
-        let control = options
-            .control
-            .as_ref()
-            .and_then(UploadControl::take_receiver);
-        let outcome = driver::drive(
-            &mut session,
-            &self.transport,
+        let control = control.as_ref().and_then(UploadControl::take_receiver);
+        let io = Io {
+            transport: &client.transport,
             source,
-            self.store.as_deref(),
-            control,
-            &mut observe,
-        )
-        .await?;
+            store: client.store.as_deref(),
+            hooks: &hooks,
+            user_headers: &chunkup_api_pairs(&options),
+        };
+        let outcome = driver::drive(&mut session, io, control, &mut forward).await?;
         match outcome {
             Outcome::Completed(Completion {
                 upload_url,
+                size,
                 resumed_from,
-                ..
             }) => Ok(UploadReport {
                 upload_url,
-                size,
+                size: size.max(acknowledged),
                 resumed_from,
                 retries,
                 elapsed: started.elapsed(),
@@ -274,41 +414,13 @@ impl<T: Transport> Client<T> {
     }
 }
 
-/// The session configuration for `options`.
-fn session_config(
-    endpoint: &str,
-    source: SourceInfo,
-    file_name: &str,
-    options: &UploadOptions,
-    remember: bool,
-) -> SessionConfig {
-    SessionConfig {
-        protocol: options.protocol,
-        endpoint: Some(endpoint.to_string()),
-        upload_url: options.upload_url.clone(),
-        source,
-        settings: UploadSettings {
-            file_name: file_name.to_string(),
-            content_type: options
-                .content_type
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            headers: options.headers.clone(),
-            metadata: options.metadata.clone(),
-            chunking: options.chunking.clone(),
-            retry: options.retry.clone(),
-            progress_interval: options.progress_interval,
-            ietf_version: options.ietf_version,
-            checksum: options.checksum,
-            creation_with_upload: options.creation_with_upload,
-            seed: random_seed(),
-            ..UploadSettings::default()
-        },
-        known: options.capabilities.clone(),
-        remember,
-        parallel: options.parallel,
-        wall_clock_ms: now_ms(),
-    }
+/// The options' headers as pairs.
+fn chunkup_api_pairs(options: &UploadOptions) -> Vec<(String, String)> {
+    options
+        .headers
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect()
 }
 
 /// The wall clock, milliseconds since the Unix epoch.

@@ -1,6 +1,6 @@
 //! The IO loop around a session: perform what it asks (requests, store
-//! reads and writes), feed back what happened, sleep when it says so. No
-//! decisions are made here.
+//! reads and writes, the application's hooks), feed back what happened,
+//! sleep when it says so. No decisions are made here.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +16,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 use crate::Error;
+use crate::hooks::{HookFuture, Hooks, RetryQuestion};
 use crate::source::{BodyStream, Source, counted};
 use crate::store::ResumeStore;
 use crate::transport::Transport;
@@ -23,24 +24,49 @@ use crate::transport::Transport;
 type Pending<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
 
 /// A request's outcome, or `None` when it was aborted.
-type Answer = (RequestId, Option<Result<Response, TransportError>>);
+type Answer = (RequestId, Option<Result<Sent, TransportError>>);
+
+/// What became of a request that was not aborted.
+enum Sent {
+    /// The server answered.
+    Answered(Response),
+    /// Preparing its body, the source (a stream) was found to end at this
+    /// byte: the request was not sent.
+    SourceEnded(u64),
+}
+
+/// What the driver performs requests with.
+pub(crate) struct Io<'a, T, S> {
+    pub transport: &'a T,
+    pub source: &'a S,
+    pub store: Option<&'a dyn ResumeStore>,
+    pub hooks: &'a Hooks,
+    /// The options' headers (a header provider may replace them).
+    pub user_headers: &'a [(String, String)],
+}
 
 /// Runs `session` to its end. An error is returned only when the source
 /// itself failed (retrying cannot help, and must not upload a changed file);
 /// every other ending is the session's [`Outcome`].
 pub(crate) async fn drive<T: Transport, S: Source>(
     session: &mut Session,
-    transport: &T,
-    source: &S,
-    store: Option<&dyn ResumeStore>,
+    io: Io<'_, T, S>,
     mut control: Option<mpsc::UnboundedReceiver<SessionInput>>,
     on_event: &mut (dyn FnMut(&Event) + Send),
 ) -> Result<Outcome, Error> {
+    let Io {
+        transport,
+        source,
+        store,
+        hooks,
+        user_headers,
+    } = io;
     let origin = tokio::time::Instant::now();
     let now = || Instant::from_elapsed(origin.elapsed());
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel::<(RequestId, u64)>();
     let mut in_flight: FuturesUnordered<Pending<'_>> = FuturesUnordered::new();
     let mut aborts: HashMap<RequestId, AbortHandle> = HashMap::new();
+    let mut questions: FuturesUnordered<HookFuture<'_, (u64, bool)>> = FuturesUnordered::new();
 
     loop {
         match session.poll_output(now()) {
@@ -51,9 +77,20 @@ pub(crate) async fn drive<T: Transport, S: Source>(
                     let _ = tx.send((id, bytes));
                 };
                 let request = async move {
+                    // Signed and given fresh headers right before it goes,
+                    // so a retry is signed again.
+                    let spec = hooks.prepare(spec, user_headers).await?;
+                    if let Some(range) = spec.body {
+                        let filled = source.fill(range).await.map_err(|e| {
+                            TransportError::new(TransportErrorKind::Body, e.to_string())
+                        })?;
+                        if let Some(at) = filled {
+                            return Ok(Sent::SourceEnded(at));
+                        }
+                    }
                     let (spec, body) = prepare_body(spec, source).await?;
                     let body = body.map(|b| Box::pin(counted(b, report)) as BodyStream);
-                    transport.send(spec, body).await
+                    transport.send(spec, body).await.map(Sent::Answered)
                 };
                 let (handle, registration) = AbortHandle::new_pair();
                 aborts.insert(id, handle);
@@ -87,16 +124,24 @@ pub(crate) async fn drive<T: Transport, S: Source>(
                 }
             }
             SessionOutput::Event(event) => on_event(&event),
-            // No retry hook in this driver yet: every retry goes ahead.
-            SessionOutput::AskRetry { question, .. } => {
-                session.handle_input(
+            SessionOutput::AskRetry {
+                question,
+                attempt,
+                reason,
+            } => match &hooks.retry {
+                // Asked without holding up the other parts of the upload.
+                Some(decision) => {
+                    let asked = decision.should_retry(RetryQuestion::from((attempt, &reason)));
+                    questions.push(Box::pin(async move { (question, asked.await) }));
+                }
+                None => session.handle_input(
                     now(),
                     SessionInput::RetryAnswer {
                         question,
                         retry: true,
                     },
-                );
-            }
+                ),
+            },
             SessionOutput::Done(outcome) => return Ok(outcome),
             SessionOutput::Wait(until) => {
                 let sleep = until.map(|at| origin + at.elapsed_since_origin());
@@ -105,7 +150,8 @@ pub(crate) async fn drive<T: Transport, S: Source>(
                         aborts.remove(&id);
                         let Some(result) = answer else { continue };
                         let input = match result {
-                            Ok(response) => SessionInput::Response { id, response },
+                            Ok(Sent::Answered(response)) => SessionInput::Response { id, response },
+                            Ok(Sent::SourceEnded(at)) => SessionInput::SourceEnded { id, at },
                             Err(error) => {
                                 if let Some(failure) = source.take_failure() {
                                     return Err(failure);
@@ -114,6 +160,9 @@ pub(crate) async fn drive<T: Transport, S: Source>(
                             }
                         };
                         session.handle_input(now(), input);
+                    }
+                    Some((question, retry)) = questions.next(), if !questions.is_empty() => {
+                        session.handle_input(now(), SessionInput::RetryAnswer { question, retry });
                     }
                     Some((id, bytes)) = sent_rx.recv() => {
                         // Only the newest count of each request matters.

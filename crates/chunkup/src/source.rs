@@ -42,6 +42,17 @@ pub trait Source: Send + Sync {
     /// A failure the last stream met, if the source itself is at fault (so the
     /// driver stops instead of retrying).
     fn take_failure(&self) -> Option<Error>;
+    /// Called before a body of `range` is streamed: a source whose length
+    /// is learned at its end (a [`crate::StreamSource`]) reads up to
+    /// `range.end` and answers where it ended if that is inside the range.
+    /// Sources of known size have nothing to do.
+    fn fill(
+        &self,
+        range: ByteRange,
+    ) -> impl std::future::Future<Output = std::io::Result<Option<u64>>> + Send {
+        let _ = range;
+        std::future::ready(Ok(None))
+    }
 }
 
 /// A file on disk, identified for resuming by canonical path, size and

@@ -6,10 +6,13 @@
 //! others wait, and what it learned is handed to every later file as known
 //! capabilities.
 
+use std::path::Path;
 use std::sync::Mutex;
 
 use chunkup_core::{Capabilities, Event};
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::{Error, Transport, UploadReport, UploadRequest};
 
 /// What the endpoint of a batch speaks, learned by the first file.
 #[derive(Debug)]
@@ -32,7 +35,7 @@ impl Default for DiscoveryCache {
 /// of its upload to [`Asker::observe`]. Dropping it (the file's upload
 /// ended, discovered or not) lets the next file go.
 #[derive(Debug)]
-pub struct Asker<'a> {
+pub(crate) struct Asker<'a> {
     cache: &'a DiscoveryCache,
     permit: Option<SemaphorePermit<'a>>,
 }
@@ -41,7 +44,7 @@ impl Asker<'_> {
     /// Learns from the file's events: a settled protocol is kept for the
     /// batch, and once the server itself said what it speaks the other
     /// files go on without waiting for this one to end.
-    pub fn observe(&mut self, event: &Event) {
+    pub(crate) fn observe(&mut self, event: &Event) {
         if let Event::Discovered(capabilities) = event {
             *self.cache.lock() = Some(capabilities.clone());
             if !capabilities.assumed {
@@ -57,10 +60,32 @@ impl DiscoveryCache {
         Self::default()
     }
 
+    /// Uploads the file at `path` with what the batch learned of its
+    /// endpoint: the first file's session discovers while the others wait,
+    /// and they are then sent without asking again.
+    pub async fn upload_file<T: Transport>(
+        &self,
+        request: UploadRequest<'_, T>,
+        path: &Path,
+    ) -> Result<UploadReport, Error> {
+        let (known, mut asker) = self.turn().await;
+        let mut request = request;
+        request.known = known;
+        if asker.is_some() {
+            request.observe = Some(Box::new(move |event: &Event| {
+                if let Some(asker) = asker.as_mut() {
+                    asker.observe(event);
+                }
+            }));
+        }
+        // The asker (in the observer) is dropped when the upload ends.
+        request.file(path).await
+    }
+
     /// The capabilities the next file is sent with, or — when none are
     /// known yet — the turn to discover them (other callers wait until the
     /// asker learned them or gave up).
-    pub async fn turn(&self) -> (Option<Capabilities>, Option<Asker<'_>>) {
+    pub(crate) async fn turn(&self) -> (Option<Capabilities>, Option<Asker<'_>>) {
         // What the server said is final; a guess is trusted only once the
         // file that made it is done (it may still learn better).
         if let Some(known) = self.known().filter(|k| !k.assumed) {

@@ -35,7 +35,7 @@ mod discovery;
 mod journal;
 
 #[cfg(feature = "native")]
-pub use discovery::{Asker, DiscoveryCache};
+pub use discovery::DiscoveryCache;
 #[cfg(feature = "batch")]
 pub use journal::{
     BatchInfo, BatchLock, BatchResumeStore, Counts, FileEntry, FileFailure, Journal, RetryItem,
@@ -235,15 +235,7 @@ pub enum AfterFailure {
 /// time. A refusal, a broken protocol, a bad configuration or source, or a
 /// cancellation is not cured by trying again now.
 pub fn is_transient(error: &Error) -> bool {
-    match error {
-        Error::Upload(error) => error.is_retryable(),
-        Error::Store { .. } | Error::Http(_) => true,
-        Error::Source { .. }
-        | Error::SourceChanged { .. }
-        | Error::Stopped
-        | Error::Terminated
-        | Error::Environment(_) => false,
-    }
+    chunkup_api::UploadError::from(error).retryable()
 }
 
 /// The decision after a file's `attempts`-th try in this run failed.
