@@ -95,10 +95,11 @@ generate() {
     find "$GEN" -type f | sort
 }
 
-# Kotlin sources that run on a plain JVM (the Android-only ones — the
-# WorkManager worker and the SharedPreferences store — need the Android SDK).
+# Kotlin sources that run on a plain JVM: all but those that import the
+# Android SDK (the WorkManager worker, the SharedPreferences store).
 kotlin_main_sources() {
-    find "$ROOT/android/src/main/kotlin" -name '*.kt' -not -path '*/dev/chunkup/android/*' | sort
+    find "$ROOT/android/src/main/kotlin" -name '*.kt' -print0 | sort -z \
+        | xargs -0 grep -L -E '^import (android|androidx)\.'
 }
 
 kotlin_test() {
@@ -125,11 +126,15 @@ kotlin_test() {
         echo "Kotlin sources unchanged: reusing $BUILD/*.jar"
     fi
     # HooksJvmTest starts the Python servers of bindings/python/tests (a
-    # token-checking proxy, a scripted S3 server).
+    # token-checking proxy, a scripted S3 server); tusd (a peer for
+    # UrlConnectionTransport over tus) comes from scripts/test.sh's interop
+    # peers.
     CHUNKUP_TEST_BASE="$BASE" CHUNKUP_PY_TESTS="$ROOT/bindings/python/tests" \
+        CHUNKUP_TUSD="$ROOT/interop/peers/bin/tusd" \
         java -Djna.library.path="$ROOT/target/release" \
         -cp "$BUILD/chunkup-tests.jar:$BUILD/chunkup.jar:$cp:$libs/kotlin-stdlib.jar" \
-        org.junit.runner.JUnitCore dev.chunkup.ChunkupJvmTest dev.chunkup.HooksJvmTest
+        org.junit.runner.JUnitCore dev.chunkup.ChunkupJvmTest dev.chunkup.HooksJvmTest \
+        dev.chunkup.AndroidItemsJvmTest
 }
 
 python_wheel() {
