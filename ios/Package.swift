@@ -3,7 +3,8 @@
 //
 // Before building, run ./build-xcframework.sh on macOS: it builds the Rust
 // library for iOS, the simulator and macOS into ChunkupFFI.xcframework and
-// puts the generated Swift bindings in Sources/ChunkupFFI/. Nothing here was
+// puts the generated Swift bindings in Sources/ChunkupAPI/ and
+// Sources/ChunkupFFI/. Nothing here was
 // compiled on the project's Linux machines (see README.md).
 import PackageDescription
 
@@ -14,12 +15,18 @@ let package = Package(
         .library(name: "Chunkup", targets: ["Chunkup"]),
     ],
     targets: [
-        // The static library, its C header and module map (module chunkup_ffiFFI).
+        // The static library, its C headers and module map (C modules
+        // chunkup_ffiFFI and chunkup_apiFFI).
         .binaryTarget(name: "chunkup_ffiFFI", path: "ChunkupFFI.xcframework"),
-        // The generated Swift bindings (ChunkupFFI.swift, written by the script).
-        .target(name: "ChunkupFFI", dependencies: ["chunkup_ffiFFI"], path: "Sources/ChunkupFFI"),
-        // The Swift API: async/await, AsyncStream of progress.
-        .target(name: "Chunkup", dependencies: ["ChunkupFFI"], path: "Sources/Chunkup"),
+        // The generated Swift bindings of the shared types (ChunkupAPI.swift:
+        // options, events, errors, remembered uploads; written by the script).
+        .target(name: "ChunkupAPI", dependencies: ["chunkup_ffiFFI"], path: "Sources/ChunkupAPI"),
+        // The generated Swift bindings of the upload object and the app's
+        // protocols (ChunkupFFI.swift, written by the script).
+        .target(name: "ChunkupFFI", dependencies: ["ChunkupAPI", "chunkup_ffiFFI"], path: "Sources/ChunkupFFI"),
+        // The Swift API: async/await, AsyncStreams of progress and typed
+        // events. It imports the generated modules without re-exporting them.
+        .target(name: "Chunkup", dependencies: ["ChunkupAPI", "ChunkupFFI"], path: "Sources/Chunkup"),
         .testTarget(name: "ChunkupTests", dependencies: ["Chunkup"], path: "Tests/ChunkupTests"),
     ]
 )

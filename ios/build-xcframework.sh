@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # macOS only: builds ChunkupFFI.xcframework (static libraries for iOS devices,
 # the iOS simulator and macOS) and generates the Swift bindings into
-# Sources/ChunkupFFI/. Then: `swift build`, or
+# Sources/ChunkupAPI/ (the shared types of crates/chunkup-api) and
+# Sources/ChunkupFFI/ (the upload object and the app's protocols). Then: `swift build`, or
 # `CHUNKUP_TEST_BASE=http://127.0.0.1:8080 swift test` with
 # `chunkup serve --addr 127.0.0.1:8080 --admin --faults seed=11,reset=0.05` running.
 #
@@ -31,9 +32,11 @@ target/release/uniffi-bindgen generate target/release/libchunkup_ffi.dylib -l sw
 OUT="$ROOT/target/xcframework"
 rm -rf "$OUT" "$IOS/ChunkupFFI.xcframework"
 mkdir -p "$OUT/headers" "$OUT/ios-sim" "$OUT/macos"
-cp "$GEN/swift/chunkup_ffiFFI.h" "$OUT/headers/"
-# An XCFramework's module map must be called module.modulemap.
-cp "$GEN/swift/chunkup_ffiFFI.modulemap" "$OUT/headers/module.modulemap"
+# Both generated modules call into the one static library: both C headers,
+# and one module map (an XCFramework's must be called module.modulemap)
+# declaring both C modules.
+cp "$GEN/swift/chunkup_ffiFFI.h" "$GEN/swift/chunkup_apiFFI.h" "$OUT/headers/"
+cat "$GEN/swift/chunkup_ffiFFI.modulemap" "$GEN/swift/chunkup_apiFFI.modulemap" > "$OUT/headers/module.modulemap"
 
 lipo -create target/aarch64-apple-ios-sim/release/libchunkup_ffi.a \
     target/x86_64-apple-ios/release/libchunkup_ffi.a -output "$OUT/ios-sim/libchunkup_ffi.a"
@@ -47,4 +50,5 @@ xcodebuild -create-xcframework \
     -output "$IOS/ChunkupFFI.xcframework"
 
 cp "$GEN/swift/ChunkupFFI.swift" "$IOS/Sources/ChunkupFFI/ChunkupFFI.swift"
-echo "built $IOS/ChunkupFFI.xcframework and Sources/ChunkupFFI/ChunkupFFI.swift"
+cp "$GEN/swift/ChunkupAPI.swift" "$IOS/Sources/ChunkupAPI/ChunkupAPI.swift"
+echo "built $IOS/ChunkupFFI.xcframework, Sources/ChunkupFFI/ChunkupFFI.swift and Sources/ChunkupAPI/ChunkupAPI.swift"

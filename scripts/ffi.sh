@@ -5,22 +5,30 @@
 #      bindings/ffi/generated/ (wiped first: the output is reproducible);
 #   3. compile the Kotlin API (android/src/main, JVM-only files) and its JVM
 #      tests with kotlinc, run them with JUnit + JNA;
-#   4. run the Python tests (bindings/ffi/tests/test_ffi.py: uploads, and a
-#      matrix of child processes that must exit normally after completion,
-#      timeout, stop and SIGINT; CHUNKUP_EXIT_RUNS repetitions, default 10);
+#   4. build the `chunkup` Python wheel with maturin (bindings/python), install
+#      it into a fresh venv and run the Python tests against the installed
+#      package, from outside the source tree (bindings/python/tests: the
+#      Pythonic API, hooks against a token-checking proxy and a scripted S3
+#      server, the generated layer, and a matrix of child processes that must
+#      exit normally after completion, timeout, stop and SIGINT;
+#      CHUNKUP_EXIT_RUNS repetitions, default 10);
 # 3 and 4 run against a `chunkup serve` on 127.0.0.1 with faults on, started
 # and stopped here.
 #
 # Installs what it needs, only when missing (safe to run twice):
 #   apt-get install -y libjna-java junit4            (if the jars are missing)
 #   npm install kotlin-compiler@2.4.20 into bindings/ffi/.tools (gitignored)
+#   pip install maturin==1.16.0 into bindings/ffi/.tools/venv (gitignored)
 # Swift is generated only: no Swift toolchain exists on these machines.
+# CHUNKUP_BIN=/path/to/chunkup serves the tests with an already built CLI
+# (the CLI is then not built here).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 KOTLIN_VERSION=2.4.20
+MATURIN_VERSION=1.16.0
 FFI="$ROOT/bindings/ffi"
 TOOLS="$FFI/.tools"
 GEN="$FFI/generated"
@@ -50,13 +58,28 @@ ensure_tools() {
         mkdir -p "$TOOLS"
         npm install --no-audit --no-fund --prefix "$TOOLS" "kotlin-compiler@$KOTLIN_VERSION"
     fi
+    if ! "$TOOLS/venv/bin/maturin" --version 2>/dev/null | grep -qx "maturin $MATURIN_VERSION"; then
+        python3 -m venv "$TOOLS/venv"
+        "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "maturin==$MATURIN_VERSION"
+    fi
     java -version 2>&1 | head -1
     echo "kotlinc $KOTLIN_VERSION at $KOTLINC_HOME"
+    "$TOOLS/venv/bin/maturin" --version
 }
 
+# The `chunkup` binary whose `serve` the tests run against: built here,
+# unless CHUNKUP_BIN names one already built (another checkout's).
+CHUNKUP_BIN="${CHUNKUP_BIN:-}"
+
 build_native() {
-    section "cargo build --release (chunkup-ffi, chunkup-cli)"
-    cargo build --release -p chunkup-ffi -p chunkup-cli
+    if [ -n "$CHUNKUP_BIN" ]; then
+        section "cargo build --release (chunkup-ffi; serving with $CHUNKUP_BIN)"
+        cargo build --release -p chunkup-ffi
+    else
+        section "cargo build --release (chunkup-ffi, chunkup-cli)"
+        cargo build --release -p chunkup-ffi -p chunkup-cli
+        CHUNKUP_BIN="$ROOT/target/release/chunkup"
+    fi
 }
 
 generate() {
@@ -102,18 +125,44 @@ kotlin_test() {
     else
         echo "Kotlin sources unchanged: reusing $BUILD/*.jar"
     fi
-    # tusd (a peer for UrlConnectionTransport over tus) comes from
-    # scripts/test.sh's interop peers.
-    CHUNKUP_TEST_BASE="$BASE" CHUNKUP_TUSD="$ROOT/interop/peers/bin/tusd" \
+    # HooksJvmTest starts the Python servers of bindings/python/tests (a
+    # token-checking proxy, a scripted S3 server); tusd (a peer for
+    # UrlConnectionTransport over tus) comes from scripts/test.sh's interop
+    # peers.
+    CHUNKUP_TEST_BASE="$BASE" CHUNKUP_PY_TESTS="$ROOT/bindings/python/tests" \
+        CHUNKUP_TUSD="$ROOT/interop/peers/bin/tusd" \
         java -Djna.library.path="$ROOT/target/release" \
         -cp "$BUILD/chunkup-tests.jar:$BUILD/chunkup.jar:$cp:$libs/kotlin-stdlib.jar" \
-        org.junit.runner.JUnitCore dev.chunkup.ChunkupJvmTest dev.chunkup.AndroidItemsJvmTest
+        org.junit.runner.JUnitCore dev.chunkup.ChunkupJvmTest dev.chunkup.HooksJvmTest \
+        dev.chunkup.AndroidItemsJvmTest
+}
+
+python_wheel() {
+    section "Python: build the chunkup wheel (maturin), install it into a fresh venv"
+    rm -rf "$BUILD/wheels" "$BUILD/venv"
+    (cd "$ROOT/bindings/python" && "$TOOLS/venv/bin/maturin" build --release --quiet -o "$BUILD/wheels")
+    local wheel
+    wheel="$(find "$BUILD/wheels" -name 'chunkup-*.whl' | head -1)"
+    [ -n "$wheel" ] || die "maturin built no wheel"
+    python3 -m venv "$BUILD/venv"
+    "$BUILD/venv/bin/pip" install --quiet --disable-pip-version-check --no-index "$wheel"
+    echo "installed $(basename "$wheel")"
 }
 
 python_test() {
-    section "Python: tests and the exit matrix"
-    CHUNKUP_TEST_BASE="$BASE" PYTHONPATH="$GEN/python" PYTHONDONTWRITEBYTECODE=1 \
-        python3 "$FFI/tests/test_ffi.py" -v
+    section "Python: tests against the installed wheel, and the exit matrix"
+    # From a scratch directory, so `import chunkup` can only find the
+    # installed package, never bindings/python/python.
+    local scratch
+    scratch="$(mktemp -d)"
+    (cd "$scratch" && CHUNKUP_TEST_BASE="$BASE" PYTHONDONTWRITEBYTECODE=1 "$BUILD/venv/bin/python" -c \
+        'import chunkup, sys; assert "site-packages" in chunkup.__file__, chunkup.__file__; print("chunkup", chunkup.__version__, "from", chunkup.__file__)')
+    local status=0
+    (cd "$scratch" && CHUNKUP_TEST_BASE="$BASE" PYTHONDONTWRITEBYTECODE=1 \
+        "$BUILD/venv/bin/python" -m unittest discover -v -s "$ROOT/bindings/python/tests" -p 'test_*.py') \
+        || status=$?
+    rm -rf "$scratch"
+    return "$status"
 }
 
 SERVER_PID=""
@@ -131,7 +180,7 @@ start_server() {
     DATA="$(mktemp -d)"
     local port
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-    "$ROOT/target/release/chunkup" serve --addr "127.0.0.1:$port" --dir "$DATA/store" \
+    "$CHUNKUP_BIN" serve --addr "127.0.0.1:$port" --dir "$DATA/store" \
         --admin --faults "$FAULTS" > "$DATA/server.log" 2>&1 &
     SERVER_PID=$!
     BASE="http://127.0.0.1:$port"
@@ -151,6 +200,7 @@ main() {
     ensure_tools
     build_native
     generate
+    python_wheel
     trap stop_server EXIT
     start_server
     kotlin_test

@@ -1,99 +1,18 @@
-//! The public error, mapped on purpose from the client's (a new internal
-//! failure becomes `Internal`, never a new shape in Kotlin or Swift).
-//!
-//! A *flat* error: each variant is a stable kind, and its message is the
-//! readable text (UniFFI would otherwise render fields as `field=value`).
-//! Kotlin sees `UploadException.Rejected` with `.message`, Swift
-//! `UploadError.Rejected(message:)`, Python `UploadError.Rejected` whose
-//! `str()` is the message.
+//! Errors crossing the FFI. An upload fails with the api's
+//! [`chunkup_api::UploadError`] (kind, reason, HTTP status, retryable),
+//! exported as it is declared; the errors here are the ones the app's own
+//! code throws back (a store, a transport, a hook).
 
-/// Why an upload did not complete.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
-#[uniffi(flat_error)]
-pub enum UploadError {
-    /// A URL given or returned by the server is unusable.
-    #[error("{0}")]
-    InvalidUrl(String),
-    /// The options cannot work.
-    #[error("{0}")]
-    InvalidConfig(String),
-    /// The server refused the upload with a status retrying cannot fix.
-    #[error("{0}")]
-    Rejected(String),
-    /// The upload no longer exists on the server.
-    #[error("{0}")]
-    UploadGone(String),
-    /// The server broke the protocol; chunkup stopped rather than risk a
-    /// corrupt upload.
-    #[error("{0}")]
-    ProtocolViolation(String),
-    /// The retry budget ran out without the server's offset advancing.
-    #[error("{0}")]
-    RetriesExhausted(String),
-    /// The server speaks another protocol than the one asked for (use it,
-    /// or `Auto`).
-    #[error("{0}")]
-    WrongProtocol(String),
-    /// The endpoint could not be asked which protocol it speaks.
-    #[error("{0}")]
-    DiscoveryFailed(String),
-    /// The overall deadline passed.
-    #[error("{0}")]
-    DeadlineExceeded(String),
-    /// The file could not be read.
-    #[error("{0}")]
-    Source(String),
-    /// The file changed while it was being uploaded.
-    #[error("{0}")]
-    SourceChanged(String),
-    /// The resume store failed.
-    #[error("{0}")]
-    Store(String),
-    /// The HTTP client could not be set up.
-    #[error("{0}")]
-    Http(String),
-    /// The upload was stopped (`stop()`): it is kept on the server and in
-    /// the store, and a later upload of the same file continues it.
-    #[error("{0}")]
-    Stopped(String),
-    /// The upload was terminated (`terminate()`): removed from the server
-    /// where the protocol allows, and from the store.
-    #[error("{0}")]
-    Terminated(String),
-    /// `start()` was called on an upload that already started.
-    #[error("{0}")]
-    AlreadyStarted(String),
-    /// Anything else (a failure this version does not know by name).
-    #[error("{0}")]
-    Internal(String),
+use chunkup_api::{ErrorKind, UploadError};
+
+/// An upload's failure as every binding shows it.
+pub(crate) fn upload_error(error: &chunkup::Error) -> UploadError {
+    UploadError::from(error)
 }
 
-impl From<chunkup::Error> for UploadError {
-    fn from(error: chunkup::Error) -> Self {
-        use chunkup::core::Error as Core;
-        let message = error.to_string();
-        match error {
-            chunkup::Error::Upload(core) => match core {
-                Core::InvalidUrl { .. } => UploadError::InvalidUrl(message),
-                Core::InvalidConfig(_) => UploadError::InvalidConfig(message),
-                Core::Rejected { .. } => UploadError::Rejected(message),
-                Core::UploadGone { .. } => UploadError::UploadGone(message),
-                Core::ProtocolViolation(_) => UploadError::ProtocolViolation(message),
-                Core::RetriesExhausted { .. } => UploadError::RetriesExhausted(message),
-                Core::WrongProtocol { .. } => UploadError::WrongProtocol(message),
-                Core::DiscoveryFailed { .. } => UploadError::DiscoveryFailed(message),
-                Core::DeadlineExceeded { .. } => UploadError::DeadlineExceeded(message),
-                _ => UploadError::Internal(message),
-            },
-            chunkup::Error::Source { .. } => UploadError::Source(message),
-            chunkup::Error::SourceChanged { .. } => UploadError::SourceChanged(message),
-            chunkup::Error::Store { .. } => UploadError::Store(message),
-            chunkup::Error::Stopped => UploadError::Stopped(message),
-            chunkup::Error::Terminated => UploadError::Terminated(message),
-            chunkup::Error::Http(_) => UploadError::Http(message),
-            _ => UploadError::Internal(message),
-        }
-    }
+/// A failure of the bindings themselves (no runtime, a second `start()`).
+pub(crate) fn internal(kind: ErrorKind, reason: impl Into<String>) -> UploadError {
+    UploadError::new(kind, reason, None, false)
 }
 
 /// An error a foreign [`crate::ResumeStore`] throws.
@@ -107,6 +26,24 @@ pub enum StoreError {
 impl From<uniffi::UnexpectedUniFFICallbackError> for StoreError {
     fn from(error: uniffi::UnexpectedUniFFICallbackError) -> Self {
         StoreError::Failed {
+            detail: error.reason,
+        }
+    }
+}
+
+/// An error the app's hooks (header provider, signer) throw: the request
+/// it was asked for fails as a broken connection would, and the engine
+/// retries it under the upload's retry budget.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum HookError {
+    /// The hook could not do what was asked (a token service is down).
+    #[error("{detail}")]
+    Failed { detail: String },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for HookError {
+    fn from(error: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        HookError::Failed {
             detail: error.reason,
         }
     }

@@ -6,27 +6,27 @@ use std::sync::Arc;
 
 use chunkup::BodyStream;
 use chunkup::core::{MAX_RESPONSE_BODY, RequestSpec, Response};
+use chunkup_api::{KeyValue, UploadEvent};
 
-use crate::error::{StoreError, TransportError};
-use crate::types::{EventKind, KeyValue};
+use crate::error::{HookError, StoreError, TransportError};
+use crate::types::{RequestInfo, RetryProblem, S3Operation, SignRequest, SignedRequest};
 
-/// Hears how an upload is doing. Called on the thread that awaits
-/// `Upload::start()` (the caller's executor), never after `start()` returned
-/// or was cancelled. Keep it short; hop to the UI thread yourself.
+/// Hears how an upload is doing: every [`UploadEvent`], typed (progress,
+/// created, acknowledged offsets, retries, the end). Called on the thread
+/// that awaits `Upload::start()` (the caller's executor), never after
+/// `start()` returned or was cancelled. Keep it short; hop to the UI thread
+/// yourself.
 #[uniffi::export(with_foreign)]
-pub trait ProgressListener: Send + Sync {
-    /// Bytes the server acknowledged (never decreasing), the total, and the
-    /// recent speed. Throttled (`progress_interval_ms`).
-    fn on_progress(&self, acknowledged: u64, total: u64, bytes_per_second: f64);
-    /// Anything else that happened, with a readable message.
-    fn on_event(&self, kind: EventKind, message: String);
+pub trait UploadListener: Send + Sync {
+    /// Something happened.
+    fn on_event(&self, event: UploadEvent);
 }
 
 /// Keeps resume records where the app likes (SharedPreferences,
 /// UserDefaults, a database, files): a key-value store of strings. A record
 /// is the core's JSON, the same bytes on every platform; the store need not
-/// read it (`parse_resume_record` does, to list remembered uploads). Calls
-/// are short and synchronous, on the thread that awaits `start()`.
+/// read it (`remembered_uploads` does). Calls are short and synchronous, on
+/// the thread that awaits `start()`.
 #[uniffi::export(with_foreign)]
 pub trait ResumeStore: Send + Sync {
     /// The record kept under `key`, if any.
@@ -37,6 +37,45 @@ pub trait ResumeStore: Send + Sync {
     fn remove(&self, key: String) -> Result<(), StoreError>;
     /// Every record kept.
     fn list(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// Headers for each request, asked right before it is sent (short-lived
+/// tokens; tus-js-client's `onBeforeRequest`, TUSKit's `generateHeaders`).
+/// With a provider, a 401 or 403 is answered by asking it once more with
+/// `refresh = true` and sending the request again; a second refusal in a
+/// row ends the upload. Its headers replace the options' headers of the
+/// same name; the protocol's own headers are never replaced. A thrown
+/// [`HookError`] fails the request as a broken connection would (retried
+/// under the retry budget).
+#[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
+pub trait HeaderProvider: Send + Sync {
+    /// The headers for `request`.
+    async fn headers(&self, request: RequestInfo) -> Result<Vec<KeyValue>, HookError>;
+}
+
+/// Decides whether to retry after a failure (tus-js-client's
+/// `onShouldRetry`): asked before each retry while the retry budget lasts,
+/// with the problem and the attempt (1 for the first failure in a row).
+/// `false` ends the upload with `ErrorKind::RetryDeclined`; `true` retries
+/// after the delay the engine chose (`retry_delays_ms` or its backoff).
+#[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
+pub trait RetryDecision: Send + Sync {
+    /// Whether to retry (a thrown [`HookError`] counts as `false`).
+    async fn should_retry(&self, problem: RetryProblem, attempt: u32) -> Result<bool, HookError>;
+}
+
+/// Signs S3 requests (Uppy's `signPart`): the app's backend presigns each
+/// URL, so no credential lives on the device. Asked right before every S3
+/// request is sent, so a retry after an expired signature gets a fresh
+/// one. A thrown [`HookError`] fails the request (retried under the retry
+/// budget).
+#[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
+pub trait Signer: Send + Sync {
+    /// Signs `request`.
+    async fn sign(&self, request: SignRequest) -> Result<SignedRequest, HookError>;
 }
 
 /// The part of a file to send as a request body: the transport reads
@@ -58,7 +97,12 @@ pub struct HttpRequest {
     /// Send these headers as they are, in order (add `Content-Length` =
     /// `body.length` when there is a body).
     pub headers: Vec<KeyValue>,
+    /// Bytes of the file to send, if any.
     pub body: Option<BodyRange>,
+    /// A small body that is not part of the file (the XML completing an S3
+    /// multipart upload); a request has `body` or `payload`, not both.
+    #[uniffi(default)]
+    pub payload: Option<Vec<u8>>,
 }
 
 /// The final response (no 1xx). Only the first 64 KiB of the body are used.
@@ -150,16 +194,13 @@ impl chunkup::Transport for TransportAdapter {
         let request = HttpRequest {
             method: spec.method.as_str().to_string(),
             url: spec.url,
-            headers: spec
-                .headers
-                .into_iter()
-                .map(|(key, value)| KeyValue { key, value })
-                .collect(),
+            headers: key_values(spec.headers),
             body: spec.body.map(|range| BodyRange {
                 path: self.path.clone(),
                 offset: range.start,
                 length: range.len(),
             }),
+            payload: spec.payload,
         };
         let mut response = self
             .inner
@@ -169,12 +210,84 @@ impl chunkup::Transport for TransportAdapter {
         response.body.truncate(MAX_RESPONSE_BODY);
         Ok(Response {
             status: response.status,
-            headers: response
-                .headers
-                .into_iter()
-                .map(|kv| (kv.key, kv.value))
-                .collect(),
+            headers: pairs(response.headers),
             body: response.body,
         })
     }
+}
+
+/// The app's hooks as the client's [`chunkup::Hooks`].
+pub(crate) fn hooks(
+    headers: Option<Arc<dyn HeaderProvider>>,
+    retry: Option<Arc<dyn RetryDecision>>,
+    signer: Option<Arc<dyn Signer>>,
+) -> chunkup::Hooks {
+    let mut hooks = chunkup::Hooks::new();
+    if let Some(provider) = headers {
+        hooks = hooks.header_provider(move |request: chunkup::RequestInfo| {
+            let provider = provider.clone();
+            async move {
+                let headers = provider
+                    .headers(RequestInfo {
+                        method: request.method,
+                        url: request.url,
+                        refresh: request.refresh,
+                    })
+                    .await?;
+                Ok(pairs(headers))
+            }
+        });
+    }
+    if let Some(decision) = retry {
+        hooks = hooks.should_retry(move |question: chunkup::RetryQuestion| {
+            let decision = decision.clone();
+            async move {
+                let problem = RetryProblem {
+                    reason: question.reason,
+                    status: question.status,
+                    message: question.message,
+                };
+                match decision.should_retry(problem, question.attempt).await {
+                    Ok(retry) => retry,
+                    Err(error) => {
+                        tracing::warn!(%error, "the retry decision failed: not retrying");
+                        false
+                    }
+                }
+            }
+        });
+    }
+    if let Some(signer) = signer {
+        hooks = hooks.signer(move |input: chunkup::SignInput| {
+            let signer = signer.clone();
+            async move {
+                let signed = signer
+                    .sign(SignRequest {
+                        method: input.method,
+                        url: input.url,
+                        headers: key_values(input.headers),
+                        operation: S3Operation::from(input.action),
+                        upload_id: input.upload_id,
+                        part_number: input.part_number,
+                    })
+                    .await?;
+                Ok(chunkup::Signed {
+                    url: signed.url,
+                    headers: pairs(signed.headers),
+                })
+            }
+        });
+    }
+    hooks
+}
+
+fn key_values(pairs: Vec<(String, String)>) -> Vec<KeyValue> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| KeyValue { key, value })
+        .collect()
+}
+
+fn pairs(list: Vec<KeyValue>) -> Vec<(String, String)> {
+    list.into_iter().map(|kv| (kv.key, kv.value)).collect()
 }

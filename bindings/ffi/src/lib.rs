@@ -1,16 +1,20 @@
 //! # chunkup-ffi — the chunkup client for Kotlin, Swift and Python (UniFFI)
 //!
 //! Type mapping only: every decision is made by `chunkup-core`'s session
-//! through the `chunkup` client. This crate picks the async runtime in one
-//! place ([`runtime`]), runs each upload on the caller's executor
-//! ([`polled`]), turns the client's events into [`ProgressListener`] calls,
-//! and adapts the app's [`ResumeStore`] and (optional) [`Transport`] to the
-//! client's traits.
+//! through the `chunkup` client. The public data types — [`UploadOptions`],
+//! [`UploadEvent`], [`UploadError`], [`RememberedUpload`] — are
+//! `chunkup-api`'s, exported as declared there (once, for every surface).
+//! This crate picks the async runtime in one place ([`runtime`]), runs each
+//! upload on the caller's executor ([`polled`]), hands every event to the
+//! app's [`UploadListener`], and adapts the app's [`ResumeStore`],
+//! [`Transport`] and hooks ([`HeaderProvider`], [`RetryDecision`],
+//! [`Signer`]) to the client's traits.
 //!
 //! ```text
-//! val upload = Upload(path, endpoint, UploadOptions(), listener, store, null)
+//! val upload = Upload(path, endpoint, UploadOptions(), listener, store)
 //! val report = upload.start()      // suspend / async / await
 //! upload.pause(); upload.resume(); upload.stop(); upload.terminate()
+//! remembered(store); forget(store, key)
 //! ```
 //!
 //! *Stop* keeps the upload on the server and its record, so a later
@@ -29,13 +33,18 @@ mod foreign;
 mod polled;
 mod types;
 
-pub use error::{StoreError, TransportError, UploadError};
-pub use foreign::{BodyRange, HttpRequest, HttpResponse, ProgressListener, ResumeStore, Transport};
-pub use types::{
-    ChunkSize, EventKind, IetfVersion, KeyValue, Protocol, ResolvedProtocol, ResumeRecord,
-    UploadOptions, UploadReport, default_upload_options, parse_resume_record,
+pub use chunkup_api::{
+    ErrorKind, KeyValue, Progress, Protocol, RememberedUpload, UploadError, UploadEvent,
+    UploadOptions,
 };
+pub use error::{HookError, StoreError, TransportError};
+pub use foreign::{
+    BodyRange, HeaderProvider, HttpRequest, HttpResponse, ResumeStore, RetryDecision, Signer,
+    Transport, UploadListener,
+};
+pub use types::{RequestInfo, RetryProblem, S3Operation, SignRequest, SignedRequest, UploadReport};
 
+use error::{internal, upload_error};
 use foreign::{StoreAdapter, TransportAdapter};
 use polled::OnCallerExecutor;
 
@@ -58,13 +67,46 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, UploadError> {
                 .map_err(|e| format!("cannot start the upload runtime: {e}"))
         })
         .as_ref()
-        .map_err(|e| UploadError::Internal(e.clone()))
+        .map_err(|e| internal(ErrorKind::Environment, e.clone()))
 }
 
 /// The library's version.
 #[uniffi::export]
 pub fn chunkup_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// The default options (for languages without default arguments).
+#[uniffi::export]
+pub fn default_upload_options() -> UploadOptions {
+    UploadOptions::default()
+}
+
+/// The uploads `store` remembers, newest first: show them, continue a
+/// chosen one (the same file, with its `upload_url` in the options), or
+/// [`forget`] it. Unreadable records are left out.
+#[uniffi::export]
+pub fn remembered(store: Arc<dyn ResumeStore>) -> Result<Vec<RememberedUpload>, UploadError> {
+    records_client(store)?
+        .remembered()
+        .map_err(|e| upload_error(&e))
+}
+
+/// Forgets the upload `store` remembers under `key` (and the records of its
+/// parallel parts). The upload stays on the server; `Upload::terminate`
+/// removes it there too.
+#[uniffi::export]
+pub fn forget(store: Arc<dyn ResumeStore>, key: String) -> Result<(), UploadError> {
+    records_client(store)?
+        .forget(&key)
+        .map_err(|e| upload_error(&e))
+}
+
+/// A client used only for its store's records (it sends nothing).
+fn records_client(store: Arc<dyn ResumeStore>) -> Result<Client, UploadError> {
+    Ok(Client::new()
+        .map_err(|e| upload_error(&e))?
+        .with_resume_store(StoreAdapter(store)))
 }
 
 /// One file to upload. Start it once; pause, resume, stop and terminate from
@@ -75,9 +117,10 @@ pub struct Upload {
     path: String,
     endpoint: String,
     options: UploadOptions,
-    listener: Option<Arc<dyn ProgressListener>>,
+    listener: Option<Arc<dyn UploadListener>>,
     store: Option<Arc<dyn ResumeStore>>,
     transport: Option<Arc<dyn Transport>>,
+    hooks: chunkup::Hooks,
     control: UploadControl,
     started: AtomicBool,
 }
@@ -91,6 +134,7 @@ impl std::fmt::Debug for Upload {
             .field("listener", &self.listener.is_some())
             .field("store", &self.store.is_some())
             .field("transport", &self.transport.is_some())
+            .field("hooks", &self.hooks)
             .finish()
     }
 }
@@ -98,52 +142,63 @@ impl std::fmt::Debug for Upload {
 #[uniffi::export]
 impl Upload {
     /// An upload of the file at `path` to `endpoint` (where uploads are
-    /// created). Without a `store` it cannot be continued by a later
-    /// `Upload`; without a `transport` chunkup's own HTTP client (reqwest) is
-    /// used.
-    #[uniffi::constructor(default(listener = None, store = None, transport = None))]
+    /// created; for S3 the object's URL; empty when the options' `upload_url`
+    /// names the upload to continue). Does no IO: a missing file fails
+    /// `start()`. Without a `store` it cannot be continued by a later
+    /// `Upload`; without a `transport` chunkup's own HTTP client (reqwest)
+    /// is used. The hooks are the app's code: a header provider asked
+    /// before every request, a retry decision asked before every retry, a
+    /// signer for S3 requests.
+    #[uniffi::constructor(default(
+        listener = None,
+        store = None,
+        transport = None,
+        header_provider = None,
+        retry_decision = None,
+        signer = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         path: String,
         endpoint: String,
         options: UploadOptions,
-        listener: Option<Arc<dyn ProgressListener>>,
+        listener: Option<Arc<dyn UploadListener>>,
         store: Option<Arc<dyn ResumeStore>>,
         transport: Option<Arc<dyn Transport>>,
-    ) -> Result<Arc<Self>, UploadError> {
-        // The foreign transport reads body ranges by path: give it the same
-        // canonical path the client fingerprints and reads.
-        let path = std::fs::canonicalize(&path)
-            .map_err(|e| UploadError::Source(format!("cannot read {path}: {e}")))?
-            .to_string_lossy()
-            .into_owned();
-        Ok(Arc::new(Upload {
+        header_provider: Option<Arc<dyn HeaderProvider>>,
+        retry_decision: Option<Arc<dyn RetryDecision>>,
+        signer: Option<Arc<dyn Signer>>,
+    ) -> Arc<Self> {
+        Arc::new(Upload {
             path,
             endpoint,
             options,
             listener,
             store,
             transport,
+            hooks: foreign::hooks(header_provider, retry_decision, signer),
             control: UploadControl::new(),
             started: AtomicBool::new(false),
-        }))
+        })
     }
 
     /// Runs the upload to its end, on the caller's executor: the listener,
-    /// the store and the transport are called on the thread that awaits
-    /// this. Cancelling the call (the coroutine, the task, an asyncio
-    /// timeout) stops the upload before the call returns: it stays on the
-    /// server and in the store, and a later `Upload` continues it.
+    /// the store, the transport and the hooks are called on the thread that
+    /// awaits this. Cancelling the call (the coroutine, the task, an
+    /// asyncio timeout) stops the upload before the call returns: it stays
+    /// on the server and in the store, and a later `Upload` continues it.
     pub async fn start(self: Arc<Self>) -> Result<UploadReport, UploadError> {
         if self.started.swap(true, Ordering::SeqCst) {
-            return Err(UploadError::AlreadyStarted(
-                "this upload was already started; create a new Upload to run it again".into(),
+            return Err(internal(
+                ErrorKind::InvalidConfig,
+                "this upload was already started; create a new Upload to run it again",
             ));
         }
         let this = self.clone();
         OnCallerExecutor::new(runtime()?, async move { this.run().await })
             .await
             .map(Into::into)
-            .map_err(Into::into)
+            .map_err(|e| upload_error(&e))
     }
 
     /// Stops sending; the request in flight is abandoned.
@@ -158,15 +213,16 @@ impl Upload {
 
     /// Ends the upload, keeping it on the server and in the store: a later
     /// `Upload` of the same file continues it. `start()` fails with
-    /// `UploadError::Stopped`.
+    /// `ErrorKind::Stopped`.
     pub fn stop(&self) {
         self.control.stop();
     }
 
     /// Ends the upload and removes it from the server where the protocol
-    /// can (tus termination, ranged `DELETE`), and from the store. Before
-    /// or during `start()`, it also removes an upload of the same file that
-    /// the store remembers. `start()` fails with `UploadError::Terminated`.
+    /// can (tus termination, ranged `DELETE`, S3 abort), and from the
+    /// store. Before or during `start()`, it also removes an upload of the
+    /// same file that the store remembers. `start()` fails with
+    /// `ErrorKind::Terminated`.
     pub fn terminate(&self) {
         self.control.terminate();
     }
@@ -174,48 +230,48 @@ impl Upload {
 
 impl Upload {
     async fn run(&self) -> Result<chunkup::UploadReport, chunkup::Error> {
-        let options = self.options.to_native();
-        let listener = self.listener.clone();
-        let on_event = move |event: &chunkup::core::Event| {
-            let Some(listener) = &listener else { return };
-            match types::describe(event) {
-                Ok(progress) => listener.on_progress(
-                    progress.acknowledged,
-                    progress.total,
-                    progress.bytes_per_second,
-                ),
-                Err((kind, message)) => listener.on_event(kind, message),
-            }
-        };
+        // The foreign transport reads body ranges by path: give it the same
+        // canonical path the client fingerprints and reads.
+        let path = std::fs::canonicalize(&self.path).map_err(|source| chunkup::Error::Source {
+            path: self.path.clone().into(),
+            source,
+        })?;
         match &self.transport {
             Some(inner) => {
                 let transport = TransportAdapter {
                     inner: inner.clone(),
-                    path: self.path.clone(),
+                    path: path.to_string_lossy().into_owned(),
                 };
-                self.upload_with(Client::with_transport(transport), options, on_event)
+                self.upload_with(Client::with_transport(transport), &path)
                     .await
             }
-            None => self.upload_with(Client::new()?, options, on_event).await,
+            None => self.upload_with(Client::new()?, &path).await,
         }
     }
 
     async fn upload_with<T: chunkup::Transport>(
         &self,
         client: Client<T>,
-        options: chunkup::UploadOptions,
-        on_event: impl FnMut(&chunkup::core::Event) + Send,
+        path: &Path,
     ) -> Result<chunkup::UploadReport, chunkup::Error> {
         let client = match &self.store {
             Some(store) => client.with_resume_store(StoreAdapter(store.clone())),
             None => client,
         };
-        client
-            .upload(options)
-            .to(self.endpoint.as_str())
+        let listener = self.listener.clone();
+        let mut request = client
+            .upload(self.options.clone())
+            .hooks(self.hooks.clone())
             .control(&self.control)
-            .on_engine_event(on_event)
-            .file(Path::new(&self.path))
-            .await
+            .on_event(move |event: &UploadEvent| {
+                if let Some(listener) = &listener {
+                    listener.on_event(event.clone());
+                }
+            });
+        // An empty endpoint: the options name the upload to continue.
+        if !self.endpoint.is_empty() {
+            request = request.to(self.endpoint.clone());
+        }
+        request.file(path).await
     }
 }

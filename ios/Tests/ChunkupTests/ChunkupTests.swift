@@ -1,7 +1,7 @@
 // The JVM tests' scenarios in Swift, against `chunkup serve` with faults on:
 //   chunkup serve --addr 127.0.0.1:8080 --admin --faults seed=11,reset=0.05,error=0.05,busy=0.03,retry-after=1
 //   CHUNKUP_TEST_BASE=http://127.0.0.1:8080 swift test
-// Written against the generated bindings; NOT compiled or run on the
+// Written against the public API of Sources/Chunkup; NOT compiled or run on the
 // project's machines (no Swift toolchain there).
 import CryptoKit
 import Foundation
@@ -52,63 +52,72 @@ final class ChunkupTests: XCTestCase {
         XCTAssertEqual(info["sha256"] as? String, try sha256(file))
     }
 
+    private func makeOptions(_ proto: UploadProtocol? = .ranged, chunkSize: UInt64) -> ChunkupOptions {
+        var options = ChunkupOptions()
+        options.protocol = proto
+        options.chunkSize = chunkSize
+        return options
+    }
+
     func testExactBytesUnderFaults() async throws {
         let file = try sourceFile("exact.bin", size: 6 * 1024 * 1024 + 123, seed: 1)
         let seen = Locked<[UInt64]>([])
         let report = try await upload(
-            fileURL: file, endpoint: "\(base)/ranged", options: uploadOptions(chunkSizeBytes: 256 * 1024)
+            fileURL: file, endpoint: "\(base)/ranged", options: makeOptions(chunkSize: 256 * 1024)
         ) { p in seen.mutate { $0.append(p.acknowledged) } }
         XCTAssertEqual(report.size, UInt64(6 * 1024 * 1024 + 123))
-        try await assertStoredExactly(file, report.uploadUrl)
+        try await assertStoredExactly(file, report.uploadURL)
         XCTAssertEqual(seen.value, seen.value.sorted())
     }
 
     func testTusUnderFaultsWithChecksums() async throws {
         let file = try sourceFile("tus.bin", size: 5 * 1024 * 1024 + 7, seed: 2)
-        var options = uploadOptions(protocol: .tus, chunkSizeBytes: 512 * 1024, metadata: ["user": "swift"])
+        var options = makeOptions(.tus, chunkSize: 512 * 1024)
+        options.metadata = ["user": "swift"]
         options.checksum = true
-        let report = try await upload(fileURL: file, endpoint: "\(base)/tus", options: options)
-        try await assertStoredExactly(file, report.uploadUrl)
+        let report = try await Chunkup.upload(fileURL: file, endpoint: "\(base)/tus", options: options)
+        try await assertStoredExactly(file, report.uploadURL)
     }
 
-    func testProgressNeverGoesBackwards() async throws {
+    func testTypedEventsAndProgressNeverGoingBackwards() async throws {
         let file = try sourceFile("monotonic.bin", size: 8 * 1024 * 1024, seed: 3)
-        final class Raw: ProgressListener, @unchecked Sendable {
-            let seen = Locked<[UInt64]>([])
-            func onProgress(acknowledged: UInt64, total: UInt64, bytesPerSecond: Double) { seen.mutate { $0.append(acknowledged) } }
-            func onEvent(kind: EventKind, message: String) {}
-        }
-        let raw = Raw()
-        var options = uploadOptions(chunkSizeBytes: 128 * 1024)
+        var options = makeOptions(.tus, chunkSize: 128 * 1024)
         options.progressIntervalMs = 0
-        let report = try await Upload(path: file.path, endpoint: "\(base)/ranged", options: options, listener: raw).start()
-        try await assertStoredExactly(file, report.uploadUrl)
-        XCTAssertGreaterThanOrEqual(raw.seen.value.count, 10)
-        XCTAssertEqual(raw.seen.value, raw.seen.value.sorted())
-        XCTAssertEqual(raw.seen.value.last, UInt64(8 * 1024 * 1024))
+        let upload = ChunkupUpload(fileURL: file, endpoint: "\(base)/tus", options: options)
+        let collected = Task { () -> [ChunkupEvent] in var all: [ChunkupEvent] = []; for await e in upload.events { all.append(e) }; return all }
+        let report = try await upload.start()
+        let events = await collected.value
+        try await assertStoredExactly(file, report.uploadURL)
+        let offsets = events.compactMap { if case let .chunkAcknowledged(offset) = $0 { return offset } else { return nil } }
+        XCTAssertEqual(offsets, offsets.sorted())
+        XCTAssertEqual(offsets.last, UInt64(8 * 1024 * 1024))
+        let created = events.compactMap { if case let .created(url) = $0 { return url } else { return nil } }
+        XCTAssertEqual(created, [try XCTUnwrap(report.uploadURL)])
+        guard case let .completed(url)? = events.last else { return XCTFail("last event: \(String(describing: events.last))") }
+        XCTAssertEqual(url, report.uploadURL)
     }
 
     func testStopKeepsTheUploadForALaterRun() async throws {
         let file = try sourceFile("stop.bin", size: 24 * 1024 * 1024, seed: 4)
         let store = MemoryResumeStore()
-        let options = uploadOptions(chunkSizeBytes: 128 * 1024)
-        let upload = try ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
+        let options = makeOptions(chunkSize: 128 * 1024)
+        let upload = ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
         let running = Task { try await upload.start() }
         for await p in upload.progress where p.acknowledged > 0 { break }
         upload.stop()
         do {
             _ = try await running.value
             XCTFail("the upload completed despite stop()")
-        } catch let error as UploadError {
+        } catch let error as ChunkupError {
             XCTAssertEqual(error.kind, .stopped)
-            XCTAssertEqual(error.message, "the upload was stopped; it can be continued later")
+            XCTAssertEqual(error.reason, "the upload was stopped; it can be continued later")
         }
-        let record = try XCTUnwrap(try store.records().first)
-        let held = try await serverUpload(record.uploadUrl)
+        let record = try XCTUnwrap(try store.remembered().first)
+        let held = try await serverUpload(record.uploadURL)
         XCTAssertNotNil(held, "stop() removed the upload from the server")
-        let report = try await upload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
+        let report = try await Chunkup.upload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
         XCTAssertGreaterThan(report.resumedFrom ?? 0, 0)
-        try await assertStoredExactly(file, report.uploadUrl)
+        try await assertStoredExactly(file, report.uploadURL)
     }
 
     /// Issue #11, fault 5: cancelling the task must not delete the upload;
@@ -116,8 +125,8 @@ final class ChunkupTests: XCTestCase {
     func testTaskCancellationKeepsTheUploadAndANewUploadContinuesIt() async throws {
         let file = try sourceFile("task.bin", size: 24 * 1024 * 1024, seed: 5)
         let store = MemoryResumeStore()
-        let options = uploadOptions(chunkSizeBytes: 128 * 1024)
-        let upload = try ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
+        let options = makeOptions(chunkSize: 128 * 1024)
+        let upload = ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
         let running = Task { try await upload.start() }
         for await p in upload.progress where p.acknowledged >= 6 * 1024 * 1024 { break }
         running.cancel()
@@ -125,31 +134,31 @@ final class ChunkupTests: XCTestCase {
             _ = try await running.value
             XCTFail("the upload completed despite the cancellation")
         } catch is CancellationError {}
-        let record = try XCTUnwrap(try store.records().first)
-        let held = try await serverUpload(record.uploadUrl)
+        let record = try XCTUnwrap(try store.remembered().first)
+        let held = try await serverUpload(record.uploadURL)
         XCTAssertNotNil(held, "cancelling the task deleted the upload on the server")
-        let report = try await upload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
+        let report = try await Chunkup.upload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
         XCTAssertGreaterThan(report.resumedFrom ?? 0, 0)
-        XCTAssertEqual(report.uploadUrl, record.uploadUrl)
-        try await assertStoredExactly(file, report.uploadUrl)
+        XCTAssertEqual(report.uploadURL, record.uploadURL)
+        try await assertStoredExactly(file, report.uploadURL)
         XCTAssertTrue(try store.list().isEmpty)
     }
 
     func testTerminateRemovesTheUploadFromTheServerAndTheStore() async throws {
         let file = try sourceFile("terminate.bin", size: 24 * 1024 * 1024, seed: 9)
         let store = MemoryResumeStore()
-        let upload = try ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: uploadOptions(chunkSizeBytes: 128 * 1024), store: store)
+        let upload = ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: makeOptions(chunkSize: 128 * 1024), store: store)
         let running = Task { try await upload.start() }
         for await p in upload.progress where p.acknowledged > 0 { break }
-        let record = try XCTUnwrap(try store.records().first)
+        let record = try XCTUnwrap(try store.remembered().first)
         upload.terminate()
         do {
             _ = try await running.value
             XCTFail("the upload completed despite terminate()")
-        } catch let error as UploadError {
+        } catch let error as ChunkupError {
             XCTAssertEqual(error.kind, .terminated)
         }
-        let held = try await serverUpload(record.uploadUrl)
+        let held = try await serverUpload(record.uploadURL)
         XCTAssertNil(held, "the server still has the upload")
         XCTAssertTrue(try store.list().isEmpty)
     }
@@ -161,31 +170,20 @@ final class ChunkupTests: XCTestCase {
         let file = try sourceFile("resume.bin", size: 12 * 1024 * 1024, seed: 6)
         let suite = "chunkup-tests-\(UUID().uuidString)"
         let stopAt = UInt64(12 * 1024 * 1024 * 4 / 10)
-        final class Pauser: ProgressListener, @unchecked Sendable {
-            let stopAt: UInt64
-            var upload: Upload?
-            init(stopAt: UInt64) { self.stopAt = stopAt }
-            func onProgress(acknowledged: UInt64, total: UInt64, bytesPerSecond: Double) {
-                if acknowledged >= stopAt { upload?.pause() }
-            }
-            func onEvent(kind: EventKind, message: String) {}
-        }
-        var options = uploadOptions(chunkSizeBytes: 256 * 1024)
+        var options = makeOptions(chunkSize: 256 * 1024)
         options.progressIntervalMs = 0
-        let pauser = Pauser(stopAt: stopAt)
-        let first = try Upload(path: file.path, endpoint: "\(base)/ranged", options: options, listener: pauser,
-                               store: UserDefaultsResumeStore(defaults: UserDefaults(suiteName: suite)!))
-        pauser.upload = first
+        let first = ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: options,
+                                  store: UserDefaultsResumeStore(defaults: UserDefaults(suiteName: suite)!))
         let abandoned = Task { try await first.start() }
-        try await Task.sleep(nanoseconds: 3_000_000_000)
+        for await p in first.progress where p.acknowledged >= stopAt { first.pause(); break }
         _ = abandoned
 
         let store = UserDefaultsResumeStore(defaults: UserDefaults(suiteName: suite)!)
         XCTAssertEqual(try store.list().count, 1)
-        let report = try await upload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
+        let report = try await Chunkup.upload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
         let resumedFrom = try XCTUnwrap(report.resumedFrom, "the second run started from zero")
         XCTAssertGreaterThanOrEqual(resumedFrom, stopAt / 2)
-        try await assertStoredExactly(file, report.uploadUrl)
+        try await assertStoredExactly(file, report.uploadURL)
         XCTAssertTrue(try store.list().isEmpty)
     }
 
@@ -193,24 +191,50 @@ final class ChunkupTests: XCTestCase {
         let file = try sourceFile("foreign.bin", size: 4 * 1024 * 1024 + 1, seed: 7)
         let report = try await upload(
             fileURL: file, endpoint: "\(base)/ranged",
-            options: uploadOptions(chunkSizeBytes: 256 * 1024), transport: URLSessionTransport()
+            options: makeOptions(chunkSize: 256 * 1024), transport: URLSessionTransport()
         )
-        try await assertStoredExactly(file, report.uploadUrl)
+        try await assertStoredExactly(file, report.uploadURL)
     }
 
-    func testErrorsHaveAKindAndAReadableMessage() async throws {
-        XCTAssertThrowsError(try ChunkupUpload(fileURL: dir.appendingPathComponent("missing.bin"), endpoint: "\(base)/ranged")) { error in
-            XCTAssertEqual((error as? UploadError)?.kind, .source)
-            XCTAssertTrue((error as? UploadError)?.message.hasPrefix("cannot read") ?? false)
+    func testErrorsHaveAKindAStatusAndAReadableReason() async throws {
+        // The constructor does no IO: a missing file fails start().
+        do {
+            try await ChunkupUpload(fileURL: dir.appendingPathComponent("missing.bin"), endpoint: "\(base)/ranged").start()
+            XCTFail("a missing file was accepted")
+        } catch let error as ChunkupError {
+            XCTAssertEqual(error.kind, .source)
+            XCTAssertNil(error.status)
         }
         let file = try sourceFile("rejected.bin", size: 1000, seed: 8)
         do {
-            _ = try await upload(fileURL: file, endpoint: "\(base)/no-such-endpoint")
+            _ = try await Chunkup.upload(fileURL: file, endpoint: "\(base)/no-such-endpoint", options: makeOptions(chunkSize: 1024))
             XCTFail("a 404 endpoint was accepted")
-        } catch let error as UploadError {
+        } catch let error as ChunkupError {
             XCTAssertTrue([.rejected, .uploadGone].contains(error.kind))
-            XCTAssertTrue(error.message.contains("HTTP 404"))
+            XCTAssertEqual(error.status, 404)
+            XCTAssertFalse(error.retryable)
+            XCTAssertTrue(error.reason.contains("HTTP 404"))
         }
+    }
+
+    func testDecliningARetryFailsWithRetryDeclined() async throws {
+        // Against the token proxy (bindings/python/tests/token_proxy.py --open)
+        // at CHUNKUP_TEST_PROXY, told to answer the next request with 503.
+        guard let proxy = ProcessInfo.processInfo.environment["CHUNKUP_TEST_PROXY"] else { throw XCTSkip("no CHUNKUP_TEST_PROXY") }
+        var fail = URLRequest(url: URL(string: "\(proxy)/_fail?count=1&status=503")!)
+        fail.httpMethod = "POST"
+        _ = try await URLSession.shared.data(for: fail)
+        let file = try sourceFile("declined.bin", size: 1024 * 1024, seed: 10)
+        let asked = Locked<[(UInt16?, Int)]>([])
+        do {
+            _ = try await Chunkup.upload(fileURL: file, endpoint: "\(proxy)/tus", options: makeOptions(.tus, chunkSize: 256 * 1024),
+                                 shouldRetry: { problem, attempt in asked.mutate { $0.append((problem.status, attempt)) }; return false })
+            XCTFail("the upload went on after the retry was declined")
+        } catch let error as ChunkupError {
+            XCTAssertEqual(error.kind, .retryDeclined)
+        }
+        XCTAssertEqual(asked.value.map { $0.0 }, [503])
+        XCTAssertEqual(asked.value.map { $0.1 }, [1])
     }
 }
 

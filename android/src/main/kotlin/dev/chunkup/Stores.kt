@@ -1,9 +1,7 @@
 package dev.chunkup
 
-import dev.chunkup.ffi.ResumeRecord
-import dev.chunkup.ffi.ResumeStore
+import dev.chunkup.api.UploadException
 import dev.chunkup.ffi.StoreException
-import dev.chunkup.ffi.parseResumeRecord
 import java.io.File
 import java.io.IOException
 import java.util.concurrent.ConcurrentHashMap
@@ -18,10 +16,10 @@ class MemoryResumeStore : ResumeStore {
 }
 
 /**
- * Resume records as one JSON file per upload in [dir] (the same JSON as the
- * native client's store), written atomically (temporary file, fsync,
- * rename). Survives a killed process; on Android use a directory under
- * `context.filesDir`.
+ * Resume records as one JSON file per upload in [dir] (the same JSON and
+ * layout as the native client's, the CLI's and Python's file store), written
+ * atomically (temporary file, fsync, rename). Survives a killed process; on
+ * Android use a directory under `context.filesDir`.
  */
 class DirectoryResumeStore(private val dir: File) : ResumeStore {
     // Keys are hex digests; anything else is refused rather than used as a path.
@@ -60,6 +58,20 @@ class DirectoryResumeStore(private val dir: File) : ResumeStore {
             .mapNotNull { load(it.name.removeSuffix(".json")) }
 }
 
-/** The remembered uploads of this store, readable (unreadable entries are skipped). */
-fun ResumeStore.records(): List<ResumeRecord> =
-    list().mapNotNull { json -> runCatching { parseResumeRecord(json) }.getOrNull() }
+/**
+ * The uploads this store remembers, newest first: show them, continue a
+ * chosen one (the same file with `uploadOptions(uploadUrl = it.uploadUrl)`),
+ * or [forget] it. Unreadable records are left out.
+ */
+fun ResumeStore.remembered(): List<RememberedUpload> = try {
+    dev.chunkup.ffi.remembered(this)
+} catch (e: UploadException) {
+    throw e.toChunkupException()
+}
+
+/** Forgets the upload remembered under [key] (it stays on the server). */
+fun ResumeStore.forget(key: String) = try {
+    dev.chunkup.ffi.forget(this, key)
+} catch (e: UploadException) {
+    throw e.toChunkupException()
+}

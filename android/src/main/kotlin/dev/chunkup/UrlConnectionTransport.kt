@@ -2,7 +2,6 @@ package dev.chunkup
 
 import dev.chunkup.ffi.HttpRequest
 import dev.chunkup.ffi.HttpResponse
-import dev.chunkup.ffi.KeyValue
 import dev.chunkup.ffi.Transport
 import dev.chunkup.ffi.TransportException
 import java.io.IOException

@@ -10,8 +10,6 @@ package dev.chunkup
 import dev.chunkup.android.UploadInput
 import dev.chunkup.ffi.HttpRequest
 import dev.chunkup.ffi.HttpResponse
-import dev.chunkup.ffi.Protocol
-import dev.chunkup.ffi.Transport
 import java.io.File
 import java.io.FileNotFoundException
 import java.net.HttpURLConnection
@@ -203,7 +201,7 @@ class AndroidItemsJvmTest {
     @Test fun constructorDoesNoFileIo() = runBlocking {
         val file = File(dir, "later.bin")
         assertTrue(!file.exists())
-        ChunkupUpload(file.path, "$base/ranged", uploadOptions(chunkSizeBytes = 256 * 1024)).use { upload ->
+        ChunkupUpload(file.path, "$base/ranged", uploadOptions(protocol = Protocol.RANGED, chunkSizeBytes = 256 * 1024)).use { upload ->
             file.writeBytes(Random(23).nextBytes(1024 * 1024 + 17))
             val report = upload.start()
             assertEquals(file.length().toULong(), report.size)
@@ -225,7 +223,7 @@ class AndroidItemsJvmTest {
     @Test fun stopBeforeStartIsKept() = runBlocking {
         val file = sourceFile("early-stop.bin", 1024 * 1024, 24)
         val transport = RecordingTransport()
-        ChunkupUpload(file.path, "$base/ranged", uploadOptions(), transport = transport).use { upload ->
+        ChunkupUpload(file.path, "$base/ranged", uploadOptions(protocol = Protocol.RANGED), transport = transport).use { upload ->
             upload.stop()
             try {
                 upload.start()
@@ -266,7 +264,7 @@ class AndroidItemsJvmTest {
         assertEquals("input 'path' is missing", refused(mapOf("endpoint" to "http://127.0.0.1/")))
         assertEquals("input 'endpoint' is missing", refused(mapOf("path" to "/f")))
         assertEquals(
-            "input 'protocol' is 'tusd', not one of ranged, tus, ietf, auto",
+            "input 'protocol' is 'tusd', not one of auto, ranged, tus, ietf, gcs, s3",
             refused(plain.toData() + ("protocol" to "tusd")),
         )
         assertEquals("input 'header:X' is not a string: 3", refused(plain.toData() + ("header:X" to 3)))
@@ -303,7 +301,7 @@ class AndroidItemsJvmTest {
             ).toData(),
         )
         val state = File(dir, "worker-state")
-        val options = input.options().copy(chunkSize = dev.chunkup.ffi.ChunkSize.Fixed((256L * 1024).toULong()))
+        val options = input.options().copy(chunkSize = (256L * 1024).toULong())
         val first = RecordingTransport()
         ChunkupUpload(input.path, input.endpoint, options, DirectoryResumeStore(state), first).use { upload ->
             val job = launch { upload.start() }
@@ -314,7 +312,7 @@ class AndroidItemsJvmTest {
             "every request carries the input's header",
             first.requests.all { r -> r.headers.any { it.key == "X-Chunkup-Test" && it.value == "worker" } },
         )
-        val record = DirectoryResumeStore(state).records().single()
+        val record = DirectoryResumeStore(state).remembered().single()
         val held = serverUpload(record.uploadUrl) ?: error("the cancelled run deleted the upload")
         val stored = field(held, "stored")!!.toLong()
         assertTrue("the server holds $stored", stored >= file.length() / 4 && stored < file.length())

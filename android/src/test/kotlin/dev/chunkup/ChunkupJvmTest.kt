@@ -2,13 +2,11 @@
 // faults on (scripts/ffi.sh starts it and passes CHUNKUP_TEST_BASE).
 package dev.chunkup
 
-import dev.chunkup.ffi.EventKind
 import dev.chunkup.ffi.HttpRequest
 import dev.chunkup.ffi.HttpResponse
-import dev.chunkup.ffi.ProgressListener
-import dev.chunkup.ffi.Protocol
-import dev.chunkup.ffi.Transport
 import dev.chunkup.ffi.Upload
+import dev.chunkup.ffi.UploadListener
+import dev.chunkup.api.UploadEvent
 import java.io.File
 import java.io.FileNotFoundException
 import java.net.URI
@@ -83,7 +81,7 @@ class ChunkupJvmTest {
         val seen = CopyOnWriteArrayList<Long>()
         val report = upload(
             file.path, "$base/ranged",
-            uploadOptions(chunkSizeBytes = 256 * 1024),
+            uploadOptions(protocol = Protocol.RANGED, chunkSizeBytes = 256 * 1024),
         ) { seen.add(it.acknowledged) }
         assertEquals(file.length().toULong(), report.size)
         assertStoredExactly(file, report.uploadUrl!!)
@@ -111,17 +109,16 @@ class ChunkupJvmTest {
         val seen = CopyOnWriteArrayList<Long>()
         val totals = CopyOnWriteArrayList<Long>()
         val threads = CopyOnWriteArrayList<String>()
-        val listener = object : ProgressListener {
-            override fun onProgress(acknowledged: ULong, total: ULong, bytesPerSecond: Double) {
-                seen.add(acknowledged.toLong()); totals.add(total.toLong())
-                threads.add(Thread.currentThread().name)
-            }
-            override fun onEvent(kind: EventKind, message: String) {
+        val listener = object : UploadListener {
+            override fun onEvent(event: UploadEvent) {
+                if (event is UploadEvent.Progress) {
+                    seen.add(event.progress.acknowledged.toLong()); totals.add(event.progress.total.toLong())
+                }
                 threads.add(Thread.currentThread().name)
             }
         }
         val caller = Thread.currentThread().name
-        val options = uploadOptions(chunkSizeBytes = 128 * 1024).copy(progressIntervalMs = 0u)
+        val options = uploadOptions(protocol = Protocol.RANGED, chunkSizeBytes = 128 * 1024, progressIntervalMs = 0)
         Upload(file.path, "$base/ranged", options, listener, null, null).use { upload ->
             val report = upload.start()
             assertStoredExactly(file, report.uploadUrl!!)
@@ -149,7 +146,7 @@ class ChunkupJvmTest {
         return running
     }
 
-    private fun rangedOptions() = uploadOptions(chunkSizeBytes = 128 * 1024)
+    private fun rangedOptions() = uploadOptions(protocol = Protocol.RANGED, chunkSizeBytes = 128 * 1024)
 
     @Test fun stopKeepsTheUploadForALaterRun() = runBlocking {
         val file = sourceFile("stop.bin", 24 * 1024 * 1024, 4)
@@ -162,7 +159,7 @@ class ChunkupJvmTest {
             assertEquals(ErrorKind.STOPPED, error!!.kind)
             assertEquals("the upload was stopped; it can be continued later", error.message)
         }
-        val record = store.records().single()
+        val record = store.remembered().single()
         assertNotNull("stop() removed the upload from the server", serverUpload(record.uploadUrl))
         val report = upload(file.path, "$base/ranged", rangedOptions(), store)
         assertTrue("resumed from ${report.resumedFrom}", (report.resumedFrom ?: 0u) > 0u)
@@ -187,7 +184,7 @@ class ChunkupJvmTest {
         }
         // A new store object over the same directory, as in a later process.
         val store = DirectoryResumeStore(state)
-        val record = store.records().single()
+        val record = store.remembered().single()
         val held = serverUpload(record.uploadUrl)
         assertNotNull("cancelling the coroutine deleted the upload on the server", held)
         val stored = field(held!!, "stored")!!.toLong()
@@ -207,7 +204,7 @@ class ChunkupJvmTest {
         val store = DirectoryResumeStore(File(dir, "terminate-state"))
         ChunkupUpload(file.path, "$base/ranged", rangedOptions(), store).use { upload ->
             val running = startAndWaitForProgress(upload, file.length() / 4)
-            val uploadUrl = store.records().single().uploadUrl
+            val uploadUrl = store.remembered().single().uploadUrl
             assertNotNull(serverUpload(uploadUrl))
             upload.terminate()
             val error = withTimeout(30_000) { running.await() }
@@ -226,7 +223,7 @@ class ChunkupJvmTest {
             withTimeout(60_000) { upload.progress.first { it.acknowledged > 0 } }
             job.cancelAndJoin()
         }
-        val uploadUrl = store.records().single().uploadUrl
+        val uploadUrl = store.remembered().single().uploadUrl
         assertNotNull(serverUpload(uploadUrl))
         withTimeout(30_000) { discard(file.path, "$base/ranged", store, rangedOptions()) }
         assertNull("discard left the upload on the server", serverUpload(uploadUrl))
@@ -251,7 +248,7 @@ class ChunkupJvmTest {
         // directory and a new upload of the same file.
         val store = DirectoryResumeStore(state)
         assertEquals(1, store.list().size)
-        val options = uploadOptions(chunkSizeBytes = 256 * 1024)
+        val options = uploadOptions(protocol = Protocol.RANGED, chunkSizeBytes = 256 * 1024)
         val report = upload(file.path, "$base/ranged", options, store)
         val resumedFrom = report.resumedFrom?.toLong()
         assertNotNull("the second run started from zero", resumedFrom)
@@ -279,7 +276,8 @@ class ChunkupJvmTest {
             }
         }
         val report = upload(
-            file.path, "$base/ranged", uploadOptions(chunkSizeBytes = 256 * 1024), transport = counting,
+            file.path, "$base/ranged", uploadOptions(protocol = Protocol.RANGED, chunkSizeBytes = 256 * 1024),
+            transport = counting,
         )
         assertStoredExactly(file, report.uploadUrl!!)
         assertTrue("requests through the foreign transport: ${requests.get()}", requests.get() >= 16)
@@ -287,20 +285,26 @@ class ChunkupJvmTest {
     }
 
     @Test fun errorsHaveAKindAndAReadableMessage() = runBlocking {
+        // The constructor does no IO: a missing file fails start().
+        val missing = ChunkupUpload(File(dir, "missing.bin").path, "$base/ranged")
         try {
-            // The constructor does no file IO: start() finds the file missing.
-            ChunkupUpload(File(dir, "missing.bin").path, "$base/ranged").use { it.start() }
+            missing.start()
             fail("a missing file was accepted")
         } catch (e: ChunkupException) {
             assertEquals(ErrorKind.SOURCE, e.kind)
-            assertTrue(e.message!!, e.message!!.startsWith("cannot read"))
+            assertTrue(e.message!!, e.message!!.contains("missing.bin"))
+            assertNull(e.status)
+        } finally {
+            missing.close()
         }
         val file = sourceFile("rejected.bin", 1000, 8)
         try {
-            upload(file.path, "$base/no-such-endpoint")
+            upload(file.path, "$base/no-such-endpoint", uploadOptions(protocol = Protocol.RANGED))
             fail("a 404 endpoint was accepted")
         } catch (e: ChunkupException) {
             assertTrue("${e.kind}", e.kind == ErrorKind.REJECTED || e.kind == ErrorKind.UPLOAD_GONE)
+            assertEquals(404, e.status)
+            assertFalse(e.retryable)
             assertTrue(e.message!!, e.message!!.contains("HTTP 404"))
             assertFalse(e.message!!, e.message!!.contains("reason="))
         }
@@ -311,18 +315,17 @@ class ChunkupJvmTest {
 object KilledUpload {
     @JvmStatic fun main(args: Array<String>) {
         val (path, endpoint, state, stopAt) = args
-        val listener = object : ProgressListener {
-            override fun onProgress(acknowledged: ULong, total: ULong, bytesPerSecond: Double) {
-                if (acknowledged.toLong() >= stopAt.toLong()) {
-                    println("halting at $acknowledged")
+        val listener = object : UploadListener {
+            override fun onEvent(event: UploadEvent) {
+                if (event is UploadEvent.Progress && event.progress.acknowledged.toLong() >= stopAt.toLong()) {
+                    println("halting at ${event.progress.acknowledged}")
                     System.out.flush()
                     Runtime.getRuntime().halt(137)
                 }
             }
-            override fun onEvent(kind: EventKind, message: String) {}
         }
         // Records are saved at creation and then at most once a second.
-        val options = uploadOptions(chunkSizeBytes = 256 * 1024).copy(progressIntervalMs = 0u)
+        val options = uploadOptions(protocol = Protocol.RANGED, chunkSizeBytes = 256 * 1024, progressIntervalMs = 0)
         runBlocking {
             Upload(path, endpoint, options, listener, DirectoryResumeStore(File(state)), null).start()
         }

@@ -2,8 +2,8 @@
 // mapping to and from WorkManager's input data is tested on the JVM.
 package dev.chunkup.android
 
-import dev.chunkup.ffi.Protocol
-import dev.chunkup.ffi.UploadOptions
+import dev.chunkup.Protocol
+import dev.chunkup.UploadOptions
 import dev.chunkup.uploadOptions
 
 /**

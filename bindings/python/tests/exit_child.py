@@ -17,20 +17,20 @@ Exit 3 means the scenario did not happen as planned (the upload completed
 before the timeout, say): a test failure, not a crash. A crash shows as
 SIGABRT (shell code 134, "FATAL: exception not rethrown").
 
-Written against the bindings' public API only, so the same script runs the
-matrix on an older build (where stop() was cancel()).
+Written against the generated bindings of the installed wheel
+(`chunkup._native`), the layer the exit behaviour lives in.
 """
 
 import asyncio
 import signal
 import sys
 
-import chunkup_ffi as c
+from chunkup import _native as c
 
 NOT_AS_PLANNED = 3
 
 
-class Listener(c.ProgressListener):
+class Listener(c.UploadListener):
     """Counts progress; may stop the upload from inside the callback."""
 
     def __init__(self, loop, first_progress, stop_upload=None):
@@ -39,27 +39,21 @@ class Listener(c.ProgressListener):
         self.stop_upload = stop_upload
         self.acknowledged = 0
 
-    def on_progress(self, acknowledged, total, bytes_per_second):
-        self.acknowledged = acknowledged
+    def on_event(self, event):
+        if not isinstance(event, c.UploadEvent.PROGRESS):
+            return
+        self.acknowledged = acknowledged = event.progress.acknowledged
         if acknowledged > 0:
             if self.stop_upload is not None:
                 self.stop_upload()
                 self.stop_upload = None
-            # Thread-safe: older builds call listeners from their own threads.
             self.loop.call_soon_threadsafe(self.first_progress.set)
-
-    def on_event(self, kind, message):
-        pass
-
-
-def stop_of(upload):
-    # `cancel` on builds before stop/terminate existed.
-    return getattr(upload, "stop", None) or upload.cancel
 
 
 def options():
     opts = c.default_upload_options()
-    opts.chunk_size = c.ChunkSize.FIXED(64 * 1024)
+    opts.protocol = c.Protocol.RANGED
+    opts.chunk_size = 64 * 1024
     opts.progress_interval_ms = 0
     return opts
 
@@ -86,12 +80,12 @@ async def run(scenario, path, endpoint, with_listener):
 
     if scenario == "stop":
         if listener is not None:
-            listener.stop_upload = stop_of(upload)
+            listener.stop_upload = upload.stop
             running = asyncio.ensure_future(upload.start())
         else:
             running = asyncio.ensure_future(upload.start())
             await asyncio.sleep(0.3)
-            stop_of(upload)()
+            upload.stop()
         try:
             await running
         except c.UploadError as error:

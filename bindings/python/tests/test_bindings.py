@@ -1,11 +1,11 @@
-"""Python tests of the UniFFI bindings (run by scripts/ffi.sh).
+"""Tests of the generated UniFFI layer of the installed wheel
+(`chunkup._native`; run by scripts/ffi.sh from a fresh venv).
 
 Real uploads to the `chunkup serve` at $CHUNKUP_TEST_BASE (faults on), with
 the server's sha256 as the judge, and a matrix of child processes that must
 all exit normally (issue #11, fault 6). Plain unittest, no os._exit:
 
-    CHUNKUP_TEST_BASE=http://127.0.0.1:PORT PYTHONPATH=<generated/python> \\
-        python3 bindings/ffi/tests/test_ffi.py [-v]
+    CHUNKUP_TEST_BASE=http://127.0.0.1:PORT .venv/bin/python -m unittest -v test_bindings
 
 $CHUNKUP_EXIT_RUNS sets the repetitions of each exit scenario (default 10);
 $CHUNKUP_EXIT_ONLY=NAME runs only that scenario (complete, timeout, stop,
@@ -25,7 +25,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-import chunkup_ffi as c
+from chunkup import _native as c
 
 BASE = os.environ["CHUNKUP_TEST_BASE"]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,29 +62,29 @@ def write_source(directory, name, size, seed):
 
 def options(**changes):
     opts = c.default_upload_options()
-    opts.chunk_size = c.ChunkSize.FIXED(256 * 1024)
+    opts.protocol = c.Protocol.RANGED
+    opts.chunk_size = 256 * 1024
     opts.progress_interval_ms = 0
     for key, value in changes.items():
         setattr(opts, key, value)
     return opts
 
 
-class Recorder(c.ProgressListener):
+class Recorder(c.UploadListener):
     def __init__(self):
         self.acknowledged = []
         self.events = []
         self.threads = set()
         self.first_progress = asyncio.Event()
 
-    def on_progress(self, acknowledged, total, bytes_per_second):
+    def on_event(self, event):
         self.threads.add(threading.get_ident())
-        self.acknowledged.append(acknowledged)
-        if acknowledged > 0:
-            self.first_progress.set()  # on the loop's thread: see test_exact_bytes
-
-    def on_event(self, kind, message):
-        self.threads.add(threading.get_ident())
-        self.events.append((kind, message))
+        if isinstance(event, c.UploadEvent.PROGRESS):
+            self.acknowledged.append(event.progress.acknowledged)
+            if event.progress.acknowledged > 0:
+                self.first_progress.set()  # on the loop's thread: see test_exact_bytes
+        else:
+            self.events.append(event)
 
 
 class DictStore(c.ResumeStore):
@@ -106,7 +106,7 @@ class DictStore(c.ResumeStore):
         return list(self.records.values())
 
     def parsed(self):
-        return [c.parse_resume_record(json_text) for json_text in self.list()]
+        return c.remembered(self)
 
 
 class FileStore(DictStore):
@@ -202,8 +202,8 @@ class Uploads(unittest.IsolatedAsyncioTestCase):
         upload.stop()
         with self.assertRaises(c.UploadError.Stopped) as stopped:
             await running
-        self.assertEqual(str(stopped.exception), "the upload was stopped; it can be continued later")
-        self.assertIn((c.EventKind.STOPPED, ""), listener.events)
+        self.assertEqual(stopped.exception.reason, "the upload was stopped; it can be continued later")
+        self.assertIsInstance(listener.events[-1], c.UploadEvent.STOPPED)
         (record,) = store.parsed()
         self.assertIsNotNone(server_upload(record.upload_url), "stop() removed the upload")
         report = await c.Upload(path, f"{BASE}/ranged", options(), None, store, None).start()
@@ -276,14 +276,18 @@ class Uploads(unittest.IsolatedAsyncioTestCase):
         self.assertGreaterEqual(transport.requests, 8)
 
     async def test_errors_have_a_kind_and_a_readable_message(self):
+        # The constructor does no IO: the missing file fails start().
+        missing_file = c.Upload(os.path.join(self.dir, "missing.bin"), f"{BASE}/ranged", options(), None, None, None)
         with self.assertRaises(c.UploadError.Source) as missing:
-            c.Upload(os.path.join(self.dir, "missing.bin"), f"{BASE}/ranged", options(), None, None, None)
-        self.assertTrue(str(missing.exception).startswith("cannot read"), str(missing.exception))
+            await missing_file.start()
+        self.assertIn("missing.bin", missing.exception.reason)
+        self.assertIsNone(missing.exception.status)
         path, _ = write_source(self.dir, "rejected.bin", 1000, 8)
         upload = c.Upload(path, f"{BASE}/no-such-endpoint", options(), None, None, None)
         with self.assertRaises((c.UploadError.Rejected, c.UploadError.UploadGone)) as refused:
             await upload.start()
-        self.assertIn("HTTP 404", str(refused.exception))
+        self.assertIn("HTTP 404", refused.exception.reason)
+        self.assertEqual(refused.exception.status, 404)
 
 
 class Exits(unittest.TestCase):
@@ -365,13 +369,10 @@ def killed_child(path, state, stop_at):
     """The first process of test_resume_after_a_killed_process: uploads,
     then is killed (SIGKILL, no cleanup) once `stop_at` bytes are stored."""
 
-    class Killer(c.ProgressListener):
-        def on_progress(self, acknowledged, total, bytes_per_second):
-            if acknowledged >= stop_at:
+    class Killer(c.UploadListener):
+        def on_event(self, event):
+            if isinstance(event, c.UploadEvent.PROGRESS) and event.progress.acknowledged >= stop_at:
                 os.kill(os.getpid(), signal.SIGKILL)
-
-        def on_event(self, kind, message):
-            pass
 
     upload = c.Upload(path, f"{BASE}/ranged", options(), Killer(), FileStore(state), None)
     asyncio.run(upload.start())
@@ -381,5 +382,5 @@ def killed_child(path, state, stop_at):
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--killed-child"]:
         killed_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    print(f"chunkup_ffi {c.chunkup_version()} against {BASE}")
+    print(f"chunkup {c.chunkup_version()} against {BASE}")
     unittest.main()
