@@ -1,36 +1,36 @@
 #!/usr/bin/env python3
-"""Bulk benchmark: many small files, chunkup against tus-js-client.
+"""Bulk benchmark: many small files, chunkup against tus-js-client, and where
+the time goes.
 
-Not a test. Builds the release CLI, writes N files of SIZE bytes (default
-10,000 x 16 KiB) in nested directories, then for each round and client
-starts a fresh `chunkup serve` (empty store, so earlier rounds cannot slow
-the server's directory down) and uploads every file to its /tus endpoint
-with the same parallelism:
+Not a test. Builds the release CLI, installs what is missing (tusd v2.9.1,
+tus-js-client), writes N files of SIZE bytes (default 2,000 x 16 KiB) in
+nested directories, then for each round and client starts a fresh server
+(empty store) and uploads every file to it with the same parallelism:
 
-  chunkup        chunkup upload DIR --to .../tus --protocol tus --parallel P
-                 (defaults: one discovery, create then send, batch journal)
-  chunkup-cwu    the same with --creation-with-upload (small files travel
-                 in the creation request: one request per file)
-  tus-js-client  a Node script: P workers, one tus.Upload per file
-                 (POST then PATCH, tus-js-client's default)
+  chunkup        chunkup upload DIR --to EP --protocol tus --parallel P --json
+                 (one discovery, then per file a creation POST and one PATCH,
+                 every state change in the batch journal)
+  chunkup-cwu    the same with --creation-with-upload (each file travels in
+                 its creation request: one request per file)
+  tus-js-client  a Node script: P workers, one tus.Upload per file (POST,
+                 then PATCH, tus-js-client's default)
 
-Reports per client: files/s (median of rounds), CPU seconds (user + sys of
-the client process, from wait4), peak RSS, and the server's CPU seconds
-(from /proc). Before each run the script syncs and waits --settle seconds so
-one run's writeback does not land on the next. Every run is checked: the server must hold exactly N complete
-uploads, and a sample of them must hash to the source.
+Servers (--server): tusd v2.9.1 (default, endpoint /files/) or chunkup serve
+(/tus). Per run: files/s, the client's CPU (user + sys from wait4) and peak
+RSS, the server's CPU (/proc), and from them where the time goes: each
+process's share of the machine's cores over the run, CPU per file, and the
+time each of the P request slots spends per request (wall x P / requests).
+When client + server CPU fill the cores, the run is CPU-bound and the split
+says whose; when they do not, the rest is waiting on round trips.
 
-    scripts/bench_bulk.py                         # 10,000 x 16 KiB, -P 8, 3 rounds
-    scripts/bench_bulk.py --files 2000 --rounds 1
-    scripts/bench_bulk.py --rounds 1 --clients tus-js-client   # one client
+Every run is checked: the server holds exactly N complete uploads, one per
+file (by `relativePath`), and a sample of them hash to the source.
 
-On the 2-core machines every run after the first in one invocation is
-slower for every client (the server's file system after a 200 MB run), so
-compare clients on separate invocations (docs/BENCHMARKS.md does).
+    scripts/bench_bulk.py                                  # tusd, 2,000 x 16 KiB, -P 8, 3 rounds
+    scripts/bench_bulk.py --server chunkup --files 10000 --rounds 1
+    scripts/bench_bulk.py --clients chunkup,tus-js-client --chunkup-bin target/release/chunkup
 
-tus-js-client is taken from interop/peers/node_modules, else installed with
-`npm install --prefix /tmp/bulkpeers tus-js-client@4`. Python 3 standard
-library only.
+Python 3 standard library only (scripts/benchlib.py).
 """
 
 import argparse
@@ -38,26 +38,19 @@ import hashlib
 import json
 import os
 import random
-import resource
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target" / "release" / "chunkup"
-PEERS = [ROOT / "interop" / "peers" / "node_modules" / "tus-js-client",
-         Path("/tmp/bulkpeers/node_modules/tus-js-client")]
+import benchlib as lib
 
-# Never send loopback traffic through a proxy from the environment.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+CLIENTS = ["chunkup", "chunkup-cwu", "tus-js-client"]
+# Requests per file once the upload is under way (the one OPTIONS of a
+# chunkup batch aside).
+REQUESTS_PER_FILE = {"chunkup": 2, "chunkup-cwu": 1, "tus-js-client": 2}
 
 NODE_SCRIPT = r"""
 // Uploads every file under DIR with tus-js-client, PARALLEL at a time.
@@ -98,38 +91,6 @@ Promise.all(Array.from({ length: parallel }, worker)).then(() => {
 """
 
 
-def child_env(home):
-    """No proxies, no CHUNKUP_* settings, a private HOME."""
-    env = {k: v for k, v in os.environ.items()
-           if "proxy" not in k.lower() and not k.startswith("CHUNKUP_")}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    home.mkdir(parents=True, exist_ok=True)
-    env["HOME"] = str(home)
-    for var in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
-        env[var] = str(home / var.lower())
-    return env
-
-
-def sample_hwm(pid, peak, done):
-    """Keeps peak[0] at the highest VmHWM (KiB) seen for pid until done."""
-    while not done.is_set():
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        peak[0] = max(peak[0], int(line.split()[1]))
-                        break
-        except OSError:
-            pass
-        done.wait(0.01)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -141,18 +102,14 @@ class Bench:
         self.stop_server()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def build(self):
-        print("==> cargo build --release -p chunkup-cli", flush=True)
-        subprocess.run(["cargo", "build", "--release", "-p", "chunkup-cli"], cwd=ROOT, check=True)
-
-    def tus_js_client(self):
-        for candidate in PEERS:
-            if (candidate / "package.json").exists():
-                return candidate
-        print("==> npm install --prefix /tmp/bulkpeers tus-js-client@4", flush=True)
-        subprocess.run(["npm", "install", "--silent", "--prefix", "/tmp/bulkpeers", "tus-js-client@4"],
-                       check=True)
-        return PEERS[-1]
+    def setup(self):
+        args = self.args
+        self.binary = lib.build_release(args.chunkup_bin)
+        if args.server == "tusd":
+            self.tusd = lib.ensure_tusd()
+        if "tus-js-client" in args.clients:
+            lib.ensure_node_peers()
+        self.make_files()
 
     def make_files(self):
         args = self.args
@@ -160,9 +117,8 @@ class Bench:
         print(f"==> writing {args.files} files of {args.size} bytes under {self.data}", flush=True)
         rng = random.Random(1)
         sample = set(rng.sample(range(args.files), min(args.verify, args.files)))
-        per_dir = 100
         for i in range(args.files):
-            rel = f"d{i // per_dir:03}/f{i:05}.bin"
+            rel = f"d{i // 100:03}/f{i:05}.bin"
             path = self.data / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             data = os.urandom(args.size)
@@ -170,158 +126,159 @@ class Bench:
             if i in sample:
                 self.sample[f"dataset/{rel}"] = hashlib.sha256(data).hexdigest()
 
-    def start_server(self, name):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.base = f"http://127.0.0.1:{port}"
-        store = self.tmp / f"store-{name}"
-        shutil.rmtree(store, ignore_errors=True)
-        log = open(self.tmp / "server.log", "ab")
-        cmd = [str(BINARY), "serve", "--addr", f"127.0.0.1:{port}", "--admin", "--dir", str(store)]
-        self.server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                       env=child_env(self.tmp / "home-server"))
-        self.store = store
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                sys.exit(f"error: server exited with {self.server.returncode}")
-            try:
-                self.admin_get("/_admin/uploads")
-                return
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        sys.exit("error: the server did not answer within 30 s")
+    # -- servers -----------------------------------------------------------
+
+    def start_server(self, tag):
+        self.store = self.tmp / f"store-{tag}"
+        if self.args.server == "tusd":
+            self.server = lib.start_tusd(self.tusd, self.store, self.tmp)
+            self.endpoint = self.server.endpoint
+        else:
+            self.server = lib.start_chunkup_serve(self.binary, self.store, self.tmp)
+            self.endpoint = self.server.base + "/tus"
 
     def stop_server(self):
-        if self.server is not None and self.server.returncode is None:
-            self.server.terminate()
-            try:
-                self.server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-        self.server = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
-    def admin_get(self, path):
-        with _opener.open(self.base + path, timeout=300) as reply:
-            return json.load(reply)
-
-    def measure(self, cmd, env):
-        """Runs cmd; returns (wall s, cpu s, peak RSS KiB) of that process."""
-        with tempfile.TemporaryFile(dir=self.tmp) as out, tempfile.TemporaryFile(dir=self.tmp) as err:
-            floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            start = time.monotonic()
-            child = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-            sampled = [0]
-            done = threading.Event()
-            sampler = threading.Thread(target=sample_hwm, args=(child.pid, sampled, done))
-            sampler.start()
-            try:
-                _, status, usage = os.wait4(child.pid, 0)
-            finally:
-                done.set()
-                sampler.join()
-            wall = time.monotonic() - start
-            child.returncode = code = os.waitstatus_to_exitcode(status)
-            if code != 0:
-                err.seek(0)
-                raise RuntimeError(f"{' '.join(cmd)} exited with {code}:\n"
-                                   + err.read().decode(errors="replace")[-2000:])
-        # A child's ru_maxrss starts at this script's peak; below it, use VmHWM.
-        peak = usage.ru_maxrss if usage.ru_maxrss > floor + 1024 else sampled[0]
-        return wall, usage.ru_utime + usage.ru_stime, peak
+    def stored_uploads(self):
+        """{relativePath: [(complete, sha256 or None)]} as the server holds them."""
+        found = {}
+        if self.args.server == "tusd":
+            for info_path in self.store.glob("*.info"):
+                info = json.loads(info_path.read_text())
+                data = info_path.with_suffix("")
+                complete = data.exists() and data.stat().st_size == info.get("Size")
+                name = (info.get("MetaData") or {}).get("relativePath", "")
+                sha = lib.sha256_file(data) if complete and name in self.sample else None
+                found.setdefault(name, []).append((complete, sha))
+            return found
+        _, _, body = lib.request("GET", f"{self.server.base}/_admin/uploads")
+        for upload in json.loads(body):
+            name = upload.get("metadata", {}).get("relativePath", "")
+            sha = None
+            if upload.get("complete") and name in self.sample:
+                _, _, one = lib.request("GET", f"{self.server.base}/_admin/uploads/{upload['id']}")
+                sha = json.loads(one).get("sha256")
+            found.setdefault(name, []).append((bool(upload.get("complete")), sha))
+        return found
 
     def verify(self, client):
-        uploads = self.admin_get("/_admin/uploads")
-        complete = {}
-        for upload in uploads:
-            if upload.get("complete"):
-                name = upload.get("metadata", {}).get("relativePath", "")
-                complete.setdefault(name, []).append(upload["id"])
-        if len(complete) != self.args.files or any(len(v) != 1 for v in complete.values()):
+        found = self.stored_uploads()
+        complete = {name: v for name, v in found.items() if any(c for c, _ in v)}
+        extra = sum(len(v) for v in found.values()) - len(found)
+        if len(complete) != self.args.files or extra:
             raise RuntimeError(f"{client}: {len(complete)} distinct complete files on the server "
-                               f"({len(uploads)} uploads), expected {self.args.files} exactly once")
+                               f"({extra} duplicates), expected {self.args.files} exactly once")
         for name, sha in self.sample.items():
-            ids = complete.get(name)
-            info = self.admin_get(f"/_admin/uploads/{ids[0]}") if ids else {}
-            if info.get("sha256") != sha:
+            if not any(s == sha for _, s in complete.get(name, [])):
                 raise RuntimeError(f"{client}: {name} differs on the server")
+
+    # -- one run -----------------------------------------------------------
 
     def run(self, client, round_no, tus_js):
         args = self.args
-        # Every run writes ~200 MB into the server's store: let the kernel
-        # write the last run's (and the dataset's) dirty pages back first, or
-        # the next run pays for them in the server's file system calls.
+        # Every run writes the files' bytes into the server's store: let the
+        # kernel write the last run's dirty pages back first, or the next run
+        # pays for them in the server's file-system calls.
         os.sync()
         time.sleep(args.settle)
-        self.start_server(f"{client}-{round_no}")
-        endpoint = f"{self.base}/tus"
-        env = child_env(self.tmp / f"home-{client}-{round_no}")
+        tag = f"{client}-{round_no}"
+        self.start_server(tag)
+        env = lib.child_env(self.tmp / f"home-{tag}")
         if client.startswith("chunkup"):
-            cmd = [str(BINARY), "upload", str(self.data), "--to", endpoint, "--protocol", "tus",
-                   "--parallel", str(args.parallel), "--json",
-                   "--state-dir", str(self.tmp / f"state-{client}-{round_no}")]
+            cmd = [str(self.binary), "upload", str(self.data), "--to", self.endpoint, "--protocol", "tus",
+                   "--parallel", str(args.parallel), "--json", "--state-dir", str(self.tmp / f"state-{tag}")]
             if client == "chunkup-cwu":
                 cmd.append("--creation-with-upload")
         else:
             script = self.tmp / "tus-bulk.cjs"
             script.write_text(NODE_SCRIPT)
             env["TUS_JS_CLIENT"] = str(tus_js)
-            cmd = ["node", str(script), str(self.data), endpoint, str(args.parallel)]
-        server_before = cpu_seconds(self.server.pid)
-        wall, cpu, peak = self.measure(cmd, env)
-        server_cpu = cpu_seconds(self.server.pid) - server_before
+            cmd = ["node", str(script), str(self.data), self.endpoint, str(args.parallel)]
+        server_before = self.server.cpu()
+        wall, cpu, peak = lib.measure(cmd, env, tmp=self.tmp)
+        server_cpu = self.server.cpu() - server_before
         self.verify(client)
         self.stop_server()
         shutil.rmtree(self.store, ignore_errors=True)
-        result = {"files_per_s": args.files / wall, "wall": wall, "cpu": cpu,
-                  "rss_mib": peak / 1024, "server_cpu": server_cpu}
-        print(f"    {client:14} round {round_no}: {result['files_per_s']:7.0f} files/s, "
-              f"{wall:6.2f} s wall, CPU {cpu:5.2f} s, peak RSS {peak / 1024:6.1f} MiB, "
-              f"server CPU {server_cpu:5.2f} s", flush=True)
+        cores = os.cpu_count() or 1
+        requests = args.files * REQUESTS_PER_FILE[client]
+        result = {
+            "files_per_s": args.files / wall, "wall": wall, "cpu": cpu, "rss_mib": peak / 1024,
+            "server_cpu": server_cpu,
+            "client_share": cpu / wall / cores, "server_share": server_cpu / wall / cores,
+            "client_ms_per_file": 1000 * cpu / args.files,
+            "server_ms_per_file": 1000 * server_cpu / args.files,
+            "slot_ms_per_request": 1000 * wall * args.parallel / requests,
+        }
+        print(f"    {client:14} round {round_no}: {result['files_per_s']:6.0f} files/s, {wall:6.2f} s wall, "
+              f"client CPU {cpu:5.2f} s ({result['client_share']:4.0%} of {cores} cores), "
+              f"server CPU {server_cpu:5.2f} s ({result['server_share']:4.0%}), "
+              f"peak RSS {peak / 1024:5.1f} MiB, {result['slot_ms_per_request']:.2f} ms per request slot",
+              flush=True)
         return result
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=10_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--server", choices=["tusd", "chunkup"], default="tusd")
+    parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--size", type=int, default=16 * 1024, help="bytes per file (default 16384)")
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--verify", type=int, default=100, help="files whose sha256 is checked per run")
-    parser.add_argument("--clients", default="chunkup,chunkup-cwu,tus-js-client")
-    parser.add_argument("--settle", type=float, default=3.0,
-                        help="seconds to wait after sync before each run")
-    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait after sync before each run")
+    parser.add_argument("--chunkup-bin", help="use this chunkup binary instead of building the release one")
+    parser.add_argument("--markdown", help="also write the summary table to this file")
     parser.add_argument("--tmpdir", default=None)
     args = parser.parse_args()
+    args.clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    unknown = [c for c in args.clients if c not in CLIENTS]
+    if unknown:
+        parser.error(f"unknown client(s): {', '.join(unknown)}")
+
+    print(f"==> {time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {lib.machine()}, chunkup {lib.git_commit()}")
     bench = Bench(args)
     try:
-        if not args.no_build:
-            bench.build()
-        tus_js = bench.tus_js_client()
-        bench.make_files()
-        clients = args.clients.split(",")
-        results = {c: [] for c in clients}
+        bench.setup()
+        tus_js = lib.PEERS / "node_modules" / "tus-js-client"
+        results = {c: [] for c in args.clients}
         for round_no in range(1, args.rounds + 1):
-            order = clients if round_no % 2 else list(reversed(clients))
+            # Alternate the order: later runs in one invocation meet a busier disk.
+            order = args.clients if round_no % 2 else list(reversed(args.clients))
             for client in order:
                 results[client].append(bench.run(client, round_no, tus_js))
-        base = statistics.median(r["files_per_s"] for r in results.get("tus-js-client", [])) \
-            if results.get("tus-js-client") else None
-        print()
-        print(f"{args.files} files x {args.size} B, --parallel {args.parallel}, "
-              f"{args.rounds} rounds (median), {os.cpu_count()} CPUs")
-        print("| client | files/s | wall s | client CPU s | peak RSS MiB | server CPU s | vs tus-js-client |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for client, runs in results.items():
-            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            ratio = f"{med['files_per_s'] / base:.2f}x" if base else "-"
-            print(f"| {client} | {med['files_per_s']:.0f} | {med['wall']:.2f} | {med['cpu']:.2f} | "
-                  f"{med['rss_mib']:.1f} | {med['server_cpu']:.2f} | {ratio} |")
+    except (RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     finally:
         bench.cleanup()
 
+    base = statistics.median(r["files_per_s"] for r in results["tus-js-client"]) \
+        if results.get("tus-js-client") else None
+    server = f"tusd {lib.TUSD_VERSION}" if args.server == "tusd" else "chunkup serve"
+    lines = ["", f"{args.files} files x {args.size} B to {server}, --parallel {args.parallel}, "
+             f"{args.rounds} rounds (medians), {os.cpu_count()} cores", "",
+             "| client | files/s | vs tus-js-client | wall s | client CPU s | server CPU s | client share "
+             "of cores | server share | client CPU ms/file | server CPU ms/file | ms per request slot "
+             "| peak RSS MiB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for client, runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        ratio = f"{med['files_per_s'] / base:.2f}x" if base else "-"
+        lines.append(f"| {client} | {med['files_per_s']:.0f} | {ratio} | {med['wall']:.2f} | {med['cpu']:.2f} "
+                     f"| {med['server_cpu']:.2f} | {med['client_share']:.0%} | {med['server_share']:.0%} "
+                     f"| {med['client_ms_per_file']:.2f} | {med['server_ms_per_file']:.2f} "
+                     f"| {med['slot_ms_per_request']:.2f} | {max(r['rss_mib'] for r in runs):.1f} |")
+    print("\n".join(lines))
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(lines) + "\n")
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -5,7 +5,9 @@
 #      bindings/ffi/generated/ (wiped first: the output is reproducible);
 #   3. compile the Kotlin API (android/src/main, JVM-only files) and its JVM
 #      tests with kotlinc, run them with JUnit + JNA;
-#   4. run the Python smoke test;
+#   4. run the Python tests (bindings/ffi/tests/test_ffi.py: uploads, and a
+#      matrix of child processes that must exit normally after completion,
+#      timeout, stop and SIGINT; CHUNKUP_EXIT_RUNS repetitions, default 10);
 # 3 and 4 run against a `chunkup serve` on 127.0.0.1 with faults on, started
 # and stopped here.
 #
@@ -105,9 +107,9 @@ kotlin_test() {
 }
 
 python_test() {
-    section "Python: smoke test"
+    section "Python: tests and the exit matrix"
     CHUNKUP_TEST_BASE="$BASE" PYTHONPATH="$GEN/python" PYTHONDONTWRITEBYTECODE=1 \
-        python3 "$FFI/tests/smoke.py"
+        python3 "$FFI/tests/test_ffi.py" -v
 }
 
 SERVER_PID=""

@@ -1,7 +1,6 @@
 """Uploads one file through the Python bindings (no listener, no store), for ffi_vs_cli.sh."""
 
 import asyncio
-import os
 import sys
 import time
 
@@ -16,5 +15,3 @@ async def main(path, endpoint):
 
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
-sys.stdout.flush()
-os._exit(0)  # see tests/smoke.py: skip finalization while worker threads live

@@ -30,6 +30,13 @@ pub enum UploadError {
     /// The retry budget ran out without the server's offset advancing.
     #[error("{0}")]
     RetriesExhausted(String),
+    /// The server speaks another protocol than the one asked for (use it,
+    /// or `Auto`).
+    #[error("{0}")]
+    WrongProtocol(String),
+    /// The endpoint could not be asked which protocol it speaks.
+    #[error("{0}")]
+    DiscoveryFailed(String),
     /// The overall deadline passed.
     #[error("{0}")]
     DeadlineExceeded(String),
@@ -45,9 +52,14 @@ pub enum UploadError {
     /// The HTTP client could not be set up.
     #[error("{0}")]
     Http(String),
-    /// The upload was cancelled.
+    /// The upload was stopped (`stop()`): it is kept on the server and in
+    /// the store, and a later upload of the same file continues it.
     #[error("{0}")]
-    Cancelled(String),
+    Stopped(String),
+    /// The upload was terminated (`terminate()`): removed from the server
+    /// where the protocol allows, and from the store.
+    #[error("{0}")]
+    Terminated(String),
     /// `start()` was called on an upload that already started.
     #[error("{0}")]
     AlreadyStarted(String),
@@ -68,13 +80,16 @@ impl From<chunkup::Error> for UploadError {
                 Core::UploadGone { .. } => UploadError::UploadGone(message),
                 Core::ProtocolViolation(_) => UploadError::ProtocolViolation(message),
                 Core::RetriesExhausted { .. } => UploadError::RetriesExhausted(message),
+                Core::WrongProtocol { .. } => UploadError::WrongProtocol(message),
+                Core::DiscoveryFailed { .. } => UploadError::DiscoveryFailed(message),
                 Core::DeadlineExceeded { .. } => UploadError::DeadlineExceeded(message),
                 _ => UploadError::Internal(message),
             },
             chunkup::Error::Source { .. } => UploadError::Source(message),
             chunkup::Error::SourceChanged { .. } => UploadError::SourceChanged(message),
             chunkup::Error::Store { .. } => UploadError::Store(message),
-            chunkup::Error::Cancelled => UploadError::Cancelled(message),
+            chunkup::Error::Stopped => UploadError::Stopped(message),
+            chunkup::Error::Terminated => UploadError::Terminated(message),
             chunkup::Error::Http(_) => UploadError::Http(message),
             _ => UploadError::Internal(message),
         }

@@ -4,17 +4,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chunkup::core::{MAX_RESPONSE_BODY, RequestSpec, Response, TransportErrorKind};
+use chunkup::BodyStream;
+use chunkup::core::{MAX_RESPONSE_BODY, RequestSpec, Response};
 
 use crate::error::{StoreError, TransportError};
+use crate::types::{EventKind, KeyValue};
 
-/// The client's body stream type (`chunkup::source::BodyStream`, which the
-/// client does not re-export).
-type BodyStream = futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
-use crate::types::{EventKind, KeyValue, ResumeRecord};
-
-/// Hears how an upload is doing. Called on one of the bindings' worker
-/// threads: hop to the UI thread yourself.
+/// Hears how an upload is doing. Called on the thread that awaits
+/// `Upload::start()` (the caller's executor), never after `start()` returned
+/// or was cancelled. Keep it short; hop to the UI thread yourself.
 #[uniffi::export(with_foreign)]
 pub trait ProgressListener: Send + Sync {
     /// Bytes the server acknowledged (never decreasing), the total, and the
@@ -25,17 +23,20 @@ pub trait ProgressListener: Send + Sync {
 }
 
 /// Keeps resume records where the app likes (SharedPreferences,
-/// UserDefaults, a database, files). Calls are short and synchronous.
+/// UserDefaults, a database, files): a key-value store of strings. A record
+/// is the core's JSON, the same bytes on every platform; the store need not
+/// read it (`parse_resume_record` does, to list remembered uploads). Calls
+/// are short and synchronous, on the thread that awaits `start()`.
 #[uniffi::export(with_foreign)]
 pub trait ResumeStore: Send + Sync {
-    /// The record for `fingerprint`, if any.
-    fn load(&self, fingerprint: String) -> Result<Option<ResumeRecord>, StoreError>;
-    /// Adds or replaces the record with the same fingerprint.
-    fn save(&self, record: ResumeRecord) -> Result<(), StoreError>;
-    /// Forgets a record (absent records are fine).
-    fn remove(&self, fingerprint: String) -> Result<(), StoreError>;
-    /// Every record.
-    fn list(&self) -> Result<Vec<ResumeRecord>, StoreError>;
+    /// The record kept under `key`, if any.
+    fn load(&self, key: String) -> Result<Option<String>, StoreError>;
+    /// Keeps `record` under `key`, replacing any.
+    fn save(&self, key: String, record: String) -> Result<(), StoreError>;
+    /// Forgets the record under `key` (an absent one is fine).
+    fn remove(&self, key: String) -> Result<(), StoreError>;
+    /// Every record kept.
+    fn list(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// The part of a file to send as a request body: the transport reads
@@ -70,10 +71,17 @@ pub struct HttpResponse {
 
 /// Sends requests for the engine (OkHttp, URLSession, ...). Implementations
 /// only do IO: no redirects, no retries — every decision is the engine's.
-/// Called on a blocking worker thread, so a blocking call is fine.
+///
+/// `send` is async in every language (a Kotlin `suspend fun`, a Swift
+/// `async` function, a Python coroutine), started from the thread that
+/// awaits `start()` and run by the app's executor: move blocking IO off it
+/// yourself (`Dispatchers.IO`, `asyncio.to_thread`). When the upload ends
+/// first (stopped, cancelled), the call is cancelled and its answer, if any
+/// comes, is ignored. No thread of the bindings ever runs it.
 #[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
 pub trait Transport: Send + Sync {
-    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
 }
 
 /// [`ResumeStore`] as the client's store.
@@ -88,12 +96,26 @@ fn store_error(error: StoreError) -> chunkup::Error {
 
 impl chunkup::ResumeStore for StoreAdapter {
     fn load(&self, fingerprint: &str) -> Result<Option<chunkup::ResumeRecord>, chunkup::Error> {
-        let record = self.0.load(fingerprint.to_string()).map_err(store_error)?;
-        Ok(record.map(Into::into))
+        let Some(json) = self.0.load(fingerprint.to_string()).map_err(store_error)? else {
+            return Ok(None);
+        };
+        // A damaged record costs the resume (reported), never the upload.
+        serde_json::from_str(&json).map(Some).map_err(|e| {
+            store_error(StoreError::Failed {
+                detail: format!("the record under {fingerprint} is not readable: {e}"),
+            })
+        })
     }
 
     fn save(&self, record: &chunkup::ResumeRecord) -> Result<(), chunkup::Error> {
-        self.0.save(record.clone().into()).map_err(store_error)
+        let json = serde_json::to_string(record).map_err(|e| {
+            store_error(StoreError::Failed {
+                detail: e.to_string(),
+            })
+        })?;
+        self.0
+            .save(record.fingerprint.clone(), json)
+            .map_err(store_error)
     }
 
     fn remove(&self, fingerprint: &str) -> Result<(), chunkup::Error> {
@@ -102,7 +124,11 @@ impl chunkup::ResumeStore for StoreAdapter {
 
     fn list(&self) -> Result<Vec<chunkup::ResumeRecord>, chunkup::Error> {
         let records = self.0.list().map_err(store_error)?;
-        Ok(records.into_iter().map(Into::into).collect())
+        // Unreadable entries are skipped, as a missing one would be.
+        Ok(records
+            .iter()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect())
     }
 }
 
@@ -135,13 +161,11 @@ impl chunkup::Transport for TransportAdapter {
                 length: range.len(),
             }),
         };
-        let inner = self.inner.clone();
-        let outcome = tokio::task::spawn_blocking(move || inner.send(request))
+        let mut response = self
+            .inner
+            .send(request)
             .await
-            .map_err(|e| {
-                chunkup::core::TransportError::new(TransportErrorKind::Other, e.to_string())
-            })?;
-        let mut response = outcome.map_err(chunkup::core::TransportError::from)?;
+            .map_err(chunkup::core::TransportError::from)?;
         response.body.truncate(MAX_RESPONSE_BODY);
         Ok(Response {
             status: response.status,

@@ -1,16 +1,22 @@
 //! # chunkup-ffi — the chunkup client for Kotlin, Swift and Python (UniFFI)
 //!
-//! Type mapping only: every decision is made by `chunkup-core` through the
-//! `chunkup` client. This crate picks the async runtime in one place
-//! ([`runtime`]: a tokio runtime owned by the bindings), turns the client's
-//! events into [`ProgressListener`] calls, and adapts the app's
-//! [`ResumeStore`] and (optional) [`Transport`] to the client's traits.
+//! Type mapping only: every decision is made by `chunkup-core`'s session
+//! through the `chunkup` client. This crate picks the async runtime in one
+//! place ([`runtime`]), runs each upload on the caller's executor
+//! ([`polled`]), turns the client's events into [`ProgressListener`] calls,
+//! and adapts the app's [`ResumeStore`] and (optional) [`Transport`] to the
+//! client's traits.
 //!
 //! ```text
 //! val upload = Upload(path, endpoint, UploadOptions(), listener, store, null)
 //! val report = upload.start()      // suspend / async / await
-//! upload.pause(); upload.resume(); upload.cancel()
+//! upload.pause(); upload.resume(); upload.stop(); upload.terminate()
 //! ```
+//!
+//! *Stop* keeps the upload on the server and its record, so a later
+//! `Upload` of the same file continues it; cancelling the call awaiting
+//! `start()` is a stop. *Terminate* removes it from the server where the
+//! protocol allows, and forgets the record.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,29 +26,32 @@ use chunkup::{Client, UploadControl};
 
 mod error;
 mod foreign;
+mod polled;
 mod types;
 
 pub use error::{StoreError, TransportError, UploadError};
 pub use foreign::{BodyRange, HttpRequest, HttpResponse, ProgressListener, ResumeStore, Transport};
 pub use types::{
-    ChunkSize, EventKind, KeyValue, Protocol, ResumeRecord, UploadOptions, UploadReport,
-    default_upload_options,
+    ChunkSize, EventKind, IetfVersion, KeyValue, Protocol, ResolvedProtocol, ResumeRecord,
+    UploadOptions, UploadReport, default_upload_options, parse_resume_record,
 };
 
 use foreign::{StoreAdapter, TransportAdapter};
+use polled::OnCallerExecutor;
 
 uniffi::setup_scaffolding!();
 
-/// The one async runtime of the bindings: uploads run on it whatever the
-/// caller's executor (Kotlin coroutines, Swift tasks, asyncio), which only
-/// awaits the result.
+/// The one async runtime of the bindings. Uploads do not run on it: the
+/// caller's executor polls them ([`polled`]), inside this runtime's context.
+/// Its threads drive sockets and timers (and reqwest's connection tasks);
+/// they never call the app, except to wake the caller (fenced, see
+/// [`polled`]).
 fn runtime() -> Result<&'static tokio::runtime::Runtime, UploadError> {
     static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
-                .max_blocking_threads(16)
                 .thread_name("chunkup")
                 .enable_all()
                 .build()
@@ -58,9 +67,9 @@ pub fn chunkup_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
-/// One file to upload. Start it once; pause, resume and cancel from any
-/// thread. A new `Upload` of the same file over the same [`ResumeStore`]
-/// continues where the server stands (after an app restart, say).
+/// One file to upload. Start it once; pause, resume, stop and terminate from
+/// any thread. A new `Upload` of the same file over the same [`ResumeStore`]
+/// continues where the server stands (after a stop, or an app restart).
 #[derive(uniffi::Object)]
 pub struct Upload {
     path: String,
@@ -89,8 +98,9 @@ impl std::fmt::Debug for Upload {
 #[uniffi::export]
 impl Upload {
     /// An upload of the file at `path` to `endpoint` (where uploads are
-    /// created). Without a `store` it cannot be resumed by a later `Upload`;
-    /// without a `transport` chunkup's own HTTP client (reqwest) is used.
+    /// created). Without a `store` it cannot be continued by a later
+    /// `Upload`; without a `transport` chunkup's own HTTP client (reqwest) is
+    /// used.
     #[uniffi::constructor(default(listener = None, store = None, transport = None))]
     pub fn new(
         path: String,
@@ -118,25 +128,22 @@ impl Upload {
         }))
     }
 
-    /// Runs the upload to its end. Dropping the call (cancelling the
-    /// coroutine or task awaiting it) cancels the upload.
+    /// Runs the upload to its end, on the caller's executor: the listener,
+    /// the store and the transport are called on the thread that awaits
+    /// this. Cancelling the call (the coroutine, the task, an asyncio
+    /// timeout) stops the upload before the call returns: it stays on the
+    /// server and in the store, and a later `Upload` continues it.
     pub async fn start(self: Arc<Self>) -> Result<UploadReport, UploadError> {
         if self.started.swap(true, Ordering::SeqCst) {
             return Err(UploadError::AlreadyStarted(
                 "this upload was already started; create a new Upload to run it again".into(),
             ));
         }
-        let mut guard = CancelOnDrop(Some(self.control.clone()));
         let this = self.clone();
-        let task = runtime()?.spawn(async move { this.run().await });
-        let outcome = task.await;
-        guard.disarm();
-        match outcome {
-            Ok(result) => result.map(Into::into).map_err(Into::into),
-            Err(join) => Err(UploadError::Internal(format!(
-                "the upload task failed: {join}"
-            ))),
-        }
+        OnCallerExecutor::new(runtime()?, async move { this.run().await })
+            .await
+            .map(Into::into)
+            .map_err(Into::into)
     }
 
     /// Stops sending; the request in flight is abandoned.
@@ -149,9 +156,19 @@ impl Upload {
         self.control.resume();
     }
 
-    /// Gives the upload up: `start()` fails with `UploadError::Cancelled`.
-    pub fn cancel(&self) {
-        self.control.cancel();
+    /// Ends the upload, keeping it on the server and in the store: a later
+    /// `Upload` of the same file continues it. `start()` fails with
+    /// `UploadError::Stopped`.
+    pub fn stop(&self) {
+        self.control.stop();
+    }
+
+    /// Ends the upload and removes it from the server where the protocol
+    /// can (tus termination, ranged `DELETE`), and from the store. Before
+    /// or during `start()`, it also removes an upload of the same file that
+    /// the store remembers. `start()` fails with `UploadError::Terminated`.
+    pub fn terminate(&self) {
+        self.control.terminate();
     }
 }
 
@@ -196,22 +213,5 @@ impl Upload {
         client
             .upload_file(Path::new(&self.path), &self.endpoint, options, on_event)
             .await
-    }
-}
-
-/// Cancels the upload when the awaiting call goes away before it ended.
-struct CancelOnDrop(Option<UploadControl>);
-
-impl CancelOnDrop {
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if let Some(control) = self.0.take() {
-            control.cancel();
-        }
     }
 }

@@ -28,14 +28,50 @@ impl From<Protocol> for chunkup::Protocol {
     }
 }
 
-impl From<chunkup::Protocol> for Protocol {
-    fn from(protocol: chunkup::Protocol) -> Self {
+/// A protocol an upload was made in (a remembered upload never says `Auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ResolvedProtocol {
+    Ranged,
+    Tus,
+    Ietf,
+}
+
+impl ResolvedProtocol {
+    /// The bindings' name for a protocol of the core; `None` for one this
+    /// version does not know.
+    fn from_native(protocol: chunkup::ResolvedProtocol) -> Option<Self> {
         match protocol {
-            chunkup::Protocol::Ranged => Protocol::Ranged,
-            chunkup::Protocol::Tus => Protocol::Tus,
-            chunkup::Protocol::Ietf => Protocol::Ietf,
-            // `Auto` and protocols added later: resolved again by discovery.
-            _ => Protocol::Auto,
+            chunkup::ResolvedProtocol::Ranged => Some(ResolvedProtocol::Ranged),
+            chunkup::ResolvedProtocol::Tus => Some(ResolvedProtocol::Tus),
+            chunkup::ResolvedProtocol::Ietf => Some(ResolvedProtocol::Ietf),
+            _ => None,
+        }
+    }
+}
+
+/// The IETF draft revision spoken, by interop version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum IetfVersion {
+    /// draft-ietf-httpbis-resumable-upload-05 (tusd).
+    Interop6,
+    /// draft-ietf-httpbis-resumable-upload-11.
+    Interop8,
+}
+
+impl From<IetfVersion> for chunkup::core::IetfVersion {
+    fn from(version: IetfVersion) -> Self {
+        match version {
+            IetfVersion::Interop6 => chunkup::core::IetfVersion::Interop6,
+            IetfVersion::Interop8 => chunkup::core::IetfVersion::Interop8,
+        }
+    }
+}
+
+impl From<chunkup::core::IetfVersion> for IetfVersion {
+    fn from(version: chunkup::core::IetfVersion) -> Self {
+        match version {
+            chunkup::core::IetfVersion::Interop6 => IetfVersion::Interop6,
+            chunkup::core::IetfVersion::Interop8 => IetfVersion::Interop8,
         }
     }
 }
@@ -91,6 +127,23 @@ pub struct UploadOptions {
     /// Minimum milliseconds between progress reports.
     #[uniffi(default = 100)]
     pub progress_interval_ms: u64,
+    /// The application's own identity for the content (a content hash, a
+    /// database id): with a store, it alone names the upload, so a renamed
+    /// or copied file continues the same upload.
+    #[uniffi(default)]
+    pub fingerprint: Option<String>,
+    /// An upload the application knows, to continue (the server is asked
+    /// how much it holds first).
+    #[uniffi(default)]
+    pub upload_url: Option<String>,
+    /// Send a small file's bytes in its creation request where the server
+    /// allows it.
+    #[uniffi(default = true)]
+    pub creation_with_upload: bool,
+    /// The IETF draft revision, when the protocol is IETF (`None`: the
+    /// newest, interop 8).
+    #[uniffi(default)]
+    pub ietf_version: Option<IetfVersion>,
 }
 
 impl Default for UploadOptions {
@@ -106,6 +159,10 @@ impl Default for UploadOptions {
             content_type: None,
             checksum: false,
             progress_interval_ms: 100,
+            fingerprint: None,
+            upload_url: None,
+            creation_with_upload: true,
+            ietf_version: None,
         }
     }
 }
@@ -136,6 +193,10 @@ impl UploadOptions {
             checksum: self.checksum,
             progress_interval: Duration::from_millis(self.progress_interval_ms),
             control: Some(control),
+            fingerprint: self.fingerprint.clone(),
+            upload_url: self.upload_url.clone(),
+            creation_with_upload: self.creation_with_upload,
+            ietf_version: self.ietf_version.map(Into::into).unwrap_or_default(),
             ..defaults
         }
     }
@@ -150,8 +211,9 @@ pub fn default_upload_options() -> UploadOptions {
 /// What a completed upload did.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct UploadReport {
-    /// The upload's URL on the server.
-    pub upload_url: String,
+    /// The upload's URL on the server (`None` when the server completed it
+    /// in its creation request without naming it).
+    pub upload_url: Option<String>,
     /// Bytes uploaded in total (the file size).
     pub size: u64,
     /// Where an earlier upload of the same file was continued from, if it was.
@@ -174,52 +236,72 @@ impl From<chunkup::UploadReport> for UploadReport {
     }
 }
 
-/// One entry of a resume store: the same fields as the JSON the native
-/// store writes.
+/// A remembered upload, as an application may list it (to show it, or to
+/// continue a chosen one through `UploadOptions::upload_url`). Stores keep
+/// records as the JSON the core writes ([`crate::ResumeStore`]);
+/// [`parse_resume_record`] reads one.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ResumeRecord {
-    /// The source's fingerprint (endpoint, path, size, modification time).
+    /// The key the record is kept under.
     pub fingerprint: String,
     /// The upload's URL on the server.
     pub upload_url: String,
     /// The protocol the upload was made with.
-    pub protocol: Protocol,
+    pub protocol: ResolvedProtocol,
+    /// The IETF draft revision spoken, for an IETF upload.
+    pub ietf_version: Option<IetfVersion>,
     /// Bytes acknowledged when written (a hint; the server decides).
     pub offset: u64,
     /// The upload's size.
     pub total: u64,
+    /// When the upload was created, milliseconds since the Unix epoch.
+    pub created_ms: i64,
     /// When written, milliseconds since the Unix epoch.
     pub updated_ms: i64,
     /// When the server forgets the upload, if it said.
     pub expires_ms: Option<i64>,
+    /// The file name announced to the server.
+    pub file_name: Option<String>,
+    /// Where uploads were created.
+    pub endpoint: Option<String>,
+    /// The metadata sent with the upload.
+    pub metadata: Vec<KeyValue>,
+    /// For one part of a file sent as parallel parts: the file's key (such
+    /// records belong to their file's upload).
+    pub part_of: Option<String>,
 }
 
-impl From<chunkup::ResumeRecord> for ResumeRecord {
-    fn from(record: chunkup::ResumeRecord) -> Self {
-        ResumeRecord {
-            fingerprint: record.fingerprint,
-            upload_url: record.upload_url,
-            protocol: record.protocol.into(),
-            offset: record.offset,
-            total: record.total,
-            updated_ms: record.updated_ms,
-            expires_ms: record.expires_ms,
+/// Reads a record a [`crate::ResumeStore`] keeps (the core's JSON).
+#[uniffi::export]
+pub fn parse_resume_record(json: String) -> Result<ResumeRecord, crate::StoreError> {
+    let native: chunkup::ResumeRecord =
+        serde_json::from_str(&json).map_err(|e| crate::StoreError::Failed {
+            detail: format!("not a resume record: {e}"),
+        })?;
+    let protocol = ResolvedProtocol::from_native(native.protocol).ok_or_else(|| {
+        crate::StoreError::Failed {
+            detail: format!("a protocol this version does not know: {}", native.protocol),
         }
-    }
-}
-
-impl From<ResumeRecord> for chunkup::ResumeRecord {
-    fn from(record: ResumeRecord) -> Self {
-        chunkup::ResumeRecord {
-            fingerprint: record.fingerprint,
-            upload_url: record.upload_url,
-            protocol: record.protocol.into(),
-            offset: record.offset,
-            total: record.total,
-            updated_ms: record.updated_ms,
-            expires_ms: record.expires_ms,
-        }
-    }
+    })?;
+    Ok(ResumeRecord {
+        fingerprint: native.fingerprint,
+        upload_url: native.upload_url,
+        protocol,
+        ietf_version: native.ietf_version.map(Into::into),
+        offset: native.offset,
+        total: native.total,
+        created_ms: native.created_ms,
+        updated_ms: native.updated_ms,
+        expires_ms: native.expires_ms,
+        file_name: native.file_name,
+        endpoint: native.endpoint,
+        metadata: native
+            .metadata
+            .into_iter()
+            .map(|(key, value)| KeyValue { key, value })
+            .collect(),
+        part_of: native.part_of,
+    })
 }
 
 /// What happened, for `ProgressListener::on_event`. Progress itself goes to
@@ -242,12 +324,18 @@ pub enum EventKind {
     Retrying,
     /// The upload is paused.
     Paused,
-    /// The server holds every byte (message: the upload URL).
+    /// The resume store failed; the upload goes on but may not be
+    /// resumable later (message: why).
+    StoreFailed,
+    /// The server holds every byte (message: the upload URL, empty when the
+    /// server did not name it).
     Completed,
     /// The upload cannot complete (message: why).
     Failed,
-    /// The upload was cancelled.
-    Cancelled,
+    /// The upload was stopped and kept: a later upload continues it.
+    Stopped,
+    /// The upload was ended and removed from the server and the store.
+    Terminated,
 }
 
 /// Splits a client event into the listener's two callbacks: `Ok` is a
@@ -277,9 +365,13 @@ pub(crate) fn describe(event: &chunkup::Event) -> Result<chunkup::Progress, (Eve
             format!("{reason}; attempt {attempt} in {} ms", delay.as_millis()),
         ),
         Event::Paused => (EventKind::Paused, String::new()),
-        Event::Completed { upload_url } => (EventKind::Completed, upload_url.clone()),
+        Event::StoreFailed { message } => (EventKind::StoreFailed, message.clone()),
+        Event::Completed { upload_url } => {
+            (EventKind::Completed, upload_url.clone().unwrap_or_default())
+        }
         Event::Failed(error) => (EventKind::Failed, error.to_string()),
-        Event::Cancelled => (EventKind::Cancelled, String::new()),
+        Event::Stopped => (EventKind::Stopped, String::new()),
+        Event::Terminated => (EventKind::Terminated, String::new()),
     };
     Err(described)
 }

@@ -237,7 +237,7 @@ pub fn check_tus_headers(data: &[u8]) {
         );
     }
     if let Some(list) = response.header("Tus-Checksum-Algorithm") {
-        assert_eq!(caps.checksum, ChecksumAlgorithm::strongest_of(list));
+        assert_eq!(caps.checksum, ChecksumAlgorithm::preferred_of(list));
     }
     let _ = Codec::Tus(Tus::default()).expires_ms(&response);
 }

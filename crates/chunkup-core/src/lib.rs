@@ -43,7 +43,7 @@ mod sizing;
 mod time;
 mod upload;
 
-pub use checksum::ChecksumAlgorithm;
+pub use checksum::{ChecksumAlgorithm, ChunkHasher};
 pub use error::{Error, TransportError, TransportErrorKind};
 pub use http::{
     ByteRange, Method, RequestId, RequestKind, RequestSpec, Response, S3Action, SignRequest,

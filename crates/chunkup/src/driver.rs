@@ -203,8 +203,13 @@ fn store_failed(session: &mut Session, now: Instant, error: &Error) {
     session.handle_input(now, SessionInput::StoreFailed { message });
 }
 
-/// The body for a request. When the engine asked for a checksum the chunk is
-/// read first (bounded by the chunk size) so the header can precede it.
+/// The body for a request. When the engine asked for a checksum, the
+/// `Upload-Checksum` header must precede the body (no server we meet takes
+/// it as a trailer: tusd 2.9.1 has no checksum extension at all, chunkup's
+/// server and the tus spec's base want the header), so the range is read
+/// twice: once to hash it, piece by piece, once to send it. Memory stays a
+/// few read blocks whatever the chunk size, and the second read comes from
+/// the page cache.
 async fn prepare_body<S: Source>(
     mut spec: RequestSpec,
     source: &S,
@@ -212,21 +217,18 @@ async fn prepare_body<S: Source>(
     let Some(range) = spec.body else {
         return Ok((spec, None));
     };
-    let Some(algorithm) = spec.checksum else {
-        return Ok((spec, Some(source.stream(range))));
-    };
-    let capacity = usize::try_from(range.len()).unwrap_or(0);
-    let chunk: Vec<u8> = source
-        .stream(range)
-        // One allocation of the chunk's size rather than repeated growth.
-        .try_fold(Vec::with_capacity(capacity), |mut all, piece| async move {
-            all.extend_from_slice(&piece);
-            Ok(all)
-        })
-        .await
-        .map_err(|e| TransportError::new(TransportErrorKind::Body, e.to_string()))?;
-    spec.headers
-        .push(("Upload-Checksum".into(), algorithm.header_value(&chunk)));
-    let body = futures_util::stream::once(async move { Ok(bytes::Bytes::from(chunk)) });
-    Ok((spec, Some(Box::pin(body))))
+    if let Some(algorithm) = spec.checksum {
+        let mut hasher = algorithm.hasher();
+        let mut pass = source.stream(range);
+        while let Some(piece) = pass
+            .try_next()
+            .await
+            .map_err(|e| TransportError::new(TransportErrorKind::Body, e.to_string()))?
+        {
+            hasher.update(&piece);
+        }
+        spec.headers
+            .push(("Upload-Checksum".into(), hasher.header_value()));
+    }
+    Ok((spec, Some(source.stream(range))))
 }

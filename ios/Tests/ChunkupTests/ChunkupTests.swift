@@ -34,14 +34,21 @@ final class ChunkupTests: XCTestCase {
         SHA256.hash(data: try Data(contentsOf: url)).map { String(format: "%02x", $0) }.joined()
     }
 
-    private func admin(_ uploadUrl: String) async throws -> [String: Any] {
+    /// What the server holds for an upload (its admin API), or nil when it
+    /// has no such upload. The only use of `/_admin`.
+    private func serverUpload(_ uploadUrl: String) async throws -> [String: Any]? {
         let id = uploadUrl.split(separator: "/").last.map(String.init) ?? ""
-        let (data, _) = try await URLSession.shared.data(from: URL(string: "\(base)/_admin/uploads/\(id)")!)
+        let (data, response) = try await URLSession.shared.data(from: URL(string: "\(base)/_admin/uploads/\(id)")!)
+        if (response as? HTTPURLResponse)?.statusCode == 404 { return nil }
         return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
     }
 
-    private func assertStoredExactly(_ file: URL, _ uploadUrl: String) async throws {
-        let info = try await admin(uploadUrl)
+    private func admin(_ uploadUrl: String) async throws -> [String: Any] {
+        try XCTUnwrap(try await serverUpload(uploadUrl), "the server has no upload \(uploadUrl)")
+    }
+
+    private func assertStoredExactly(_ file: URL, _ uploadUrl: String?) async throws {
+        let info = try await admin(try XCTUnwrap(uploadUrl))
         XCTAssertEqual(info["sha256"] as? String, try sha256(file))
     }
 
@@ -81,35 +88,75 @@ final class ChunkupTests: XCTestCase {
         XCTAssertEqual(raw.seen.value.last, UInt64(8 * 1024 * 1024))
     }
 
-    func testCancelStopsTheUpload() async throws {
-        let file = try sourceFile("cancel.bin", size: 32 * 1024 * 1024, seed: 4)
-        let upload = try ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: uploadOptions(chunkSizeBytes: 64 * 1024))
+    func testStopKeepsTheUploadForALaterRun() async throws {
+        let file = try sourceFile("stop.bin", size: 24 * 1024 * 1024, seed: 4)
+        let store = MemoryResumeStore()
+        let options = uploadOptions(chunkSizeBytes: 128 * 1024)
+        let upload = try ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
         let running = Task { try await upload.start() }
         for await p in upload.progress where p.acknowledged > 0 { break }
-        upload.cancel()
+        upload.stop()
         do {
             _ = try await running.value
-            XCTFail("the upload completed despite cancel")
+            XCTFail("the upload completed despite stop()")
         } catch let error as UploadError {
-            XCTAssertEqual(error.kind, .cancelled)
-            XCTAssertEqual(error.message, "the upload was cancelled")
+            XCTAssertEqual(error.kind, .stopped)
+            XCTAssertEqual(error.message, "the upload was stopped; it can be continued later")
         }
+        let record = try XCTUnwrap(try store.records().first)
+        let held = try await serverUpload(record.uploadUrl)
+        XCTAssertNotNil(held, "stop() removed the upload from the server")
+        let report = try await upload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
+        XCTAssertGreaterThan(report.resumedFrom ?? 0, 0)
+        try await assertStoredExactly(file, report.uploadUrl)
     }
 
-    func testTaskCancellationCancelsTheUpload() async throws {
-        let file = try sourceFile("task.bin", size: 32 * 1024 * 1024, seed: 5)
-        let upload = try ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: uploadOptions(chunkSizeBytes: 64 * 1024))
+    /// Issue #11, fault 5: cancelling the task must not delete the upload;
+    /// a new upload over the same store continues from the server's offset.
+    func testTaskCancellationKeepsTheUploadAndANewUploadContinuesIt() async throws {
+        let file = try sourceFile("task.bin", size: 24 * 1024 * 1024, seed: 5)
+        let store = MemoryResumeStore()
+        let options = uploadOptions(chunkSizeBytes: 128 * 1024)
+        let upload = try ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
+        let running = Task { try await upload.start() }
+        for await p in upload.progress where p.acknowledged >= 6 * 1024 * 1024 { break }
+        running.cancel()
+        do {
+            _ = try await running.value
+            XCTFail("the upload completed despite the cancellation")
+        } catch is CancellationError {}
+        let record = try XCTUnwrap(try store.records().first)
+        let held = try await serverUpload(record.uploadUrl)
+        XCTAssertNotNil(held, "cancelling the task deleted the upload on the server")
+        let report = try await upload(fileURL: file, endpoint: "\(base)/ranged", options: options, store: store)
+        XCTAssertGreaterThan(report.resumedFrom ?? 0, 0)
+        XCTAssertEqual(report.uploadUrl, record.uploadUrl)
+        try await assertStoredExactly(file, report.uploadUrl)
+        XCTAssertTrue(try store.list().isEmpty)
+    }
+
+    func testTerminateRemovesTheUploadFromTheServerAndTheStore() async throws {
+        let file = try sourceFile("terminate.bin", size: 24 * 1024 * 1024, seed: 9)
+        let store = MemoryResumeStore()
+        let upload = try ChunkupUpload(fileURL: file, endpoint: "\(base)/ranged", options: uploadOptions(chunkSizeBytes: 128 * 1024), store: store)
         let running = Task { try await upload.start() }
         for await p in upload.progress where p.acknowledged > 0 { break }
-        running.cancel()
-        var cancelled = false
-        for await event in upload.events where event.kind == .cancelled { cancelled = true; break }
-        XCTAssertTrue(cancelled)
+        let record = try XCTUnwrap(try store.records().first)
+        upload.terminate()
+        do {
+            _ = try await running.value
+            XCTFail("the upload completed despite terminate()")
+        } catch let error as UploadError {
+            XCTAssertEqual(error.kind, .terminated)
+        }
+        let held = try await serverUpload(record.uploadUrl)
+        XCTAssertNil(held, "the server still has the upload")
+        XCTAssertTrue(try store.list().isEmpty)
     }
 
     /// The restart: the first upload is paused and abandoned (its object
-    /// dropped without cancel, as a killed app would leave it); a new Upload
-    /// over a new store object on the same UserDefaults suite resumes.
+    /// dropped, as a killed app would leave it); a new Upload over a new
+    /// store object on the same UserDefaults suite resumes.
     func testNewUploadOverTheSameStoreResumesAfterRestart() async throws {
         let file = try sourceFile("resume.bin", size: 12 * 1024 * 1024, seed: 6)
         let suite = "chunkup-tests-\(UUID().uuidString)"
@@ -131,7 +178,7 @@ final class ChunkupTests: XCTestCase {
         pauser.upload = first
         let abandoned = Task { try await first.start() }
         try await Task.sleep(nanoseconds: 3_000_000_000)
-        _ = abandoned  // never cancelled: cancelling would discard the upload on the server
+        _ = abandoned
 
         let store = UserDefaultsResumeStore(defaults: UserDefaults(suiteName: suite)!)
         XCTAssertEqual(try store.list().count, 1)
@@ -167,7 +214,7 @@ final class ChunkupTests: XCTestCase {
     }
 }
 
-/// A value behind a lock, for callbacks from Rust worker threads.
+/// A value behind a lock, for callbacks (they come on the thread running the upload).
 final class Locked<T>: @unchecked Sendable {
     private var inner: T
     private let lock = NSLock()

@@ -77,7 +77,7 @@ pub fn announced(response: &Response) -> Option<Capabilities> {
             max_size: response.header("Tus-Max-Size").and_then(parse_u64),
             checksum: response
                 .header("Tus-Checksum-Algorithm")
-                .and_then(ChecksumAlgorithm::strongest_of),
+                .and_then(ChecksumAlgorithm::preferred_of),
             ietf_version: None,
             assumed: false,
         });

@@ -14,7 +14,7 @@ import dev.chunkup.ffi.Upload
 import dev.chunkup.ffi.UploadException
 import dev.chunkup.ffi.UploadOptions
 import dev.chunkup.ffi.UploadReport
-import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.channels.BufferOverflow
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.flow.Flow
@@ -27,20 +27,22 @@ import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.filterNotNull
 import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
 
 /** How far an upload is: bytes the server acknowledged, never decreasing. */
 data class Progress(val acknowledged: Long, val total: Long, val bytesPerSecond: Double) {
     val fraction: Double get() = if (total == 0L) 1.0 else acknowledged.toDouble() / total
 }
 
-/** Anything else that happened (created, resumed, retrying, paused, ...). */
+/** Anything else that happened (created, resumed, retrying, paused, stopped, ...). */
 data class UploadEvent(val kind: EventKind, val message: String)
 
 /** Stable error kinds; [ChunkupException.kind] is one of them. */
 enum class ErrorKind {
     INVALID_URL, INVALID_CONFIG, REJECTED, UPLOAD_GONE, PROTOCOL_VIOLATION,
-    RETRIES_EXHAUSTED, DEADLINE_EXCEEDED, SOURCE, SOURCE_CHANGED, STORE, HTTP,
-    CANCELLED, ALREADY_STARTED, INTERNAL,
+    RETRIES_EXHAUSTED, WRONG_PROTOCOL, DISCOVERY_FAILED, DEADLINE_EXCEEDED,
+    SOURCE, SOURCE_CHANGED, STORE, HTTP, STOPPED, TERMINATED, ALREADY_STARTED,
+    INTERNAL,
 }
 
 /** The stable kind of a generated [UploadException]. */
@@ -52,12 +54,15 @@ val UploadException.kind: ErrorKind
         is UploadException.UploadGone -> ErrorKind.UPLOAD_GONE
         is UploadException.ProtocolViolation -> ErrorKind.PROTOCOL_VIOLATION
         is UploadException.RetriesExhausted -> ErrorKind.RETRIES_EXHAUSTED
+        is UploadException.WrongProtocol -> ErrorKind.WRONG_PROTOCOL
+        is UploadException.DiscoveryFailed -> ErrorKind.DISCOVERY_FAILED
         is UploadException.DeadlineExceeded -> ErrorKind.DEADLINE_EXCEEDED
         is UploadException.Source -> ErrorKind.SOURCE
         is UploadException.SourceChanged -> ErrorKind.SOURCE_CHANGED
         is UploadException.Store -> ErrorKind.STORE
         is UploadException.Http -> ErrorKind.HTTP
-        is UploadException.Cancelled -> ErrorKind.CANCELLED
+        is UploadException.Stopped -> ErrorKind.STOPPED
+        is UploadException.Terminated -> ErrorKind.TERMINATED
         is UploadException.AlreadyStarted -> ErrorKind.ALREADY_STARTED
         is UploadException.Internal -> ErrorKind.INTERNAL
     }
@@ -75,6 +80,8 @@ fun uploadOptions(
     maxAttempts: Int = 10,
     stallTimeoutMs: Long = 30_000,
     contentType: String? = null,
+    fingerprint: String? = null,
+    uploadUrl: String? = null,
 ): UploadOptions = UploadOptions(
     protocol = protocol,
     chunkSize = chunkSizeBytes?.let { ChunkSize.Fixed(it.toULong()) } ?: ChunkSize.Auto,
@@ -83,13 +90,21 @@ fun uploadOptions(
     maxAttempts = maxAttempts.toUInt(),
     stallTimeoutMs = stallTimeoutMs.toULong(),
     contentType = contentType,
+    fingerprint = fingerprint,
+    uploadUrl = uploadUrl,
 )
 
 /**
  * One file upload. Collect [progress] (a [Flow], conflated, never going
- * backwards) and call [start] from a coroutine: cancelling that coroutine
- * cancels the upload. A new `ChunkupUpload` of the same file over the same
- * [ResumeStore] continues where the server stands.
+ * backwards) and call [start] from a coroutine.
+ *
+ * Two ways to end it early, the same on every platform:
+ * - [stop] — or cancelling the coroutine running [start] (a WorkManager
+ *   stop, a closed screen's scope) — keeps the upload on the server and its
+ *   record in the [ResumeStore]: a new `ChunkupUpload` of the same file over
+ *   the same store continues from the server's offset.
+ * - [terminate] removes the upload from the server where the protocol
+ *   allows (tus termination, ranged `DELETE`) and forgets its record.
  */
 class ChunkupUpload(
     path: String,
@@ -133,29 +148,64 @@ class ChunkupUpload(
         throw ChunkupException(e.kind, e.message ?: e.toString(), e)
     }
 
-    /** Runs the upload to its end; throws [ChunkupException] when it fails. */
+    /**
+     * Runs the upload to its end; throws [ChunkupException] when it fails,
+     * is stopped ([ErrorKind.STOPPED]) or terminated
+     * ([ErrorKind.TERMINATED]). The upload runs in this coroutine (on
+     * [Dispatchers.IO], where the store and the transport are called):
+     * cancelling it stops the upload before `start` returns, and nothing is
+     * called back afterwards.
+     */
     suspend fun start(): UploadReport = try {
-        upload.start()
-    } catch (e: CancellationException) {
-        // The generated call drops the Rust future (which cancels too); say
-        // it explicitly so the upload stops even if the runtime is busy.
-        upload.cancel()
-        throw e
+        withContext(Dispatchers.IO) { upload.start() }
     } catch (e: UploadException) {
         throw ChunkupException(e.kind, e.message ?: e.toString(), e)
     }
 
     fun pause() = upload.pause()
     fun resume() = upload.resume()
-    fun cancel() = upload.cancel()
+
+    /** Ends the upload, keeping it on the server and in the store (resumable). */
+    fun stop() = upload.stop()
+
+    /**
+     * Ends the upload and removes it from the server and the store. Called
+     * before [start], [start] removes the upload of this file that the store
+     * remembers (see [discard]).
+     */
+    fun terminate() = upload.terminate()
 
     override fun close() = upload.close()
 }
 
 /**
+ * Removes the upload of the file at [path] that [store] remembers, from the
+ * server (where the protocol allows) and from the store: what an app does
+ * when the user gives up an upload that was stopped earlier. It asks
+ * nothing of the server when the store remembers no upload of the file
+ * (the protocol is left to discovery, which the termination cuts short).
+ */
+suspend fun discard(
+    path: String,
+    endpoint: String,
+    store: ResumeStore,
+    options: UploadOptions = uploadOptions(),
+    transport: Transport? = null,
+) {
+    ChunkupUpload(path, endpoint, options.copy(protocol = Protocol.AUTO), store, transport).use { upload ->
+        upload.terminate()
+        try {
+            upload.start()
+        } catch (e: ChunkupException) {
+            if (e.kind != ErrorKind.TERMINATED) throw e
+        }
+    }
+}
+
+/**
  * Uploads the file at [path] to [endpoint], reporting progress to
- * [onProgress]; returns when the server holds every byte. Cancel the
- * calling coroutine to cancel the upload.
+ * [onProgress]; returns when the server holds every byte. Cancelling the
+ * calling coroutine stops the upload (kept, resumable over the same store).
  */
 suspend fun upload(
     path: String,

@@ -1,79 +1,65 @@
 package dev.chunkup
 
-import dev.chunkup.ffi.Protocol
 import dev.chunkup.ffi.ResumeRecord
 import dev.chunkup.ffi.ResumeStore
 import dev.chunkup.ffi.StoreException
+import dev.chunkup.ffi.parseResumeRecord
 import java.io.File
 import java.io.IOException
-import java.util.Properties
 import java.util.concurrent.ConcurrentHashMap
 
 /** Resume records in memory (tests, short-lived processes). */
 class MemoryResumeStore : ResumeStore {
-    private val records = ConcurrentHashMap<String, ResumeRecord>()
-    override fun load(fingerprint: String): ResumeRecord? = records[fingerprint]
-    override fun save(record: ResumeRecord) { records[record.fingerprint] = record }
-    override fun remove(fingerprint: String) { records.remove(fingerprint) }
-    override fun list(): List<ResumeRecord> = records.values.toList()
+    private val records = ConcurrentHashMap<String, String>()
+    override fun load(key: String): String? = records[key]
+    override fun save(key: String, record: String) { records[key] = record }
+    override fun remove(key: String) { records.remove(key) }
+    override fun list(): List<String> = records.values.toList()
 }
 
 /**
- * Resume records as one properties file per upload in [dir], written
- * atomically (temporary file, then rename). Survives a killed process; on
- * Android use a directory under `context.filesDir`.
+ * Resume records as one JSON file per upload in [dir] (the same JSON as the
+ * native client's store), written atomically (temporary file, fsync,
+ * rename). Survives a killed process; on Android use a directory under
+ * `context.filesDir`.
  */
 class DirectoryResumeStore(private val dir: File) : ResumeStore {
-    private fun fileFor(fingerprint: String): File? =
-        if (fingerprint.isNotEmpty() && fingerprint.length <= 128 && fingerprint.all { it.isLetterOrDigit() })
-            File(dir, "$fingerprint.properties") else null
+    // Keys are hex digests; anything else is refused rather than used as a path.
+    private fun fileFor(key: String): File? =
+        if (key.isNotEmpty() && key.length <= 128 && key.all { it.isLetterOrDigit() })
+            File(dir, "$key.json") else null
 
-    override fun load(fingerprint: String): ResumeRecord? {
-        val file = fileFor(fingerprint) ?: return null
-        if (!file.isFile) return null
+    override fun load(key: String): String? {
+        val file = fileFor(key) ?: return null
         return try {
-            val p = Properties().apply { file.inputStream().use { load(it) } }
-            ResumeRecord(
-                fingerprint = p.getProperty("fingerprint"),
-                uploadUrl = p.getProperty("upload_url"),
-                protocol = Protocol.valueOf(p.getProperty("protocol")),
-                offset = p.getProperty("offset").toULong(),
-                total = p.getProperty("total").toULong(),
-                updatedMs = p.getProperty("updated_ms").toLong(),
-                expiresMs = p.getProperty("expires_ms")?.toLong(),
-            ).takeIf { it.fingerprint == fingerprint }
-        } catch (e: Exception) {
-            null // a damaged record only costs the resume
+            if (file.isFile) file.readText() else null
+        } catch (e: IOException) {
+            throw StoreException.Failed("cannot read $file: ${e.message}")
         }
     }
 
-    override fun save(record: ResumeRecord) {
-        val file = fileFor(record.fingerprint)
-            ?: throw StoreException.Failed("not a fingerprint: ${record.fingerprint}")
-        val p = Properties()
-        p["fingerprint"] = record.fingerprint
-        p["upload_url"] = record.uploadUrl
-        p["protocol"] = record.protocol.name
-        p["offset"] = record.offset.toString()
-        p["total"] = record.total.toString()
-        p["updated_ms"] = record.updatedMs.toString()
-        record.expiresMs?.let { p["expires_ms"] = it.toString() }
+    override fun save(key: String, record: String) {
+        val file = fileFor(key) ?: throw StoreException.Failed("not a resume key: $key")
         try {
             dir.mkdirs()
             val tmp = File(dir, "${file.name}.tmp")
-            tmp.outputStream().use { out -> p.store(out, null); out.fd.sync() }
+            tmp.outputStream().use { out -> out.write(record.toByteArray()); out.fd.sync() }
             if (!tmp.renameTo(file)) throw IOException("cannot rename $tmp to $file")
         } catch (e: IOException) {
             throw StoreException.Failed("cannot write $file: ${e.message}")
         }
     }
 
-    override fun remove(fingerprint: String) {
-        fileFor(fingerprint)?.delete()
+    override fun remove(key: String) {
+        fileFor(key)?.delete()
     }
 
-    override fun list(): List<ResumeRecord> =
+    override fun list(): List<String> =
         (dir.listFiles() ?: emptyArray())
-            .filter { it.name.endsWith(".properties") }
-            .mapNotNull { load(it.name.removeSuffix(".properties")) }
+            .filter { it.name.endsWith(".json") }
+            .mapNotNull { load(it.name.removeSuffix(".json")) }
 }
+
+/** The remembered uploads of this store, readable (unreadable entries are skipped). */
+fun ResumeStore.records(): List<ResumeRecord> =
+    list().mapNotNull { json -> runCatching { parseResumeRecord(json) }.getOrNull() }

@@ -13,6 +13,8 @@ import java.net.SocketTimeoutException
 import java.net.URI
 import java.net.UnknownHostException
 import javax.net.ssl.SSLException
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.withContext
 
 /**
  * A foreign [Transport] over `HttpURLConnection`: the app sends the chunks,
@@ -20,12 +22,19 @@ import javax.net.ssl.SSLException
  * from the file (never the whole file in memory). `HttpURLConnection` cannot
  * send `PATCH`, so it suits the ranged protocol; use OkHttp for tus/IETF
  * (same shape: read `request.body` from `path` at `offset`).
+ *
+ * The blocking exchange runs on [Dispatchers.IO]. When the upload ends
+ * first (stopped, cancelled), the engine cancels the call and ignores its
+ * answer; the exchange under way finishes on its IO thread.
  */
 class UrlConnectionTransport(
     private val connectTimeoutMs: Int = 15_000,
     private val readTimeoutMs: Int = 60_000,
 ) : Transport {
-    override fun send(request: HttpRequest): HttpResponse {
+    override suspend fun send(request: HttpRequest): HttpResponse =
+        withContext(Dispatchers.IO) { exchange(request) }
+
+    private fun exchange(request: HttpRequest): HttpResponse {
         try {
             val connection = URI(request.url).toURL().openConnection() as HttpURLConnection
             try {

@@ -9,14 +9,13 @@ import dev.chunkup.ffi.ProgressListener
 import dev.chunkup.ffi.Protocol
 import dev.chunkup.ffi.Transport
 import dev.chunkup.ffi.Upload
-import dev.chunkup.ffi.UploadException
 import java.io.File
+import java.io.FileNotFoundException
 import java.net.URI
 import java.security.MessageDigest
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.atomic.AtomicInteger
 import kotlin.random.Random
-import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.async
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.flow.first
@@ -27,6 +26,7 @@ import org.junit.AfterClass
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertFalse
 import org.junit.Assert.assertNotNull
+import org.junit.Assert.assertNull
 import org.junit.Assert.assertTrue
 import org.junit.Assert.fail
 import org.junit.BeforeClass
@@ -53,8 +53,18 @@ class ChunkupJvmTest {
     private fun sha256(bytes: ByteArray): String =
         MessageDigest.getInstance("SHA-256").digest(bytes).joinToString("") { "%02x".format(it) }
 
-    private fun admin(uploadUrl: String): String =
+    /**
+     * What the server holds for an upload (its admin API), or null when it
+     * has no such upload. The only use of `/_admin`.
+     */
+    private fun serverUpload(uploadUrl: String): String? = try {
         URI("$base/_admin/uploads/${uploadUrl.trimEnd('/').substringAfterLast('/')}").toURL().readText()
+    } catch (e: FileNotFoundException) {
+        null // 404
+    }
+
+    private fun admin(uploadUrl: String): String =
+        serverUpload(uploadUrl) ?: error("the server has no upload $uploadUrl")
 
     private fun field(json: String, name: String): String? =
         Regex("\"$name\"\\s*:\\s*\"?([^\",}]*)").find(json)?.groupValues?.get(1)
@@ -76,7 +86,7 @@ class ChunkupJvmTest {
             uploadOptions(chunkSizeBytes = 256 * 1024),
         ) { seen.add(it.acknowledged) }
         assertEquals(file.length().toULong(), report.size)
-        assertStoredExactly(file, report.uploadUrl)
+        assertStoredExactly(file, report.uploadUrl!!)
         assertNonDecreasing(seen)
         println("exact bytes: ${report.retries.size} retries survived: ${report.retries.take(3)}")
     }
@@ -88,65 +98,139 @@ class ChunkupJvmTest {
             uploadOptions(protocol = Protocol.TUS, chunkSizeBytes = 512 * 1024, metadata = mapOf("user" to "jvm"))
                 .copy(checksum = true),
         )
-        assertStoredExactly(file, report.uploadUrl)
+        assertStoredExactly(file, report.uploadUrl!!)
     }
 
-    /** The raw listener (not the wrapper's monotonic Flow) never sees progress go back. */
-    @Test fun progressNeverGoesBackwards() = runBlocking {
+    /**
+     * The raw listener (not the wrapper's monotonic Flow) never sees progress
+     * go back, and every callback comes on the thread that polls `start()`
+     * (here runBlocking's): the upload runs on the caller's executor.
+     */
+    @Test fun progressNeverGoesBackwardsAndCallbacksComeOnThePollingThread() = runBlocking {
         val file = sourceFile("monotonic.bin", 8 * 1024 * 1024, 3)
         val seen = CopyOnWriteArrayList<Long>()
         val totals = CopyOnWriteArrayList<Long>()
+        val threads = CopyOnWriteArrayList<String>()
         val listener = object : ProgressListener {
             override fun onProgress(acknowledged: ULong, total: ULong, bytesPerSecond: Double) {
                 seen.add(acknowledged.toLong()); totals.add(total.toLong())
+                threads.add(Thread.currentThread().name)
             }
-            override fun onEvent(kind: EventKind, message: String) {}
+            override fun onEvent(kind: EventKind, message: String) {
+                threads.add(Thread.currentThread().name)
+            }
         }
+        val caller = Thread.currentThread().name
         val options = uploadOptions(chunkSizeBytes = 128 * 1024).copy(progressIntervalMs = 0u)
         Upload(file.path, "$base/ranged", options, listener, null, null).use { upload ->
             val report = upload.start()
-            assertStoredExactly(file, report.uploadUrl)
+            assertStoredExactly(file, report.uploadUrl!!)
         }
         assertTrue("progress reports: ${seen.size}", seen.size >= 10)
         assertNonDecreasing(seen)
         assertEquals(file.length(), seen.last())
         assertTrue(totals.all { it == file.length() })
+        assertEquals("callback threads", setOf(caller), threads.toSet())
     }
 
-    @Test fun cancelStopsTheUpload() = runBlocking {
-        val file = sourceFile("cancel.bin", 32 * 1024 * 1024, 4)
-        ChunkupUpload(file.path, "$base/ranged", uploadOptions(chunkSizeBytes = 64 * 1024)).use { upload ->
-            val running = async {
-                try {
-                    upload.start(); null
-                } catch (e: ChunkupException) {
-                    e
-                }
+    /** A started upload stopped part-way: the coroutine runs [ChunkupUpload.start] until [stop] takes effect. */
+    private suspend fun kotlinx.coroutines.CoroutineScope.startAndWaitForProgress(
+        upload: ChunkupUpload,
+        atLeast: Long,
+    ): kotlinx.coroutines.Deferred<ChunkupException?> {
+        val running = async {
+            try {
+                upload.start(); null
+            } catch (e: ChunkupException) {
+                e
             }
-            upload.progress.first { it.acknowledged > 0 }
-            upload.cancel()
-            val error = withTimeout(10_000) { running.await() }
-            assertNotNull("the upload completed despite cancel", error)
-            assertEquals(ErrorKind.CANCELLED, error!!.kind)
-            assertEquals("the upload was cancelled", error.message)
         }
+        withTimeout(60_000) { upload.progress.first { it.acknowledged >= atLeast } }
+        return running
     }
 
-    @Test fun coroutineCancellationCancelsTheUpload() = runBlocking {
-        val file = sourceFile("coroutine.bin", 32 * 1024 * 1024, 5)
-        ChunkupUpload(file.path, "$base/ranged", uploadOptions(chunkSizeBytes = 64 * 1024)).use { upload ->
-            val cancelled = CompletableDeferred<Unit>()
-            val watcher = launch {
-                upload.events.first { it.kind == EventKind.CANCELLED }
-                cancelled.complete(Unit)
-            }
+    private fun rangedOptions() = uploadOptions(chunkSizeBytes = 128 * 1024)
+
+    @Test fun stopKeepsTheUploadForALaterRun() = runBlocking {
+        val file = sourceFile("stop.bin", 24 * 1024 * 1024, 4)
+        val store = MemoryResumeStore()
+        ChunkupUpload(file.path, "$base/ranged", rangedOptions(), store).use { upload ->
+            val running = startAndWaitForProgress(upload, 1)
+            upload.stop()
+            val error = withTimeout(10_000) { running.await() }
+            assertNotNull("the upload completed despite stop()", error)
+            assertEquals(ErrorKind.STOPPED, error!!.kind)
+            assertEquals("the upload was stopped; it can be continued later", error.message)
+        }
+        val record = store.records().single()
+        assertNotNull("stop() removed the upload from the server", serverUpload(record.uploadUrl))
+        val report = upload(file.path, "$base/ranged", rangedOptions(), store)
+        assertTrue("resumed from ${report.resumedFrom}", (report.resumedFrom ?: 0u) > 0u)
+        assertStoredExactly(file, report.uploadUrl!!)
+    }
+
+    /**
+     * Issue #11, fault 5: cancelling the coroutine (what WorkManager does
+     * when it stops a worker) must not delete the upload. It stays on the
+     * server and in the store, and a new upload of the same file over the
+     * same store continues from the server's offset.
+     */
+    @Test fun coroutineCancellationKeepsTheUploadAndANewUploadContinuesIt() = runBlocking {
+        val file = sourceFile("coroutine.bin", 24 * 1024 * 1024, 5)
+        val state = File(dir, "cancel-state")
+        val quarter = file.length() / 4
+        ChunkupUpload(file.path, "$base/ranged", rangedOptions(), DirectoryResumeStore(state)).use { upload ->
             val job = launch { upload.start() }
-            upload.progress.first { it.acknowledged > 0 }
+            withTimeout(60_000) { upload.progress.first { it.acknowledged >= quarter } }
             job.cancelAndJoin()
-            withTimeout(10_000) { cancelled.await() }
-            watcher.cancel()
             assertTrue(upload.progressNow.value!!.acknowledged < file.length())
         }
+        // A new store object over the same directory, as in a later process.
+        val store = DirectoryResumeStore(state)
+        val record = store.records().single()
+        val held = serverUpload(record.uploadUrl)
+        assertNotNull("cancelling the coroutine deleted the upload on the server", held)
+        val stored = field(held!!, "stored")!!.toLong()
+        assertTrue("the server holds $stored bytes", stored >= quarter)
+        val report = upload(file.path, "$base/ranged", rangedOptions(), store)
+        val resumedFrom = report.resumedFrom?.toLong()
+        assertNotNull("the second run started from zero", resumedFrom)
+        assertTrue("resumed from $resumedFrom, the server held $stored", resumedFrom!! >= stored)
+        assertEquals("the same upload was continued", record.uploadUrl, report.uploadUrl)
+        assertStoredExactly(file, report.uploadUrl!!)
+        assertTrue("a completed upload leaves no record", store.list().isEmpty())
+        println("cancelled at >= $quarter, the server kept $stored, resumed from $resumedFrom")
+    }
+
+    @Test fun terminateRemovesTheUploadFromTheServerAndTheStore() = runBlocking {
+        val file = sourceFile("terminate.bin", 24 * 1024 * 1024, 9)
+        val store = DirectoryResumeStore(File(dir, "terminate-state"))
+        ChunkupUpload(file.path, "$base/ranged", rangedOptions(), store).use { upload ->
+            val running = startAndWaitForProgress(upload, file.length() / 4)
+            val uploadUrl = store.records().single().uploadUrl
+            assertNotNull(serverUpload(uploadUrl))
+            upload.terminate()
+            val error = withTimeout(30_000) { running.await() }
+            assertEquals(ErrorKind.TERMINATED, error?.kind)
+            assertNull("the server still has the upload", serverUpload(uploadUrl))
+        }
+        assertTrue("terminate() left a record", store.list().isEmpty())
+    }
+
+    /** A stopped upload is given up later, by another `ChunkupUpload`: [discard]. */
+    @Test fun discardRemovesARememberedUpload() = runBlocking {
+        val file = sourceFile("discard.bin", 24 * 1024 * 1024, 10)
+        val store = DirectoryResumeStore(File(dir, "discard-state"))
+        ChunkupUpload(file.path, "$base/ranged", rangedOptions(), store).use { upload ->
+            val job = launch { upload.start() }
+            withTimeout(60_000) { upload.progress.first { it.acknowledged > 0 } }
+            job.cancelAndJoin()
+        }
+        val uploadUrl = store.records().single().uploadUrl
+        assertNotNull(serverUpload(uploadUrl))
+        withTimeout(30_000) { discard(file.path, "$base/ranged", store, rangedOptions()) }
+        assertNull("discard left the upload on the server", serverUpload(uploadUrl))
+        assertTrue("discard left a record", store.list().isEmpty())
     }
 
     @Test fun newUploadOverTheSameStoreResumesAfterRestart() = runBlocking {
@@ -154,8 +238,7 @@ class ChunkupJvmTest {
         val state = File(dir, "state")
         val stopAt = file.length() * 4 / 10
         // First process: a child JVM that dies abruptly (Runtime.halt, no
-        // cleanup, like a killed app) once 40% is acknowledged. Cancelling
-        // instead would discard the upload on the server, as it should.
+        // cleanup, like a killed app) once 40% is acknowledged.
         val java = File(System.getProperty("java.home"), "bin/java").path
         val child = ProcessBuilder(
             java, "-Djna.library.path=" + System.getProperty("jna.library.path"),
@@ -173,8 +256,8 @@ class ChunkupJvmTest {
         val resumedFrom = report.resumedFrom?.toLong()
         assertNotNull("the second run started from zero", resumedFrom)
         assertTrue("resumed from $resumedFrom", resumedFrom!! >= stopAt / 2)
-        assertStoredExactly(file, report.uploadUrl)
-        val received = field(admin(report.uploadUrl), "bytes_received")!!.toLong()
+        assertStoredExactly(file, report.uploadUrl!!)
+        val received = field(admin(report.uploadUrl!!), "bytes_received")!!.toLong()
         assertTrue("server received $received bytes for ${file.length()}", received < file.length() * 3 / 2)
         assertTrue("a completed upload leaves no record", store.list().isEmpty())
         println("resumed at $resumedFrom of ${file.length()} after the child was killed at >= $stopAt")
@@ -186,7 +269,7 @@ class ChunkupJvmTest {
         val maxBody = AtomicInteger()
         val inner = UrlConnectionTransport()
         val counting = object : Transport {
-            override fun send(request: HttpRequest): HttpResponse {
+            override suspend fun send(request: HttpRequest): HttpResponse {
                 requests.incrementAndGet()
                 request.body?.let { body ->
                     assertEquals(file.canonicalPath, body.path)
@@ -198,7 +281,7 @@ class ChunkupJvmTest {
         val report = upload(
             file.path, "$base/ranged", uploadOptions(chunkSizeBytes = 256 * 1024), transport = counting,
         )
-        assertStoredExactly(file, report.uploadUrl)
+        assertStoredExactly(file, report.uploadUrl!!)
         assertTrue("requests through the foreign transport: ${requests.get()}", requests.get() >= 16)
         assertTrue(maxBody.get() <= 256 * 1024)
     }

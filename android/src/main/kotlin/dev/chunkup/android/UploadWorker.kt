@@ -18,6 +18,7 @@ import dev.chunkup.ChunkupException
 import dev.chunkup.ErrorKind
 import dev.chunkup.ChunkupUpload
 import dev.chunkup.uploadOptions
+import dev.chunkup.discard as discardUpload
 import java.util.concurrent.TimeUnit
 import kotlinx.coroutines.flow.collectLatest
 import kotlinx.coroutines.launch
@@ -25,11 +26,18 @@ import kotlinx.coroutines.coroutineScope
 
 /**
  * Example: keeps an upload going while the app is in the background (a
- * foreground worker with a progress notification). If the process dies or
- * the network goes away, WorkManager runs the worker again and the upload
- * continues from the server's offset through the SharedPreferences store.
- * When the work is cancelled, WorkManager cancels the coroutine, which
- * cancels the upload.
+ * foreground worker with a progress notification).
+ *
+ * Whenever this run ends early, the upload is *stopped*, never deleted: it
+ * stays on the server and its record stays in the SharedPreferences store,
+ * so the next run continues from the server's offset. That covers the
+ * process being killed, and WorkManager stopping the worker (constraints
+ * no longer met, quota, a system stop, or the work cancelled): WorkManager
+ * cancels the coroutine, and a cancelled [ChunkupUpload.start] is a stop.
+ * WorkManager runs a stopped worker again when it may (a cancelled work is
+ * not run again until it is enqueued anew). To give an upload up for good
+ * — removed from the server and the store — cancel its work and call
+ * [discard].
  *
  * The app creates the notification channel [CHANNEL] at startup.
  */
@@ -51,6 +59,9 @@ class UploadWorker(context: Context, params: WorkerParameters) : CoroutineWorker
                 }
             }
             try {
+                // A cancellation of this coroutine (WorkManager stopping the
+                // worker) propagates from here: the upload is stopped and
+                // kept, and the next run continues it.
                 val report = upload.start()
                 Result.success(workDataOf(KEY_UPLOAD_URL to report.uploadUrl))
             } catch (e: ChunkupException) {
@@ -58,6 +69,8 @@ class UploadWorker(context: Context, params: WorkerParameters) : CoroutineWorker
                     // The network stayed bad for the whole retry budget: try
                     // again later (the next run resumes).
                     ErrorKind.RETRIES_EXHAUSTED, ErrorKind.DEADLINE_EXCEEDED, ErrorKind.HTTP -> Result.retry()
+                    // Stopped by the app (ChunkupUpload.stop): kept; run again later.
+                    ErrorKind.STOPPED -> Result.retry()
                     else -> Result.failure(workDataOf(KEY_ERROR to e.message, KEY_ERROR_KIND to e.kind.name))
                 }
             } finally {
@@ -99,7 +112,21 @@ class UploadWorker(context: Context, params: WorkerParameters) : CoroutineWorker
                 .setBackoffCriteria(BackoffPolicy.EXPONENTIAL, 30, TimeUnit.SECONDS)
                 .build()
             WorkManager.getInstance(context)
-                .enqueueUniqueWork("chunkup:$path", ExistingWorkPolicy.KEEP, request)
+                .enqueueUniqueWork(workName(path), ExistingWorkPolicy.KEEP, request)
         }
+
+        /**
+         * Gives the upload of [path] up: cancels its work, then removes the
+         * upload from the server and its record from the store. (A running
+         * worker stops asynchronously; a record it still writes while
+         * stopping is harmless: a later upload of the file finds the upload
+         * gone and starts a new one.)
+         */
+        suspend fun discard(context: Context, path: String, endpoint: String) {
+            WorkManager.getInstance(context).cancelUniqueWork(workName(path))
+            discardUpload(path, endpoint, SharedPreferencesResumeStore(context))
+        }
+
+        private fun workName(path: String) = "chunkup:$path"
     }
 }
