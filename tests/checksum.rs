@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use chunkup::core::{Method, RequestSpec, Response, TransportError};
-use chunkup::{Client, Event, Protocol, ReqwestTransport, RetryReason, Transport};
+use chunkup::{Client, Protocol, ReqwestTransport, RetryReason, Transport, UploadEvent as Event};
 use chunkup_e2e::*;
 use futures_util::StreamExt;
 
@@ -18,7 +18,7 @@ type BodyStream = futures_util::stream::BoxStream<'static, std::io::Result<Bytes
 /// Fixed chunks over tus with checksums on.
 fn checksummed(chunk: u64) -> chunkup::UploadOptions {
     chunkup::UploadOptions {
-        protocol: Protocol::Tus,
+        protocol: Some(Protocol::Tus),
         checksum: true,
         ..fixed_options(chunk)
     }
@@ -78,10 +78,7 @@ async fn a_chunk_damaged_in_transit_is_refused_and_sent_again() {
     assert_eq!(report.retries, [RetryReason::ChecksumMismatch]);
     assert!(events.iter().any(|e| matches!(
         e,
-        Event::Retrying {
-            reason: RetryReason::ChecksumMismatch,
-            ..
-        }
+        Event::Retrying { reason, status: Some(460), .. } if reason == "checksumMismatch"
     )));
     // Five chunks, one of them twice.
     assert_eq!(patches.load(Ordering::SeqCst), 6);

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use chunkup::{Event, RetryReason, UploadReport};
+use chunkup::{RetryReason, UploadEvent as Event, UploadReport};
 use chunkup_e2e::*;
 use chunkup_server::proxy::FailoverProxy;
 use chunkup_server::{RunningServer, ServerConfig};

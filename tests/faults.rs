@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use chunkup::{ChunkSizing, Event, RetryReason, UploadOptions, UploadReport};
+use chunkup::{
+    ChunkSizing, RetryReason, UploadEvent as Event, UploadOptions, UploadReport, UploadSettings,
+};
 use chunkup_e2e::*;
 use chunkup_server::{FaultCounts, RunningServer};
 
@@ -21,14 +23,33 @@ struct Run {
 }
 
 async fn run(faults: &str, size: u64, file_seed: u64, options: UploadOptions) -> Run {
+    // Adaptive options get small chunk bounds: many requests, many faults.
+    let adaptive = options.chunk_size.is_none();
+    run_tuned(faults, size, file_seed, options, move |settings| {
+        if adaptive {
+            small_adaptive(settings);
+        }
+    })
+    .await
+}
+
+async fn run_tuned(
+    faults: &str,
+    size: u64,
+    file_seed: u64,
+    options: UploadOptions,
+    tune: impl FnOnce(&mut UploadSettings) + Send,
+) -> Run {
     let dir = tempfile::tempdir().expect("server dir");
     let server = start_server(dir.path(), faults).await;
     let source = random_file(size, file_seed);
     let mut events = Vec::new();
     let report = client()
-        .upload_file(&source.path, &server.ranged_endpoint(), options, |e| {
-            events.push(e.clone())
-        })
+        .upload(options)
+        .to(server.ranged_endpoint())
+        .tune(tune)
+        .on_event(|e| events.push(e.clone()))
+        .file(&source.path)
         .await
         .unwrap_or_else(|e| panic!("faults {faults:?}: the upload must complete: {e}"));
     let counts = server.fault_counts();
@@ -139,10 +160,10 @@ async fn busy_bursts_honour_retry_after() {
         .iter()
         .filter_map(|e| match e {
             Event::Retrying {
-                reason: RetryReason::Status(503),
-                delay,
+                status: Some(503),
+                delay_ms,
                 ..
-            } => Some(*delay),
+            } => Some(Duration::from_millis(*delay_ms)),
             _ => None,
         })
         .collect();
@@ -168,7 +189,7 @@ async fn stalls_are_detected_long_before_the_server_gives_up() {
     let stall_secs = 10;
     let faults = format!("seed=21,stall=0.2,stall-secs={stall_secs},script=2:stall@1000");
     let mut options = fixed_options(256 * KIB);
-    options.retry.stall_timeout = Duration::from_secs(1);
+    options.stall_timeout_ms = 1000;
     let r = run(&faults, 3 * MIB / 2, 400, options).await;
     assert!(r.counts.stalls >= 1, "{:?}", r.counts);
     assert_eq!(
@@ -195,15 +216,17 @@ async fn everything_at_once_still_exact() {
             "seed={seed},reset=0.1,error=0.1,busy=0.05,retry-after=1,stall=0.05,stall-secs=5,status-error=0.1"
         );
         let mut options = adaptive_options();
+        options.stall_timeout_ms = 1000;
         // Small chunks make many requests, so many faults.
-        options.chunking = ChunkSizing::Adaptive {
-            initial: 64 * KIB,
-            min: 32 * KIB,
-            max: 256 * KIB,
-            target_duration: Duration::from_secs(1),
-        };
-        options.retry.stall_timeout = Duration::from_secs(1);
-        let r = run(&faults, 3 * MIB + 17, 500 + seed, options).await;
+        let r = run_tuned(&faults, 3 * MIB + 17, 500 + seed, options, |settings| {
+            settings.chunking = ChunkSizing::Adaptive {
+                initial: 64 * KIB,
+                min: 32 * KIB,
+                max: 256 * KIB,
+                target_duration: Duration::from_secs(1),
+            };
+        })
+        .await;
         let c = r.counts;
         assert!(
             c.resets + c.errors + c.busy + c.stalls > 0,

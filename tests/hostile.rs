@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chunkup::{Protocol, RetryPolicy, RetryReason, UploadOptions};
+use chunkup::{Protocol, RetryReason, UploadOptions};
 use chunkup_core::Error as CoreError;
 use chunkup_e2e::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -418,21 +418,24 @@ fn endpoint(server: &Hostile, honest: Honest) -> String {
 fn options(honest: Honest) -> UploadOptions {
     UploadOptions {
         protocol: match honest {
-            Honest::Ranged => Protocol::Ranged,
-            Honest::Tus => Protocol::Tus,
-            Honest::Ietf => Protocol::Ietf,
+            Honest::Ranged => Some(Protocol::Ranged),
+            Honest::Tus => Some(Protocol::Tus),
+            Honest::Ietf => Some(Protocol::Ietf),
         },
-        retry: RetryPolicy {
-            max_attempts: 5,
-            initial_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-            max_retry_after: Duration::from_millis(200),
-            stall_timeout: Duration::from_millis(700),
-            deadline: Some(Duration::from_secs(30)),
-            delays: Vec::new(),
-        },
+        max_attempts: 5,
+        stall_timeout_ms: 700,
+        deadline_ms: Some(30_000),
+        // The backoff of `quick_backoff`, not explicit delays.
+        retry_delays_ms: Vec::new(),
         ..fixed_options(16 * KIB)
     }
+}
+
+/// Short backoff (10 to 50 ms) and `Retry-After` clamped to 200 ms.
+fn quick_backoff(settings: &mut chunkup::UploadSettings) {
+    settings.retry.initial_delay = Duration::from_millis(10);
+    settings.retry.max_delay = Duration::from_millis(50);
+    settings.retry.max_retry_after = Duration::from_millis(200);
 }
 
 /// Uploads a fresh 100 KiB file to `server` and returns the outcome and the
@@ -454,7 +457,11 @@ async fn upload_to(
     let bytes = std::fs::read(&source.path).expect("read the source");
     let outcome = tokio::time::timeout(
         Duration::from_secs(60),
-        client().upload_file(&source.path, endpoint, options, |_| {}),
+        client()
+            .upload(options)
+            .to(endpoint)
+            .tune(quick_backoff)
+            .file(&source.path),
     )
     .await
     .expect("the upload ends (no hang)");
@@ -749,10 +756,10 @@ async fn location_on_another_origin_never_receives_credentials() {
         .await;
         let mut options = options(honest);
         options.headers = vec![
-            ("Authorization".into(), "Bearer s3cret".into()),
-            ("Cookie".into(), "session=s3cret".into()),
-            ("Proxy-Authorization".into(), "Basic s3cret".into()),
-            ("X-Tenant".into(), "t1".into()),
+            chunkup::KeyValue::new("Authorization", "Bearer s3cret"),
+            chunkup::KeyValue::new("Cookie", "session=s3cret"),
+            chunkup::KeyValue::new("Proxy-Authorization", "Basic s3cret"),
+            chunkup::KeyValue::new("X-Tenant", "t1"),
         ];
         let (outcome, source) = upload(&main, honest, options).await;
         let report = outcome.unwrap_or_else(|e| panic!("{honest:?}: {e}"));
@@ -791,7 +798,7 @@ async fn same_port_under_another_host_name_is_another_origin() {
     .await;
     *main_port.lock().unwrap_or_else(|e| e.into_inner()) = server.port();
     let mut options = options(Honest::Tus);
-    options.headers = vec![("Authorization".into(), "Bearer s3cret".into())];
+    options.headers = vec![chunkup::KeyValue::new("Authorization", "Bearer s3cret")];
     let (outcome, source) = upload(&server, Honest::Tus, options).await;
     outcome.expect("the upload completes without the credential");
     for req in server.seen() {
@@ -821,7 +828,7 @@ async fn redirects_are_not_followed() {
     })
     .await;
     let mut options = options(Honest::Tus);
-    options.headers = vec![("Authorization".into(), "Bearer s3cret".into())];
+    options.headers = vec![chunkup::KeyValue::new("Authorization", "Bearer s3cret")];
     let (outcome, source) = upload(&server, Honest::Tus, options).await;
     assert!(
         matches!(
@@ -974,7 +981,7 @@ async fn another_origin_that_wants_the_credential_ends_in_rejected() {
     })
     .await;
     let mut options = options(Honest::Tus);
-    options.headers = vec![("Authorization".into(), "Bearer s3cret".into())];
+    options.headers = vec![chunkup::KeyValue::new("Authorization", "Bearer s3cret")];
     let (outcome, _) = upload(&main, Honest::Tus, options).await;
     assert!(
         matches!(

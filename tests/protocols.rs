@@ -3,7 +3,7 @@
 //! with protocol discovery and parallel parts; every upload stored exactly.
 
 use chunkup::core::{IetfVersion, Protocol};
-use chunkup::{Event, UploadOptions};
+use chunkup::{UploadEvent as Event, UploadOptions};
 use chunkup_e2e::{
     KIB, MIB, ReportUrl, adaptive_options, assert_progress_monotonic, assert_stored_exactly,
     client, fixed_options, random_file, start_server,
@@ -31,7 +31,7 @@ async fn upload(
 
 fn discovered(events: &[Event]) -> Option<Protocol> {
     events.iter().find_map(|e| match e {
-        Event::Discovered(c) => Some(c.protocol.into()),
+        Event::Discovered { protocol, .. } => Some((*protocol).into()),
         _ => None,
     })
 }
@@ -56,8 +56,11 @@ async fn tus_and_ietf_survive_faults_with_exact_bytes() {
         ];
         for (endpoint, protocol, version) in cases {
             let options = UploadOptions {
-                protocol,
-                ietf_version: version,
+                protocol: Some(protocol.into()),
+                ietf_version: Some(match version {
+                    IetfVersion::Interop6 => 6,
+                    _ => 8,
+                }),
                 ..fixed_options(128 * KIB)
             };
             let (report, _) = upload(&server, &endpoint, options, 3 * MIB + 17, seed).await;
@@ -81,7 +84,7 @@ async fn auto_discovers_each_protocol() {
     ];
     for (endpoint, expected) in cases {
         let options = UploadOptions {
-            protocol: Protocol::Auto,
+            protocol: Some(Protocol::Auto.into()),
             ..adaptive_options()
         };
         let (_, events) = upload(&server, &endpoint, options, 700 * KIB, 5).await;
@@ -102,7 +105,7 @@ async fn small_files_and_empty_files_over_tus_and_ietf() {
         };
         for size in [0, 1, 1000] {
             let options = UploadOptions {
-                protocol,
+                protocol: Some(protocol.into()),
                 ..fixed_options(64 * KIB)
             };
             let (_, events) = upload(&server, &endpoint, options, size, size).await;
@@ -122,7 +125,7 @@ async fn big_file_as_parallel_tus_parts_under_faults() {
     let store = tempfile::tempdir().expect("store");
     let server = start_server(store.path(), &format!("seed=4,{FAULTS}")).await;
     let options = UploadOptions {
-        protocol: Protocol::Tus,
+        protocol: Some(Protocol::Tus.into()),
         parallel: 3,
         ..fixed_options(512 * KIB)
     };
@@ -142,7 +145,7 @@ async fn parallel_parts_resume_in_a_later_run() {
     let size = 24 * MIB;
     let source = random_file(size, 21);
     let options = || UploadOptions {
-        protocol: Protocol::Tus,
+        protocol: Some(Protocol::Tus.into()),
         parallel: 3,
         ..fixed_options(256 * KIB)
     };
@@ -156,7 +159,7 @@ async fn parallel_parts_resume_in_a_later_run() {
     let first_client = resuming_client();
     let endpoint = server.tus_endpoint();
     let first = first_client.upload_file(&source.path, &endpoint, options(), |e| {
-        if let Event::Progress(p) = e
+        if let Event::Progress { progress: p } = e
             && p.acknowledged >= size / 3
             && let Some(tx) = stop_tx.take()
         {

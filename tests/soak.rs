@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chunkup::{ChunkSizing, Event, Protocol, RetryPolicy, RetryReason, UploadOptions};
+use chunkup::core::Protocol;
+use chunkup::{ChunkSizing, RetryPolicy, UploadEvent as Event, UploadOptions};
 use chunkup_core::IetfVersion;
 use chunkup_e2e::*;
 use chunkup_server::proxy::FailoverProxy;
@@ -275,23 +276,32 @@ async fn run_one(plan: Plan, endpoint: String, workdir: PathBuf, seed: u64) -> D
     let path = workdir.join(format!("soak-{:05}-{}.bin", plan.index, plan.size));
     let source_sha256 = write_random(&path, plan.size, seed ^ plan.index);
     let options = UploadOptions {
-        protocol: plan.protocol,
-        ietf_version: plan.ietf_version,
-        chunking: plan.chunking.clone(),
-        retry: soak_retry(),
-        progress_interval: Duration::from_millis(50),
+        protocol: Some(plan.protocol.into()),
+        ietf_version: Some(match plan.ietf_version {
+            IetfVersion::Interop6 => 6,
+            _ => 8,
+        }),
+        progress_interval_ms: 50,
         ..UploadOptions::default()
     };
+    let chunking = plan.chunking.clone();
     let mut seen = Seen::default();
     let outcome = client()
-        .upload_file(&path, &endpoint, options, |event| match event {
+        .upload(options)
+        .to(endpoint.as_str())
+        .tune(move |settings| {
+            settings.chunking = chunking;
+            settings.retry = soak_retry();
+        })
+        .on_event(|event| match event {
             Event::Created { .. } => seen.created += 1,
-            Event::Retrying { reason, .. } if seen.created == 0 => {
-                seen.creation_retries.push(retry_kind(reason))
+            Event::Retrying { reason, status, .. } if seen.created == 0 => {
+                seen.creation_retries.push(retry_kind(reason, *status))
             }
             Event::ServerRewound { .. } => seen.rewinds += 1,
             _ => {}
         })
+        .file(&path)
         .await
         .map_err(|e| e.to_string());
     let _ = std::fs::remove_file(&path);
@@ -315,10 +325,10 @@ struct Seen {
     rewinds: u64,
 }
 
-fn retry_kind(reason: &RetryReason) -> String {
-    match reason {
-        RetryReason::Status(s) => format!("http {s}"),
-        other => other.kind().to_string(),
+fn retry_kind(reason: &str, status: Option<u16>) -> String {
+    match (reason, status) {
+        ("status", Some(s)) => format!("http {s}"),
+        (other, _) => other.to_string(),
     }
 }
 
@@ -385,7 +395,7 @@ async fn chaos_soak() {
         };
         bytes += report.size;
         for r in &report.retries {
-            *retries.entry(retry_kind(r)).or_default() += 1;
+            *retries.entry(retry_kind(r.kind(), r.status())).or_default() += 1;
         }
         let base = match d.plan.target {
             Target::Plain => plain.base_url(),

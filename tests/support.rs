@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chunkup::{ChunkSizing, Event, RetryPolicy, UploadOptions};
+use chunkup::{ChunkSizing, RetryPolicy, UploadEvent as Event, UploadOptions, UploadSettings};
 use chunkup_server::{RunningServer, ServerConfig};
 use sha2::{Digest, Sha256};
 
@@ -220,30 +220,41 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
-/// Fixed chunks of `chunk` bytes with [`fast_retry`].
-pub fn fixed_options(chunk: u64) -> UploadOptions {
+/// The options of [`fast_retry`]: 20 attempts, short explicit delays, a
+/// 2 s stall timeout, progress every 10 ms.
+fn fast_options() -> UploadOptions {
     UploadOptions {
-        chunking: ChunkSizing::Fixed(chunk),
-        retry: fast_retry(),
-        progress_interval: Duration::from_millis(10),
+        max_attempts: 20,
+        retry_delays_ms: vec![20, 40, 80, 160, 320, 500],
+        stall_timeout_ms: 2000,
+        progress_interval_ms: 10,
         ..UploadOptions::default()
     }
 }
 
-/// Small adaptive chunks (64 KiB to start, 32 KiB to 1 MiB) with
-/// [`fast_retry`].
-pub fn adaptive_options() -> UploadOptions {
+/// Fixed chunks of `chunk` bytes with fast retries.
+pub fn fixed_options(chunk: u64) -> UploadOptions {
     UploadOptions {
-        chunking: ChunkSizing::Adaptive {
-            initial: 64 * KIB,
-            min: 32 * KIB,
-            max: MIB,
-            target_duration: Duration::from_secs(1),
-        },
-        retry: fast_retry(),
-        progress_interval: Duration::from_millis(10),
-        ..UploadOptions::default()
+        chunk_size: Some(chunk),
+        ..fast_options()
     }
+}
+
+/// Adaptive chunks with fast retries; add [`small_adaptive`] with
+/// `UploadRequest::tune` for small chunk bounds.
+pub fn adaptive_options() -> UploadOptions {
+    fast_options()
+}
+
+/// Small adaptive chunks (64 KiB to start, 32 KiB to 1 MiB), for
+/// `UploadRequest::tune`.
+pub fn small_adaptive(settings: &mut UploadSettings) {
+    settings.chunking = ChunkSizing::Adaptive {
+        initial: 64 * KIB,
+        min: 32 * KIB,
+        max: MIB,
+        target_duration: Duration::from_secs(1),
+    };
 }
 
 /// A new native client.
@@ -257,7 +268,7 @@ pub fn assert_progress_monotonic(events: &[Event], size: u64) -> usize {
     let acknowledged: Vec<u64> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Progress(p) => Some(p.acknowledged),
+            Event::Progress { progress: p } => Some(p.acknowledged),
             _ => None,
         })
         .collect();
@@ -276,7 +287,7 @@ pub fn assert_progress_monotonic(events: &[Event], size: u64) -> usize {
         "the last progress event is not the whole size: {acknowledged:?}"
     );
     for e in events {
-        if let Event::Progress(p) = e {
+        if let Event::Progress { progress: p } = e {
             assert_eq!(p.total, size);
             assert!(p.acknowledged <= p.total && p.sent <= p.total, "{p:?}");
         }

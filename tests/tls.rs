@@ -56,8 +56,8 @@ fn run_in_child(name: &str, cert_file: PathBuf) {
 /// proxy cannot add, so the client sends it.
 fn through_proxy(protocol: Protocol) -> UploadOptions {
     UploadOptions {
-        protocol,
-        headers: vec![("X-Forwarded-Proto".into(), "https".into())],
+        protocol: Some(protocol),
+        headers: vec![chunkup::KeyValue::new("X-Forwarded-Proto", "https")],
         ..fixed_options(256 * KIB)
     }
 }
@@ -108,7 +108,7 @@ async fn http_uploads_need_no_ca_bundle() {
             &source.path,
             &server.tus_endpoint(),
             UploadOptions {
-                protocol: Protocol::Tus,
+                protocol: Some(Protocol::Tus),
                 ..fixed_options(256 * KIB)
             },
             |_| {},
@@ -142,7 +142,7 @@ async fn http_uploads_need_no_ca_bundle() {
     // https needs them: a clear TLS error, not a panic or a hang.
     let proxy = tls_proxy(server.addr()).await;
     let mut options = through_proxy(Protocol::Tus);
-    options.retry.max_attempts = 2;
+    options.max_attempts = 2;
     let error = client
         .upload_file(
             &source.path,

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chunkup::{
-    ChunkSizing, Client, Event, MemoryResumeStore, Protocol, ResumeStore, UploadControl,
+    Client, MemoryResumeStore, Protocol, ResumeStore, UploadControl, UploadEvent as Event,
     UploadOptions,
 };
 use chunkup_interop::{
@@ -204,19 +204,22 @@ async fn terminate_removes_and_stop_keeps_on_a_tus_server_without_options() {
             .with_resume_store(SharedStore(store.clone()));
         let control = UploadControl::new();
         let options = UploadOptions {
-            protocol: Protocol::Tus,
-            chunking: ChunkSizing::Fixed(256 * KIB),
-            control: Some(control.clone()),
+            protocol: Some(Protocol::Tus),
+            chunk_size: Some(256 * KIB),
             ..UploadOptions::default()
         };
         let mut created = None;
         let result = client
-            .upload_file(&source.path, &endpoint, options, |event| match event {
+            .upload(options)
+            .to(endpoint.as_str())
+            .control(&control)
+            .on_event(|event| match event {
                 Event::Created { upload_url } => created = Some(upload_url.clone()),
                 Event::ChunkAcknowledged { .. } if terminate => control.terminate(),
                 Event::ChunkAcknowledged { .. } => control.stop(),
                 _ => {}
             })
+            .file(&source.path)
             .await;
         let url = created.expect("created");
         let head = tokio::task::spawn_blocking({

@@ -2,9 +2,8 @@
 //! 2.x + `@tus/file-store` (npm), a tus server nobody here wrote. The bytes
 //! are checked where the file store keeps them.
 
-use std::time::Duration;
 
-use chunkup::{ChunkSizing, Client, Event, Protocol, RetryPolicy, UploadControl, UploadOptions};
+use chunkup::{Client, Protocol, UploadControl, UploadEvent as Event, UploadOptions};
 use chunkup_interop::{
     CutProxy, KIB, MIB, TusNodeServer, chunkup_upload, http, random_file, sha256_file, upload_id,
 };
@@ -172,35 +171,30 @@ async fn terminate_removes_the_upload_on_the_server() {
     let source = random_file(4 * MIB, 5);
     let control = UploadControl::new();
     let options = UploadOptions {
-        protocol: Protocol::Tus,
-        chunking: ChunkSizing::Fixed(256 * KIB),
-        control: Some(control.clone()),
-        retry: RetryPolicy {
-            max_attempts: 3,
-            initial_delay: Duration::from_millis(20),
-            ..RetryPolicy::default()
-        },
+        protocol: Some(Protocol::Tus),
+        chunk_size: Some(256 * KIB),
+        max_attempts: 3,
+        retry_delays_ms: vec![20, 40, 80],
         ..UploadOptions::default()
     };
     let client = Client::new().expect("a client");
     let mut created = None;
     let mut acks = 0;
     let result = client
-        .upload_file(
-            &source.path,
-            &server.endpoint,
-            options,
-            |event| match event {
-                Event::Created { upload_url } => created = Some(upload_url.clone()),
-                Event::ChunkAcknowledged { .. } => {
-                    acks += 1;
-                    if acks == 1 {
-                        control.terminate();
-                    }
+        .upload(options)
+        .to(server.endpoint.as_str())
+        .control(&control)
+        .on_event(|event| match event {
+            Event::Created { upload_url } => created = Some(upload_url.clone()),
+            Event::ChunkAcknowledged { .. } => {
+                acks += 1;
+                if acks == 1 {
+                    control.terminate();
                 }
-                _ => {}
-            },
-        )
+            }
+            _ => {}
+        })
+        .file(&source.path)
         .await;
     assert!(
         matches!(result, Err(chunkup::Error::Terminated)),

@@ -17,7 +17,9 @@ use chunkup::batch::{
     AfterFailure, BatchPolicy, BatchSpec, Decision, DiscoveryCache, FileEntry, Journal,
     RELATIVE_PATH_KEY, after_failure, file_fingerprint,
 };
-use chunkup::{Client, FileSource, ReqwestTransport, Source, UploadOptions};
+use chunkup::{
+    Client, FileSource, Hooks, KeyValue, ReqwestTransport, Source, UploadEvent, UploadOptions,
+};
 use futures_util::StreamExt;
 use indicatif::{HumanBytes, HumanDuration};
 use serde_json::json;
@@ -36,7 +38,11 @@ const SHOWN_FAILURES: usize = 20;
 pub(crate) struct Settings {
     pub(crate) inputs: Vec<PathBuf>,
     pub(crate) endpoint: String,
+    /// The endpoint is an S3 key prefix: each file's object URL is the
+    /// prefix plus its relative path.
+    pub(crate) key_prefix: bool,
     pub(crate) options: UploadOptions,
+    pub(crate) hooks: Hooks,
     pub(crate) parallel: usize,
     pub(crate) include: Vec<String>,
     pub(crate) exclude: Vec<String>,
@@ -103,7 +109,9 @@ impl Tally {
 struct Run {
     client: Client<Throttled>,
     endpoint: String,
+    key_prefix: bool,
     options: UploadOptions,
+    hooks: Hooks,
     batch_id: String,
     journal: Option<Arc<Journal>>,
     discovery: DiscoveryCache,
@@ -142,10 +150,15 @@ pub(crate) async fn run(settings: Settings) -> u8 {
     let spec = BatchSpec {
         endpoint: settings.endpoint.clone(),
         roots: roots.iter().map(Root::canonical).collect(),
-        protocol: settings.options.protocol,
+        protocol: settings.options.protocol(),
         include: settings.include.clone(),
         exclude: settings.exclude.clone(),
-        metadata: settings.options.metadata.clone(),
+        metadata: settings
+            .options
+            .metadata
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect(),
     };
     let batch_id = spec.id();
     let view = BatchView::new(settings.json);
@@ -258,9 +271,10 @@ pub(crate) async fn run(settings: Settings) -> u8 {
 
     let run = Arc::new(Run {
         client,
-
         endpoint: settings.endpoint.clone(),
+        key_prefix: settings.key_prefix,
         options: settings.options.clone(),
+        hooks: settings.hooks.clone(),
         batch_id: batch_id.clone(),
         journal,
         discovery: DiscoveryCache::new(),
@@ -320,6 +334,21 @@ fn produce(run: &Run, roots: &[Root], filters: &Filters, tx: &mpsc::Sender<Item>
 }
 
 impl Run {
+    /// Where the file named `relative` is created: the endpoint, or for an
+    /// S3 key prefix the object under it.
+    fn endpoint_for(&self, relative: &str) -> String {
+        if !self.key_prefix {
+            return self.endpoint.clone();
+        }
+        let mut url = self.endpoint.clone();
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        let key: Vec<String> = relative.split('/').map(percent_encode_segment).collect();
+        url.push_str(&key.join("/"));
+        url
+    }
+
     fn plan(&self, found: Found) -> Item {
         let (path, name) = match found {
             Found::File { path, name } => (path, name),
@@ -333,10 +362,10 @@ impl Run {
         };
         let entry = FileEntry {
             path: source.path().to_string_lossy().into_owned(),
-            relative: name,
+            relative: name.clone(),
             size: source.size(),
             modified_ms: source.modified_ms(),
-            fingerprint: file_fingerprint(&self.endpoint, &source),
+            fingerprint: file_fingerprint(&self.endpoint_for(&name), &source),
         };
         let decision = match &self.journal {
             Some(journal) => match journal.plan(&self.batch_id, &entry) {
@@ -417,15 +446,22 @@ impl Run {
     }
 
     /// Reports the endpoint's protocol once per run.
-    fn announce(&self, caps: &chunkup::core::Capabilities) {
-        if !self.announced.swap(true, Ordering::Relaxed) {
+    fn announce(&self, event: &UploadEvent) {
+        if let UploadEvent::Discovered {
+            protocol,
+            assumed,
+            extensions,
+            max_size,
+        } = event
+            && !self.announced.swap(true, Ordering::Relaxed)
+        {
             self.view.event(json!({
                 "event": "endpoint_discovered",
                 "endpoint": self.endpoint,
-                "protocol": caps.protocol.as_str(),
-                "extensions": caps.extensions,
-                "max_size": caps.max_size,
-                "assumed": caps.assumed,
+                "protocol": crate::report::protocol_name(*protocol),
+                "extensions": extensions,
+                "max_size": max_size,
+                "assumed": assumed,
             }));
         }
     }
@@ -433,32 +469,30 @@ impl Run {
     async fn try_upload(&self, job: &Job, attempt: u32) -> Option<AfterFailure> {
         let file = self.view.file(&job.name, &job.path, job.size);
         file.started(attempt);
-        // One discovery for the batch: the first file's session asks.
-        let (capabilities, mut asker) = self.discovery.turn().await;
         let mut metadata = self.options.metadata.clone();
-        if !metadata.iter().any(|(k, _)| k == RELATIVE_PATH_KEY) {
-            metadata.push((RELATIVE_PATH_KEY.to_string(), job.name.clone()));
+        if !metadata.iter().any(|kv| kv.key == RELATIVE_PATH_KEY) {
+            metadata.push(KeyValue::new(RELATIVE_PATH_KEY, &job.name));
         }
         let options = UploadOptions {
-            capabilities,
             metadata,
             ..self.options.clone()
         };
         let journal = self.journal.as_deref();
-        let result = self
+        // The journal learns the upload URL through the resume store.
+        let request = self
             .client
-            // The journal learns the upload URL through the resume store.
-            .upload_file(Path::new(&job.path), &self.endpoint, options, |event| {
-                if let Some(asker) = &mut asker {
-                    asker.observe(event);
-                }
-                if let chunkup::Event::Discovered(caps) = event {
-                    self.announce(caps);
-                }
+            .upload(options)
+            .to(self.endpoint_for(&job.name))
+            .hooks(self.hooks.clone())
+            .on_event(|event| {
+                self.announce(event);
                 file.on_event(event)
-            })
+            });
+        // One discovery for the batch: the first file's session asks.
+        let result = self
+            .discovery
+            .upload_file(request, Path::new(&job.path))
             .await;
-        drop(asker);
         match result {
             Ok(report) => {
                 if let Some(journal) = journal {
@@ -648,10 +682,10 @@ async fn dry_run(run: &Arc<Run>, roots: Vec<Root>, filters: Filters) {
             };
             let entry = FileEntry {
                 path: source.path().to_string_lossy().into_owned(),
-                relative: name,
+                relative: name.clone(),
                 size: source.size(),
                 modified_ms: source.modified_ms(),
-                fingerprint: file_fingerprint(&run.endpoint, &source),
+                fingerprint: file_fingerprint(&run.endpoint_for(&name), &source),
             };
             let decision = run
                 .journal
@@ -690,4 +724,17 @@ async fn dry_run(run: &Arc<Run>, roots: Vec<Root>, filters: Filters) {
         });
     })
     .await;
+}
+
+/// A path segment of an S3 key, percent-encoded where a URL needs it.
+pub(crate) fn percent_encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }

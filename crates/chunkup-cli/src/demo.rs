@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chunkup::{ChunkSizing, Client, Event, RetryPolicy, RetryReason, UploadOptions};
+use chunkup::{ChunkSizing, Client, RetryPolicy, RetryReason, UploadEvent, UploadOptions};
 use chunkup_server::proxy::FailoverProxy;
 use chunkup_server::{AdminAccess, FaultSpec, ServerConfig};
 use clap::Args;
@@ -115,31 +115,37 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     let shown = file.display().to_string();
     let reporter = FileReporter::new(&output, &shown, args.size);
     let options = UploadOptions {
-        chunking: ChunkSizing::Adaptive {
-            initial: 1 << 20,
-            min: 256 << 10,
-            // About the 2 MB chunks of the mobile clients this protocol came from.
-            max: 2 << 20,
-            target_duration: Duration::from_secs(1),
-        },
-        retry: RetryPolicy {
-            max_attempts: 20,
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(2),
-            stall_timeout: Duration::from_secs(3),
-            ..RetryPolicy::default()
-        },
         content_type: Some("video/mp4".into()),
+        max_attempts: 20,
+        stall_timeout_ms: 3000,
         ..UploadOptions::default()
     };
     let client = Client::new()?;
     let result = client
-        .upload_file(&file, &endpoint, options, |event| {
+        .upload(options)
+        .to(&endpoint)
+        // Engine tuning the options do not carry: small chunks and a quick
+        // backoff, so the demo shows many faults in a short run.
+        .tune(|settings| {
+            settings.chunking = ChunkSizing::Adaptive {
+                initial: 1 << 20,
+                min: 256 << 10,
+                // About the 2 MB chunks of the mobile clients this protocol came from.
+                max: 2 << 20,
+                target_duration: Duration::from_secs(1),
+            };
+            settings.retry = RetryPolicy {
+                initial_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(2),
+                ..settings.retry.clone()
+            };
+        })
+        .on_event(|event| {
             reporter.on_event(event);
-            if let Event::ServerRewound { .. } = event {
+            if let UploadEvent::ServerRewound { .. } = event {
                 *lock(&holes) += 1;
             }
-            if let Event::ChunkAcknowledged { offset } = event
+            if let UploadEvent::ChunkAcknowledged { offset } = event
                 && *offset >= crash_at
                 && let Some(server) = lock(&first).take()
             {
@@ -148,6 +154,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
                 server.crash();
             }
         })
+        .file(&file)
         .await;
     reporter.finish(&result);
     // Close pooled keep-alive connections so the servers stop at once.

@@ -6,10 +6,12 @@ mod demo;
 mod link;
 mod report;
 mod serve;
+mod single;
 mod size;
 mod status;
 mod throttle;
 mod upload;
+mod uploads;
 mod view;
 mod walk;
 
@@ -36,6 +38,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// List batches and uploads that can be resumed.
     Status(status::StatusArgs),
+    /// List or forget remembered uploads (`uploads list`, `uploads forget KEY`).
+    Uploads(uploads::UploadsArgs),
     /// Emulate a bad network link (bandwidth, latency, resets, stalls) in
     /// front of a server on loopback.
     Link(link::LinkArgs),
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Status(args) => status::status(args),
+            Command::Uploads(args) => uploads::run(args),
             Command::Link(args) => link::run(args).await,
         }
     });

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use chunkup::{Event, UploadReport};
+use chunkup::{UploadEvent, UploadReport};
 use indicatif::{HumanBytes, HumanDuration, MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -68,7 +68,7 @@ impl FileReporter {
         }
     }
 
-    pub(crate) fn on_event(&self, event: &Event) {
+    pub(crate) fn on_event(&self, event: &UploadEvent) {
         if let Output::Json = self.output {
             if let Some(value) = event_json(&self.file, event) {
                 emit(&value);
@@ -76,37 +76,49 @@ impl FileReporter {
             return;
         }
         match event {
-            Event::Progress(progress) => {
+            UploadEvent::Progress { progress } => {
                 if let Some(bar) = &self.bar {
+                    // A stream's total grows as it is read.
+                    if bar.length() != Some(progress.total) {
+                        bar.set_length(progress.total);
+                    }
                     bar.set_position(progress.acknowledged);
                 }
             }
-            Event::Created { upload_url } => self.note(&format!("  created {upload_url}")),
-            Event::ResumedAt { offset } => self.note(&format!(
+            UploadEvent::Created { upload_url } => self.note(&format!("  created {upload_url}")),
+            UploadEvent::Resumed { offset } => self.note(&format!(
                 "  resuming {}: the server already holds {}",
                 self.file,
                 HumanBytes(*offset)
             )),
-            Event::Retrying {
+            UploadEvent::Retrying {
                 attempt,
-                delay,
-                reason,
+                delay_ms,
+                message,
+                ..
             } => self.note(&format!(
-                "  ! {reason} — retry {attempt} in {:.1}s",
-                delay.as_secs_f64()
+                "  ! {message} — retry {attempt} in {:.1}s",
+                *delay_ms as f64 / 1000.0
             )),
-            Event::ServerRewound { from, to } => self.note(&format!(
+            UploadEvent::ServerRewound { from, to } => self.note(&format!(
                 "  ! the server lost {} it had acknowledged (failover?): resending from {to}",
                 HumanBytes(from - to)
             )),
-            Event::Paused => self.note("  paused"),
-            Event::Discovered(caps) => {
-                let extensions = if caps.extensions.is_empty() {
+            UploadEvent::Paused => self.note("  paused"),
+            UploadEvent::Discovered {
+                protocol,
+                extensions,
+                ..
+            } => {
+                let extensions = if extensions.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", caps.extensions.join(", "))
+                    format!(" ({})", extensions.join(", "))
                 };
-                self.note(&format!("  protocol: {}{extensions}", caps.protocol));
+                self.note(&format!(
+                    "  protocol: {}{extensions}",
+                    protocol_name(*protocol)
+                ));
             }
             _ => {}
         }
@@ -130,6 +142,7 @@ impl FileReporter {
                 "event": "failed",
                 "file": self.file,
                 "error": error.to_string(),
+                "kind": error.kind().as_str(),
             })),
             (Output::Human(_), Ok(report)) => {
                 let secs = report.elapsed.as_secs_f64().max(1e-9);
@@ -151,57 +164,74 @@ impl FileReporter {
     }
 }
 
-pub(crate) fn event_json(file: &str, event: &Event) -> Option<serde_json::Value> {
+/// The protocol's name, as the command line spells it.
+pub(crate) fn protocol_name(protocol: chunkup::Protocol) -> &'static str {
+    chunkup::core::Protocol::from(protocol).as_str()
+}
+
+pub(crate) fn event_json(file: &str, event: &UploadEvent) -> Option<serde_json::Value> {
     Some(match event {
-        Event::Created { upload_url } => {
+        UploadEvent::Created { upload_url } => {
             json!({"event": "created", "file": file, "upload_url": upload_url})
         }
-        Event::ResumedAt { offset } => json!({"event": "resumed", "file": file, "offset": offset}),
-        Event::ChunkAcknowledged { offset } => {
+        UploadEvent::Resumed { offset } => {
+            json!({"event": "resumed", "file": file, "offset": offset})
+        }
+        UploadEvent::ChunkAcknowledged { offset } => {
             json!({"event": "chunk_acknowledged", "file": file, "offset": offset})
         }
-        Event::Progress(p) => json!({
+        UploadEvent::Progress { progress: p } => json!({
             "event": "progress",
             "file": file,
             "acknowledged": p.acknowledged,
             "sent": p.sent,
             "total": p.total,
             "bytes_per_second": p.bytes_per_second.round() as u64,
-            "eta_ms": p.eta.map(|eta| eta.as_millis() as u64),
+            "eta_ms": p.eta_ms,
         }),
-        Event::Retrying {
+        UploadEvent::Retrying {
             attempt,
-            delay,
+            delay_ms,
             reason,
+            status,
+            message,
         } => json!({
             "event": "retrying",
             "file": file,
             "attempt": attempt,
-            "delay_ms": delay.as_millis() as u64,
-            "reason": reason.to_string(),
+            "delay_ms": delay_ms,
+            "kind": reason,
+            "status": status,
+            "reason": message,
         }),
-        Event::ServerRewound { from, to } => {
+        UploadEvent::ServerRewound { from, to } => {
             json!({"event": "server_rewound", "file": file, "from": from, "to": to})
         }
-        Event::Paused => json!({"event": "paused", "file": file}),
-        Event::Discovered(caps) => json!({
+        UploadEvent::Paused => json!({"event": "paused", "file": file}),
+        UploadEvent::Discovered {
+            protocol,
+            assumed,
+            extensions,
+            max_size,
+        } => json!({
             "event": "discovered",
             "file": file,
-            "protocol": caps.protocol.as_str(),
-            "extensions": caps.extensions,
-            "max_size": caps.max_size,
-            "checksum": caps.checksum.map(|c| c.name()),
-            "ietf_interop_version": caps.ietf_version.map(|v| v.interop()),
+            "protocol": protocol_name(*protocol),
+            "assumed": assumed,
+            "extensions": extensions,
+            "max_size": max_size,
         }),
-        Event::Expires { at_unix_ms } => {
+        UploadEvent::Expires { at_unix_ms } => {
             json!({"event": "expires", "file": file, "at_unix_ms": at_unix_ms})
         }
-        // Completion and failure are reported by `finish` with the summary.
-        Event::StoreFailed { message } => {
+        UploadEvent::StoreFailed { message } => {
             json!({"event": "store_failed", "file": file, "message": message})
         }
         // Endings are reported by `finish` with the summary.
-        Event::Completed { .. } | Event::Failed(_) | Event::Stopped | Event::Terminated => {
+        UploadEvent::Completed { .. }
+        | UploadEvent::Failed { .. }
+        | UploadEvent::Stopped
+        | UploadEvent::Terminated => {
             return None;
         }
     })

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use chunkup::{Event, UploadReport};
+use chunkup::{UploadEvent, UploadReport};
 use indicatif::{HumanBytes, HumanDuration, MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -211,24 +211,25 @@ impl FileView {
         }
     }
 
-    pub(crate) fn on_event(&self, event: &Event) {
+    pub(crate) fn on_event(&self, event: &UploadEvent) {
         if self.view.json {
             if let Some(value) = event_json(&self.name, event) {
                 emit(&value);
             }
         }
         match event {
-            Event::Progress(progress) => self.acknowledge(progress.acknowledged),
-            Event::Retrying {
+            UploadEvent::Progress { progress } => self.acknowledge(progress.acknowledged),
+            UploadEvent::Retrying {
                 attempt,
-                delay,
-                reason,
+                delay_ms,
+                message,
+                ..
             } if self.view.multi.is_some() => self.view.note(&format!(
-                "  ! {}: {reason} — retry {attempt} in {:.1}s",
+                "  ! {}: {message} — retry {attempt} in {:.1}s",
                 self.name,
-                delay.as_secs_f64()
+                *delay_ms as f64 / 1000.0
             )),
-            Event::ServerRewound { from, to } => self.view.note(&format!(
+            UploadEvent::ServerRewound { from, to } => self.view.note(&format!(
                 "  ! {}: the server lost {} it had acknowledged (failover?): resending from {to}",
                 self.name,
                 HumanBytes(from - to)
@@ -291,6 +292,7 @@ impl FileView {
             "file": self.name,
             "path": self.path,
             "error": error.to_string(),
+            "kind": error.kind().as_str(),
             "will_retry": will_retry,
         }));
         if will_retry {

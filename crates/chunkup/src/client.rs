@@ -12,13 +12,13 @@ use chunkup_core::{Capabilities, Event, RetryReason, Session, UploadSettings};
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 
+use crate::Error;
 use crate::driver::{self, Io};
 use crate::hooks::Hooks;
 use crate::source::{FileSource, Source};
 use crate::store::ResumeStore;
 use crate::stream::StreamSource;
 use crate::transport::{ReqwestTransport, Transport};
-use crate::Error;
 
 /// Pauses, resumes, stops or terminates a running upload. Clone it freely.
 #[derive(Debug, Clone)]

@@ -108,16 +108,51 @@ mod tests {
     fn every_driver_error_has_its_kind() {
         let io = || std::io::Error::other("x");
         let cases = [
-            (Error::Source { path: "a".into(), source: io() }, ErrorKind::Source, false),
-            (Error::StreamRewound { needed: 1, kept_from: 2 }, ErrorKind::Source, false),
-            (Error::SourceChanged { path: "a".into(), expected: 3 }, ErrorKind::SourceChanged, false),
-            (Error::Store { path: "s".into(), source: io() }, ErrorKind::Store, true),
+            (
+                Error::Source {
+                    path: "a".into(),
+                    source: io(),
+                },
+                ErrorKind::Source,
+                false,
+            ),
+            (
+                Error::StreamRewound {
+                    needed: 1,
+                    kept_from: 2,
+                },
+                ErrorKind::Source,
+                false,
+            ),
+            (
+                Error::SourceChanged {
+                    path: "a".into(),
+                    expected: 3,
+                },
+                ErrorKind::SourceChanged,
+                false,
+            ),
+            (
+                Error::Store {
+                    path: "s".into(),
+                    source: io(),
+                },
+                ErrorKind::Store,
+                true,
+            ),
             (Error::Stopped, ErrorKind::Stopped, false),
             (Error::Terminated, ErrorKind::Terminated, false),
-            (Error::Environment("no fetch".into()), ErrorKind::Environment, false),
+            (
+                Error::Environment("no fetch".into()),
+                ErrorKind::Environment,
+                false,
+            ),
             (Error::Http("tls".into()), ErrorKind::Http, true),
             (
-                Error::Upload(chunkup_core::Error::Rejected { status: 401, message: "no".into() }),
+                Error::Upload(chunkup_core::Error::Rejected {
+                    status: 401,
+                    message: "no".into(),
+                }),
                 ErrorKind::Rejected,
                 false,
             ),

@@ -53,7 +53,10 @@ pub struct RequestInfo {
 /// protocol's own headers are never replaced.
 pub trait HeaderProvider: Send + Sync {
     /// The headers for `request`.
-    fn headers(&self, request: RequestInfo) -> HookFuture<'_, Result<Vec<(String, String)>, HookError>>;
+    fn headers(
+        &self,
+        request: RequestInfo,
+    ) -> HookFuture<'_, Result<Vec<(String, String)>, HookError>>;
 }
 
 impl<F, Fut> HeaderProvider for F
@@ -61,7 +64,10 @@ where
     F: Fn(RequestInfo) -> Fut + Send + Sync,
     Fut: Future<Output = Result<Vec<(String, String)>, HookError>> + Send + 'static,
 {
-    fn headers(&self, request: RequestInfo) -> HookFuture<'_, Result<Vec<(String, String)>, HookError>> {
+    fn headers(
+        &self,
+        request: RequestInfo,
+    ) -> HookFuture<'_, Result<Vec<(String, String)>, HookError>> {
         Box::pin(self(request))
     }
 }
@@ -226,8 +232,13 @@ impl Hooks {
                 .await
                 .map_err(|e| hook_failed("the header provider", &e))?;
             for (name, value) in headers {
-                let protocol_owned = spec.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name))
-                    && !user_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name));
+                let protocol_owned = spec
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(&name))
+                    && !user_headers
+                        .iter()
+                        .any(|(n, _)| n.eq_ignore_ascii_case(&name));
                 if !protocol_owned {
                     set_header(&mut spec.headers, name, value);
                 }
@@ -267,7 +278,10 @@ fn set_header(headers: &mut Vec<(String, String)>, name: String, value: String) 
 }
 
 fn hook_failed(which: &str, error: &HookError) -> TransportError {
-    TransportError::new(TransportErrorKind::Other, format!("{which} failed: {error}"))
+    TransportError::new(
+        TransportErrorKind::Other,
+        format!("{which} failed: {error}"),
+    )
 }
 
 #[cfg(test)]
@@ -338,7 +352,10 @@ mod tests {
             upload_id: Some("u".into()),
             part_number: Some(3),
         });
-        let error = Hooks::new().prepare(s3.clone(), &[]).await.expect_err("no signer");
+        let error = Hooks::new()
+            .prepare(s3.clone(), &[])
+            .await
+            .expect_err("no signer");
         assert!(error.message.contains("signer"), "{error}");
         let signing = Hooks::new().signer(|input: SignInput| async move {
             assert_eq!(input.part_number, Some(3));

@@ -64,8 +64,8 @@ pub use chunkup_api::{
     UploadEvent, UploadOptions,
 };
 pub use chunkup_core::{
-    self as core, ChunkSizing, ResolvedProtocol, ResumeRecord, RetryPolicy, RetryReason,
-    S3Action, SourceInfo, UploadSettings,
+    self as core, ChunkSizing, ResolvedProtocol, ResumeRecord, RetryPolicy, RetryReason, S3Action,
+    SourceInfo, UploadSettings,
 };
 pub use error::Error;
 pub use store::{FileResumeStore, MemoryResumeStore, ResumeStore};

@@ -148,7 +148,12 @@ impl SigV4Signer {
     }
 
     /// The presigned form of `url` for `method`, signed at `now`.
-    pub fn presign(&self, method: &str, url: &str, now: jiff::Timestamp) -> Result<String, HookError> {
+    pub fn presign(
+        &self,
+        method: &str,
+        url: &str,
+        now: jiff::Timestamp,
+    ) -> Result<String, HookError> {
         let method = match method {
             "GET" => rusty_s3::Method::Get,
             "HEAD" => rusty_s3::Method::Head,
@@ -266,7 +271,8 @@ mod tests {
     }
 
     #[test]
-    fn the_engines_query_is_kept_and_signed_and_the_path_encoded_as_s3_does() -> Result<(), HookError> {
+    fn the_engines_query_is_kept_and_signed_and_the_path_encoded_as_s3_does()
+    -> Result<(), HookError> {
         let signed = example().presign(
             "PUT",
             "http://127.0.0.1:8333/uploads/a%20clip!.bin?uploadId=abc&partNumber=2",
@@ -278,11 +284,22 @@ mod tests {
         assert_eq!(query.get("uploadId").map(String::as_str), Some("abc"));
         assert_eq!(query.get("partNumber").map(String::as_str), Some("2"));
         assert!(query.contains_key("X-Amz-Signature"));
-        assert_eq!(query.get("X-Amz-Expires").map(String::as_str), Some("86400"));
+        assert_eq!(
+            query.get("X-Amz-Expires").map(String::as_str),
+            Some("86400")
+        );
         // Creation: `?uploads` with no value.
-        let create = example().presign("POST", "http://127.0.0.1:8333/b/k?uploads", at_example_time())?;
+        let create = example().presign(
+            "POST",
+            "http://127.0.0.1:8333/b/k?uploads",
+            at_example_time(),
+        )?;
         assert!(create.contains("uploads="), "{create}");
-        assert!(example().presign("PATCH", "http://127.0.0.1/b/k", at_example_time()).is_err());
+        assert!(
+            example()
+                .presign("PATCH", "http://127.0.0.1/b/k", at_example_time())
+                .is_err()
+        );
         Ok(())
     }
 

@@ -235,10 +235,16 @@ mod tests {
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         let source = StreamSource::new(&data[..], "test");
         assert_eq!(source.fill(range(0, 300_000)).await.expect("fill"), None);
-        assert_eq!(body(&source, range(0, 300_000)).await.expect("read"), data[..300_000]);
+        assert_eq!(
+            body(&source, range(0, 300_000)).await.expect("read"),
+            data[..300_000]
+        );
         // The same chunk again (a resend after a break) is still there.
         assert_eq!(source.fill(range(0, 300_000)).await.expect("fill"), None);
-        assert_eq!(source.fill(range(300_000, 700_000)).await.expect("fill"), None);
+        assert_eq!(
+            source.fill(range(300_000, 700_000)).await.expect("fill"),
+            None
+        );
         assert_eq!(
             body(&source, range(300_000, 700_000)).await.expect("read"),
             data[300_000..700_000]
@@ -251,14 +257,25 @@ mod tests {
         );
         assert_eq!(source.length(), Some(1_000_000));
         assert_eq!(
-            body(&source, range(700_000, 1_000_000)).await.expect("read"),
+            body(&source, range(700_000, 1_000_000))
+                .await
+                .expect("read"),
             data[700_000..]
         );
-        assert_eq!(source.fill(range(1_000_000, 1_000_000)).await.expect("fill"), None);
+        assert_eq!(
+            source
+                .fill(range(1_000_000, 1_000_000))
+                .await
+                .expect("fill"),
+            None
+        );
         // Bytes before the last chunk's start are gone: a typed failure.
         assert!(source.fill(range(100, 5000)).await.is_err());
         match source.take_failure() {
-            Some(Error::StreamRewound { needed: 100, kept_from: 1_000_000 }) => {}
+            Some(Error::StreamRewound {
+                needed: 100,
+                kept_from: 1_000_000,
+            }) => {}
             other => panic!("{other:?}"),
         }
     }

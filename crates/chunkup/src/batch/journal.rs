@@ -565,6 +565,25 @@ impl Journal {
         })
     }
 
+    /// Forgets the upload whose resume record is kept under `fingerprint`:
+    /// the record goes, and a file of a batch that was continuing it goes
+    /// back to pending without its URL, so the next run starts a new
+    /// upload instead of writing the record back. The upload stays on the
+    /// server.
+    pub fn forget_upload(&self, fingerprint: &str) -> Result<(), Error> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM resume WHERE fingerprint = ?1", [fingerprint])?;
+            tx.execute(
+                "UPDATE files SET state = 'pending', upload_url = NULL, protocol = NULL,
+                     updated_ms = ?2
+                 WHERE fingerprint = ?1 AND state != 'done'",
+                params![fingerprint, now_ms()],
+            )?;
+            tx.commit()
+        })
+    }
+
     /// The batch's [`ResumeStore`] (records kept in this journal).
     pub fn resume_store(self: &Arc<Self>, batch_id: &str) -> BatchResumeStore {
         BatchResumeStore {
