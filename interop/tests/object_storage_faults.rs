@@ -1,16 +1,13 @@
 //! Faults of uploads straight to object storage, against real peers on
 //! 127.0.0.1: SeaweedFS (S3 multipart through SigV4-presigned URLs),
 //! fake-gcs-server (Google-style resumable sessions) and two tusd over one
-//! SeaweedFS bucket. chunkup runs through its Rust library; an [`HttpProxy`]
-//! between it and the peer counts what reached the server and plays the
-//! fault (a request stuck in flight, a cut mid-part, an answer GCS gives
-//! that the peer does not).
-//!
-//! The `kill -9` cases run the upload in a child process: this test binary
-//! itself, started on the ignored test [`upload_child`].
+//! SeaweedFS bucket. chunkup runs through its Rust library, and as the CLI
+//! (`chunkup upload`) in the `kill -9` cases; an [`HttpProxy`] between it
+//! and the peer counts what reached the server and plays the fault (a
+//! request stuck in flight, a cut mid-part, an answer GCS gives that the
+//! peer does not).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,8 +17,8 @@ use chunkup::{
     UploadEvent, UploadOptions,
 };
 use chunkup_interop::{
-    Exchange, FakeGcs, HttpProxy, KIB, MIB, Presign, ProxyAction, SeaweedFs, http, random_file,
-    sha256_file, tusd_pair_over_s3,
+    Exchange, FakeGcs, HttpProxy, KIB, MIB, Presign, ProxyAction, SeaweedFs, chunkup_bin, http,
+    random_file, sha256_file, tusd_pair_over_s3,
 };
 use sha2::{Digest, Sha256};
 
@@ -134,26 +131,48 @@ fn assert_stored(stored: &[u8], source_size: u64, source_sha256: &str, what: &st
     );
 }
 
-// --- the child process (kill -9) ----------------------------------------------------
+// --- the CLI as the process that is killed -----------------------------------------------
 
-/// What the child uploads, passed in its environment.
-const CHILD_ENV: &str = "CHUNKUP_FAULTS_CHILD";
-
-/// Starts this test binary on [`upload_child`] with `config`.
+/// Starts `chunkup upload` with `config` (`file`, `endpoint`, `state_dir`,
+/// `protocol`, `chunk_size`, `parts`) and `extra_env`, as a user would run
+/// it; its resume state goes to `state_dir`.
 fn spawn_child(config: &serde_json::Value, extra_env: &[(&'static str, String)]) -> Child {
-    let exe = std::env::current_exe().expect("this test binary");
-    let mut command = Command::new(exe);
+    let field = |name: &str| {
+        config[name]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| config[name].as_u64().map(|n| n.to_string()))
+            .unwrap_or_else(|| panic!("{name} in {config}"))
+    };
+    let mut command = Command::new(chunkup_bin());
     command
-        .args(["--exact", "upload_child", "--ignored", "--nocapture"])
-        .args(["--test-threads", "1"])
-        .env(CHILD_ENV, config.to_string())
+        .arg("upload")
+        .arg(field("file"))
+        .args(["--json", "--state-dir", &field("state_dir")])
+        .args(["--to", &field("endpoint"), "--protocol", &field("protocol")])
+        .args([
+            "--chunk-size",
+            &field("chunk_size"),
+            "--parts",
+            &field("parts"),
+        ])
+        .args(["--retry-delays", "100,200,400"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (name, value) in extra_env {
         command.env(name, value);
     }
-    command.spawn().expect("start the child upload")
+    command.spawn().expect("start chunkup upload")
+}
+
+/// The `completed` event of a `chunkup upload --json` run's output.
+fn completed_event(output: &str) -> serde_json::Value {
+    output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["event"] == "completed")
+        .unwrap_or_else(|| panic!("no completed event in:\n{output}"))
 }
 
 /// Runs a child to its end (killing it after [`WAIT`]); its stdout and
@@ -201,64 +220,6 @@ fn run_child(
     }
 }
 
-/// The upload a `kill -9` test kills and reruns: the Rust library with a
-/// resume store on disk, as an application would run it. Started by the
-/// tests below with its configuration in `CHUNKUP_FAULTS_CHILD`; not a test
-/// by itself.
-#[test]
-#[ignore = "the child process of the kill -9 tests, which start it"]
-fn upload_child() {
-    let config: serde_json::Value = serde_json::from_str(
-        &std::env::var(CHILD_ENV).expect("run by the kill -9 tests (CHUNKUP_FAULTS_CHILD)"),
-    )
-    .expect("the child's configuration is JSON");
-    let field = |name: &str| {
-        config[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name} in {config}"))
-            .to_string()
-    };
-    let size = |name: &str| config[name].as_u64().unwrap_or_else(|| panic!("{name}"));
-    let (file, endpoint, state) = (field("file"), field("endpoint"), field("state_dir"));
-    let mut options = match field("protocol").as_str() {
-        "s3" => s3_options(
-            size("chunk_size"),
-            u32::try_from(size("parallel")).unwrap_or(1),
-        ),
-        "gcs" => gcs_options(size("chunk_size")),
-        other => panic!("protocol {other}"),
-    };
-    options.resume = true;
-    let mut hooks = Hooks::new();
-    if options.protocol == Some(Protocol::S3) {
-        hooks = hooks.signer(SigV4Signer::from_env().expect("credentials in the environment"));
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let report = runtime
-        .block_on(
-            Client::new()
-                .expect("a client")
-                .with_resume_store(FileResumeStore::new(state))
-                .upload(options)
-                .to(endpoint)
-                .hooks(hooks)
-                .on_event(|event| {
-                    if !matches!(event, UploadEvent::Progress { .. }) {
-                        println!("event {event:?}");
-                    }
-                })
-                .file(Path::new(&file)),
-        )
-        .expect("the child's upload completes");
-    println!(
-        "completed {:?} resumed_from {:?}",
-        report.upload_url, report.resumed_from
-    );
-}
-
 // --- 1. kill -9, then a rerun ---------------------------------------------------------
 
 #[test]
@@ -274,7 +235,7 @@ fn s3_kill_9_then_rerun_continues_from_list_parts() {
         "endpoint": format!("{}/{}/{key}", proxy.url(), s3.bucket),
         "state_dir": state.path(),
         "chunk_size": 5 * MIB,
-        "parallel": 2,
+        "parts": 2,
     });
     // Two parts go through (one per window); every part after them hangs
     // in flight.
@@ -361,9 +322,10 @@ fn s3_kill_9_then_rerun_continues_from_list_parts() {
     let unique: BTreeSet<u32> = resent.iter().copied().collect();
     assert_eq!(unique.len(), resent.len(), "a part sent twice in the rerun");
     let held = stored_before.len() as u64 * 5 * MIB;
-    assert!(
-        output.contains(&format!("resumed_from Some({held})")),
-        "the rerun reports it continued from the {held} bytes held:\n{output}"
+    assert_eq!(
+        completed_event(&output)["resumed_from"],
+        held,
+        "the rerun reports it continued from the bytes held:\n{output}"
     );
     assert_stored(
         &s3.get_object(key),
@@ -421,6 +383,7 @@ fn gcs_kill_9_then_rerun_continues_from_the_status_query() {
         "endpoint": initiation,
         "state_dir": state.path(),
         "chunk_size": MIB,
+        "parts": 1,
     });
     proxy.set_rule(|request, before| {
         if let Some(answer) = answer_status_queries_as_gcs(request, before) {
@@ -456,7 +419,8 @@ fn gcs_kill_9_then_rerun_continues_from_the_status_query() {
     let held = 2 * MIB;
     assert!(gcs.object(name).is_none(), "nothing is committed yet");
 
-    run_child(&config, &[], &proxy);
+    let output = run_child(&config, &[], &proxy);
+    assert_eq!(completed_event(&output)["resumed_from"], held, "{output}");
     let rerun = proxy.log().split_off(first_run.len());
     assert!(
         !rerun.iter().any(|e| e.method == "POST"),
