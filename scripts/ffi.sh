@@ -72,10 +72,11 @@ generate() {
     find "$GEN" -type f | sort
 }
 
-# Kotlin sources that run on a plain JVM (the Android-only ones — the
-# WorkManager worker and the SharedPreferences store — need the Android SDK).
+# Kotlin sources that run on a plain JVM: all but those that import the
+# Android SDK (the WorkManager worker, the SharedPreferences store).
 kotlin_main_sources() {
-    find "$ROOT/android/src/main/kotlin" -name '*.kt' -not -path '*/dev/chunkup/android/*' | sort
+    find "$ROOT/android/src/main/kotlin" -name '*.kt' -print0 | sort -z \
+        | xargs -0 grep -L -E '^import (android|androidx)\.'
 }
 
 kotlin_test() {
@@ -101,9 +102,12 @@ kotlin_test() {
     else
         echo "Kotlin sources unchanged: reusing $BUILD/*.jar"
     fi
-    CHUNKUP_TEST_BASE="$BASE" java -Djna.library.path="$ROOT/target/release" \
+    # tusd (a peer for UrlConnectionTransport over tus) comes from
+    # scripts/test.sh's interop peers.
+    CHUNKUP_TEST_BASE="$BASE" CHUNKUP_TUSD="$ROOT/interop/peers/bin/tusd" \
+        java -Djna.library.path="$ROOT/target/release" \
         -cp "$BUILD/chunkup-tests.jar:$BUILD/chunkup.jar:$cp:$libs/kotlin-stdlib.jar" \
-        org.junit.runner.JUnitCore dev.chunkup.ChunkupJvmTest
+        org.junit.runner.JUnitCore dev.chunkup.ChunkupJvmTest dev.chunkup.AndroidItemsJvmTest
 }
 
 python_test() {

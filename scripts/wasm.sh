@@ -3,7 +3,8 @@
 # into bindings/wasm/pkg/, and with `test` runs its Node tests.
 #
 #   scripts/wasm.sh          build bindings/wasm/pkg and print its sizes
-#   scripts/wasm.sh test     build, then run bindings/wasm/tests (node --test)
+#   scripts/wasm.sh test     build, then run bindings/wasm/tests (node --test; Node 20
+#                            and, for object storage, headless Chromium)
 #   scripts/wasm.sh sizes    print the sizes of an existing build and where its
 #                            bytes go (sections, crates, largest functions: twiggy)
 #   scripts/wasm.sh lint     clippy -D warnings on the web driver and the bindings (wasm32)
@@ -205,6 +206,17 @@ if [ "$MODE" = test ]; then
         npm install --silent --no-audit --no-fund --prefix "$TOOLS" \
             "fake-indexeddb@6.2.8" "typescript@5.9.3" >/dev/null
     fi
+    # playwright-core and Debian's chromium, for the object-storage test in
+    # Chromium (SeaweedFS and its signing backend come from scripts/test.sh's
+    # interop peers).
+    if ! [ -f "$TOOLS/node_modules/playwright-core/package.json" ]; then
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --silent --no-audit --no-fund \
+            --prefix "$TOOLS" playwright-core@1.65.1 >/dev/null
+    fi
+    if ! [ -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+    fi
+    export PLAYWRIGHT_CORE="$TOOLS/node_modules/playwright-core/index.mjs"
     export CHUNKUP_BIN="$ROOT/target/debug/chunkup" CHUNKUP_PKG="$PKG" CHUNKUP_TEST_TOOLS="$TOOLS"
     node --test --test-reporter=spec "$WASM_DIR/tests/"
 fi

@@ -3,7 +3,7 @@
 // A thin wrapper over the WebAssembly module: it turns the module's event
 // objects into callbacks, Promises and UploadError. Every protocol, retry,
 // chunk-size and resume decision is made by the Rust core inside the module.
-import initWasm, { RawUpload } from './chunkup_wasm.js';
+import initWasm, { RawUpload, rememberedUploads, resumeKey } from './chunkup_wasm.js';
 
 const isNode =
   typeof process === 'object' &&
@@ -68,6 +68,37 @@ function toUploadError(value) {
   return new UploadError('Other', String(value?.message ?? value));
 }
 
+/**
+ * The uploads remembered in this origin's resume store (localStorage, else
+ * IndexedDB) that may still be continued, oldest first.
+ * @returns {Promise<import('./index.js').RememberedUpload[]>}
+ */
+export async function listRememberedUploads() {
+  await init();
+  try {
+    return await rememberedUploads();
+  } catch (error) {
+    throw toUploadError(error);
+  }
+}
+
+/**
+ * Forgets a remembered upload (a `RememberedUpload` or its `key`): a new
+ * Upload of the same file starts afresh. The upload stays on the server.
+ * @param {string | {key: string}} upload
+ * @returns {Promise<void>}
+ */
+export async function forgetRememberedUpload(upload) {
+  const key = typeof upload === 'string' ? upload : upload?.key;
+  if (typeof key !== 'string') throw new TypeError('chunkup: forgetRememberedUpload takes a RememberedUpload or its key');
+  await init();
+  try {
+    await rememberedUploads(key);
+  } catch (error) {
+    throw toUploadError(error);
+  }
+}
+
 const STOPPED = { error: { kind: 'Stopped', message: 'the upload was stopped; it can be continued later' } };
 
 // A throwing user callback must not break the upload; it is rethrown
@@ -123,6 +154,36 @@ export class Upload {
   /** The upload's URL once created or found, else null. */
   get url() {
     return this.#raw?.url ?? this.#url;
+  }
+
+  /**
+   * The remembered uploads of this file (same identity and endpoint), as in
+   * tus-js-client: none for content without an identity (an anonymous Blob)
+   * or with `resume: false`. `start()` continues such an upload by itself;
+   * see `resumeFromPreviousUpload` to pick one explicitly.
+   * @returns {Promise<import('./index.js').RememberedUpload[]>}
+   */
+  async findPreviousUploads() {
+    await init();
+    let key;
+    try {
+      key = resumeKey(this.#file, this.#options);
+    } catch (error) {
+      throw toUploadError(error);
+    }
+    if (!key) return [];
+    return (await listRememberedUploads()).filter((upload) => upload.key === key);
+  }
+
+  /**
+   * Continues `previous` (from `findPreviousUploads()` or
+   * `listRememberedUploads()`) at its URL; call before `start()`.
+   * @param {import('./index.js').RememberedUpload} previous
+   */
+  resumeFromPreviousUpload(previous) {
+    if (typeof previous?.url !== 'string') throw new TypeError('chunkup: not a remembered upload');
+    if (this.#started) throw new Error('chunkup: resumeFromPreviousUpload must be called before start()');
+    this.#options = { ...this.#options, uploadUrl: previous.url };
   }
 
   /** Starts (or continues a remembered upload); resolves on completion. */
@@ -182,7 +243,7 @@ export class Upload {
 
   /**
    * Ends the upload and removes it: on the server where the protocol can
-   * (tus DELETE), and from the resume store. Before start(), a remembered
+   * (tus DELETE, S3 AbortMultipartUpload), and from the resume store. Before start(), a remembered
    * upload of the same file is removed. `done` and `start()` reject with
    * kind 'Terminated'.
    * @returns {Promise<void>} settles when the upload has ended

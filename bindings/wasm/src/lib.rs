@@ -11,7 +11,8 @@
 //! `transport {name}`, `discovered {protocol, assumed}`, `expires {at}`
 //! (unix ms), `created {url}`, `resumed {offset}`, `chunk {offset}`,
 //! `progress {bytesAcknowledged, bytesSent, bytesTotal, speed, etaSeconds}`,
-//! `rewound {from, to}`, `retrying {attempt, delayMs, reason}`, `paused`,
+//! `rewound {from, to}`, `retrying {attempt, delayMs, reason, reasonKind}`,
+//! `paused`,
 //! `completed {url}` (`url` may be `null`), `failed {error}`, `stopped`,
 //! `terminated`, `storeFailed {message}`, `offline`, `online`, and last
 //! `finished {url}` or `finished {error}` where `error` is
@@ -22,8 +23,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chunkup::core::{ChunkSizing, Event, Protocol};
-use chunkup::web::{TransportChoice, WebEvent, WebUpload, WebUploadOptions};
+use chunkup::core::{ChunkSizing, Event, Protocol, ResumeRecord};
+use chunkup::web::{BrowserStore, TransportChoice, WebEvent, WebUpload, WebUploadOptions};
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob};
@@ -92,6 +93,68 @@ impl RawUpload {
     pub fn url(&self) -> Option<String> {
         self.upload.upload_url()
     }
+}
+
+/// The uploads remembered in this origin's store that may still be
+/// continued, as `RememberedUpload` objects (oldest first); first, with
+/// `forget`, the upload remembered under that key (and its parts' records)
+/// is forgotten (it stays on the server).
+#[wasm_bindgen(js_name = rememberedUploads)]
+pub async fn remembered_uploads(forget: Option<String>) -> Result<JsValue, JsValue> {
+    let store = BrowserStore::detect();
+    let environment = |message: String| error_object("Environment", &message, None);
+    if let Some(key) = forget {
+        store.forget(&key).await.map_err(environment)?;
+    }
+    let records = store.list().await.map_err(environment)?;
+    Ok(records
+        .iter()
+        .map(remembered_object)
+        .collect::<js_sys::Array>()
+        .into())
+}
+
+/// The key an upload of `file` with `options` is remembered under, or
+/// `null` when it is not remembered (no identity, or `resume: false`).
+#[wasm_bindgen(js_name = resumeKey)]
+pub fn resume_key(file: Blob, options: JsValue) -> Result<Option<String>, JsValue> {
+    let options =
+        parse_options(&options).map_err(|message| error_object("InvalidConfig", &message, None))?;
+    Ok(chunkup::web::resume_key(&file, &options))
+}
+
+fn remembered_object(record: &ResumeRecord) -> JsValue {
+    let object = Object::new();
+    let optional = |value: Option<&str>| value.map_or(JsValue::NULL, JsValue::from_str);
+    let metadata = Object::new();
+    for (key, value) in &record.metadata {
+        let _ = Reflect::set(
+            &metadata,
+            &JsValue::from_str(key),
+            &JsValue::from_str(value),
+        );
+    }
+    for (key, value) in [
+        ("key", JsValue::from_str(&record.fingerprint)),
+        ("url", JsValue::from_str(&record.upload_url)),
+        ("protocol", record.protocol.as_str().into()),
+        ("fileName", optional(record.file_name.as_deref())),
+        ("size", num(record.total)),
+        ("acknowledged", num(record.offset)),
+        ("endpoint", optional(record.endpoint.as_deref())),
+        ("createdMs", JsValue::from_f64(record.created_ms as f64)),
+        ("updatedMs", JsValue::from_f64(record.updated_ms as f64)),
+        (
+            "expiresMs",
+            record
+                .expires_ms
+                .map_or(JsValue::NULL, |ms| JsValue::from_f64(ms as f64)),
+        ),
+        ("metadata", metadata.into()),
+    ] {
+        let _ = Reflect::set(&object, &JsValue::from_str(key), &value);
+    }
+    object.into()
 }
 
 fn get(object: &JsValue, key: &str) -> Option<JsValue> {
@@ -182,6 +245,31 @@ fn parse_options(js: &JsValue) -> Result<WebUploadOptions, String> {
     if let Some(retries) = get_number(js, "retries")? {
         options.retry.max_attempts = retries.min(f64::from(u32::MAX)) as u32;
     }
+    if let Some(delays) = get(js, "retryDelays") {
+        let invalid = || "retryDelays must be an array of milliseconds (numbers >= 0)".to_string();
+        let delays: js_sys::Array = delays.dyn_into().map_err(|_| invalid())?;
+        options.retry.delays = (delays.iter())
+            .map(|ms| match ms.as_f64() {
+                Some(ms) if (0.0..=1.0e12).contains(&ms) => {
+                    Ok(Duration::from_secs_f64(ms / 1000.0))
+                }
+                _ => Err(invalid()),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(provider) = get(js, "getHeaders") {
+        options.header_provider = Some(
+            provider
+                .dyn_into()
+                .map_err(|_| "getHeaders must be a function")?,
+        );
+    }
+    if let Some(hook) = get(js, "onShouldRetry") {
+        options.should_retry = Some(
+            hook.dyn_into()
+                .map_err(|_| "onShouldRetry must be a function")?,
+        );
+    }
     if let Some(kind) = get_string(js, "transport")? {
         options.transport = match kind.as_str() {
             "auto" => TransportChoice::Auto,
@@ -201,6 +289,13 @@ fn parse_options(js: &JsValue) -> Result<WebUploadOptions, String> {
             return Err("parallel must be a whole number from 1 to 64".into());
         }
         options.parallel = parallel as usize;
+    }
+    if let Some(sign) = get(js, "sign") {
+        options.signer = Some(sign.dyn_into().map_err(|_| "sign must be a function")?);
+    } else if options.protocol == Protocol::S3 {
+        return Err(
+            "protocol 's3' needs a sign function (your backend presigns each request)".into(),
+        );
     }
     if let Some(signal) = get(js, "signal") {
         // By shape, like the DOM's own checks: any AbortSignal-like target.
@@ -236,31 +331,14 @@ fn error_object(kind: &str, message: &str, status: Option<u16>) -> JsValue {
 
 /// The public error as `{kind, message, status?}`.
 fn map_error(error: &chunkup::Error) -> JsValue {
-    use chunkup::core::Error as Core;
-    let message = error.to_string();
-    let kind = match error {
-        chunkup::Error::Upload(core) => match core {
-            Core::InvalidUrl { .. } => "InvalidUrl",
-            Core::InvalidConfig(_) => "InvalidConfig",
-            Core::Rejected { .. } => "Rejected",
-            Core::UploadGone { .. } => "UploadGone",
-            Core::ProtocolViolation(_) => "ProtocolViolation",
-            Core::RetriesExhausted { .. } => "RetriesExhausted",
-            Core::WrongProtocol { .. } => "WrongProtocol",
-            Core::DiscoveryFailed { .. } => "DiscoveryFailed",
-            Core::DeadlineExceeded { .. } => "DeadlineExceeded",
-            _ => "Other",
-        },
-        chunkup::Error::Stopped => "Stopped",
-        chunkup::Error::Terminated => "Terminated",
-        chunkup::Error::Environment(_) => "Environment",
-        _ => "Other",
+    let (kind, status) = match error {
+        chunkup::Error::Upload(core) => (core.kind(), core.status()),
+        chunkup::Error::Stopped => ("Stopped", None),
+        chunkup::Error::Terminated => ("Terminated", None),
+        chunkup::Error::Environment(_) => ("Environment", None),
+        _ => ("Other", None),
     };
-    let status = match error {
-        chunkup::Error::Upload(core) => core.status(),
-        _ => None,
-    };
-    error_object(kind, &message, status)
+    error_object(kind, &error.to_string(), status)
 }
 
 fn num(n: u64) -> JsValue {
@@ -324,6 +402,7 @@ fn engine_event(event: &Event) -> JsValue {
                 ("attempt", (*attempt).into()),
                 ("delayMs", JsValue::from_f64(delay.as_secs_f64() * 1000.0)),
                 ("reason", reason.to_string().into()),
+                ("reasonKind", reason.kind().into()),
             ],
         ),
         Event::Paused => object("paused", &[]),

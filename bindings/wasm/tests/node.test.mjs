@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -270,6 +271,167 @@ describe('control', () => {
   });
 });
 
+describe('retry control: onShouldRetry and retryDelays', () => {
+  const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+  test('an async onShouldRetry is asked before each retry; retryDelays are the waits', async () => {
+    // Resets, not error statuses: a status answered before the body is read
+    // may reach the client as a broken connection instead (a race).
+    // Nothing of the chunk is stored (reset at byte 0): the second failure is attempt 2.
+    await setFaults('script=1:reset@0;2:reset@0');
+    const bytes = randomBytes(600 * 1024 + 3);
+    const asked = [];
+    const { up, seen } = upload(bytes, {
+      endpoint: `${base}/tus`, protocol: 'tus', chunkSize: 256 * 1024, resume: false,
+      retryDelays: [0, 40],
+      onShouldRetry: async (cause, attempt) => {
+        asked.push({ ...cause, attempt });
+        await sleep(20);
+        return true;
+      },
+    });
+    const result = await up.start();
+    assert.deepEqual(asked.map(({ kind, status, attempt }) => [kind, status, attempt]), [
+      ['transport', null, 1],
+      ['transport', null, 2],
+    ]);
+    assert.ok(asked.every((c) => /connection/.test(c.message)), JSON.stringify(asked));
+    const retries = seen.events.filter((e) => e.type === 'retrying');
+    assert.deepEqual(retries.map((e) => [e.attempt, e.delayMs]), [[1, 0], [2, 40]]);
+    const info = await stored(result.url);
+    assert.equal(info.sha256, sha256(bytes));
+  });
+
+  for (const [label, onShouldRetry] of [
+    ['answers no', () => Promise.resolve(false)],
+    ['throws', () => { throw new Error('no retries today'); }],
+  ]) {
+    test(`an onShouldRetry that ${label} ends the upload with RetryDeclined`, async () => {
+      await setFaults('script=1:reset@5000');
+      const { up, seen } = upload(randomBytes(600 * 1024), {
+        endpoint: `${base}/tus`, protocol: 'tus', chunkSize: 256 * 1024, resume: false, onShouldRetry,
+      });
+      await assert.rejects(up.start(), (e) => e.kind === 'RetryDeclined' && /declined to retry after: connection/.test(e.message));
+      assert.equal(seen.errors.length, 1);
+      assert.ok(!seen.events.some((e) => e.type === 'retrying'), 'nothing retried');
+      const info = await stored(up.url);
+      assert.equal(info.complete, false);
+    });
+  }
+
+  test('retryDelays must be milliseconds; onShouldRetry a function', async () => {
+    for (const bad of [{ retryDelays: [-1] }, { retryDelays: '100' }, { onShouldRetry: true }]) {
+      const { up } = upload(randomBytes(10), { endpoint: `${base}/tus`, resume: false, ...bad });
+      await assert.rejects(up.start(), (e) => e.kind === 'InvalidConfig', JSON.stringify(bad));
+    }
+  });
+});
+
+/**
+ * A token-checking proxy in front of `chunkup serve`: a request must carry
+ * `Authorization: Bearer t<generation>`, else it is answered 401 (after its
+ * body is read). The token expires (the generation moves on) after each
+ * request number in `expireAfter`. `issue()` is the auth backend: the
+ * current token. Closed after `t`.
+ */
+async function startTokenProxy(t, expireAfter) {
+  let generation = 1;
+  let forwarded = 0;
+  const seen = [];
+  const target = new URL(base);
+  const server = createServer((req, res) => {
+    const ok = req.headers.authorization === `Bearer t${generation}`;
+    seen.push({ method: req.method, ok, static: req.headers['x-static'] });
+    if (!ok) {
+      req.resume();
+      req.on('end', () => res.writeHead(401, { 'content-length': 0 }).end());
+      return;
+    }
+    forwarded += 1;
+    if (expireAfter.includes(forwarded)) generation += 1;
+    const onward = httpRequest({
+      host: target.hostname, port: target.port, path: req.url, method: req.method,
+      headers: { ...req.headers, host: target.host },
+    }, (answer) => {
+      const headers = { ...answer.headers };
+      if (headers.location) headers.location = headers.location.replace(base, proxyBase);
+      res.writeHead(answer.statusCode, headers);
+      answer.pipe(res);
+    });
+    onward.on('error', () => res.destroy());
+    req.pipe(onward);
+  });
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  const proxyBase = `http://127.0.0.1:${server.address().port}`;
+  t.after(() => new Promise((res) => server.close(res)));
+  return { base: proxyBase, seen, issue: async () => `t${generation}` };
+}
+
+describe('getHeaders: credentials from the app before every request, refreshed once on 401', () => {
+  test('a token that expires twice mid-upload is refreshed each time; every request asked', async (t) => {
+    await setFaults('none');
+    const proxy = await startTokenProxy(t, [3, 6]);
+    let token = await proxy.issue();
+    const asked = [];
+    const bytes = randomBytes(8 * 128 * 1024 + 5);
+    const { up, seen } = upload(bytes, {
+      endpoint: `${proxy.base}/tus`, protocol: 'tus', chunkSize: 128 * 1024, resume: false,
+      headers: { 'X-Static': 'kept' },
+      getHeaders: async ({ url, method, refresh }) => {
+        asked.push({ url, method, refresh });
+        if (refresh) token = await proxy.issue();
+        return { Authorization: `Bearer ${token}` };
+      },
+    });
+    const result = await up.start();
+    assert.equal((await stored(result.url.replace(proxy.base, base))).sha256, sha256(bytes));
+    assert.equal(asked.length, proxy.seen.length, 'the provider is asked before every request');
+    assert.deepEqual(asked.map((a) => a.method), proxy.seen.map((s) => s.method));
+    assert.ok(asked.every((a) => a.url.startsWith(proxy.base)));
+    assert.ok(proxy.seen.every((s) => s.static === 'kept'), 'the static headers still go too');
+    assert.deepEqual(proxy.seen.filter((s) => !s.ok).length, 2, 'two requests refused');
+    assert.equal(asked.filter((a) => a.refresh).length, 2, 'one refresh per expiry');
+    const refused = proxy.seen.findIndex((s) => !s.ok);
+    assert.equal(asked[refused + 1].refresh, true, 'the request after a 401 asks for fresh credentials');
+    const retries = seen.events.filter((e) => e.type === 'retrying').map((e) => e.reasonKind);
+    assert.deepEqual(retries, ['credentialsRefused', 'credentialsRefused']);
+  });
+
+  test('credentials refused again after a refresh: Rejected 401, no more tries', async (t) => {
+    const proxy = await startTokenProxy(t, [1]);
+    const asked = [];
+    const { up } = upload(randomBytes(300 * 1024), {
+      endpoint: `${proxy.base}/tus`, protocol: 'tus', chunkSize: 128 * 1024, resume: false,
+      getHeaders: ({ refresh }) => {
+        asked.push(refresh);
+        return { Authorization: 'Bearer t1' }; // never a fresh one
+      },
+    });
+    await assert.rejects(up.start(), (e) => e.kind === 'Rejected' && e.status === 401);
+    assert.deepEqual(asked, [false, false, true]);
+    assert.deepEqual(proxy.seen.map((s) => s.ok), [true, false, false]);
+  });
+
+  test('a provider that throws fails that attempt like a broken connection: retried', async (t) => {
+    const proxy = await startTokenProxy(t, []);
+    let calls = 0;
+    const bytes = randomBytes(200 * 1024);
+    const { up, seen } = upload(bytes, {
+      endpoint: `${proxy.base}/tus`, protocol: 'tus', chunkSize: 128 * 1024, resume: false, retryDelays: [0],
+      getHeaders: () => {
+        calls += 1;
+        if (calls === 2) throw new Error('auth backend down');
+        return { Authorization: 'Bearer t1' };
+      },
+    });
+    const result = await up.start();
+    assert.equal((await stored(result.url.replace(proxy.base, base))).sha256, sha256(bytes));
+    const retry = seen.events.find((e) => e.type === 'retrying');
+    assert.equal(retry.reasonKind, 'transport');
+    assert.match(retry.reason, /the header provider failed: Error: auth backend down/);
+  });
+});
+
 describe('online/offline', () => {
   // Node has no network events: give globalThis the window's
   // addEventListener and play the browser.
@@ -520,6 +682,53 @@ describe('stop and terminate with a resume store', () => {
     assert.ok(resumed?.offset >= 512 * 1024, `resumed at ${resumed?.offset}`);
     assert.equal((await stored(url)).sha256, sha256(bytes));
     assert.deepEqual(records(storage), [], 'a completed upload is forgotten');
+  });
+
+  test('remembered uploads: findPreviousUploads, listRememberedUploads, forgetRememberedUpload, resumeFromPreviousUpload', async () => {
+    await setFaults('none');
+    const storage = fakeStorage();
+    globalThis.localStorage = storage;
+    const endpoint = `${base}/tus`;
+    const bytes = randomBytes(1024 * 1024);
+    const fileA = () => new File([bytes], 'a.mov', { lastModified: 1700000000400 });
+    const fileB = () => new File([bytes], 'b.mov', { lastModified: 1700000000500 });
+    const a = await endMidway(fileA(), 'tus', 'stop');
+    const b = await endMidway(fileB(), 'tus', 'stop');
+
+    const all = await chunkup.listRememberedUploads();
+    assert.deepEqual(all.map((r) => [r.fileName, r.url]), [['a.mov', a.up.url], ['b.mov', b.up.url]]);
+    for (const r of all) {
+      assert.equal(r.protocol, 'tus');
+      assert.equal(r.size, bytes.length);
+      assert.equal(r.endpoint, endpoint);
+      assert.ok(r.acknowledged >= 512 * 1024 && r.acknowledged < bytes.length, `acknowledged ${r.acknowledged}`);
+      assert.ok(r.createdMs > 1.7e12 && r.updatedMs >= r.createdMs);
+      assert.equal(typeof r.key, 'string');
+    }
+    const [prevA] = all;
+    assert.deepEqual(await new chunkup.Upload(fileA(), { endpoint }).findPreviousUploads(), [prevA]);
+    assert.deepEqual(await new chunkup.Upload(fileA(), { endpoint: `${base}/ietf` }).findPreviousUploads(), [],
+      'another endpoint is another upload');
+    assert.deepEqual(await new chunkup.Upload(new Blob([bytes]), { endpoint }).findPreviousUploads(), [],
+      'an anonymous Blob has none');
+    assert.deepEqual(await new chunkup.Upload(fileA(), { endpoint, resume: false }).findPreviousUploads(), []);
+
+    await chunkup.forgetRememberedUpload(prevA);
+    assert.deepEqual((await chunkup.listRememberedUploads()).map((r) => r.fileName), ['b.mov']);
+    assert.ok((await stored(a.up.url)).stored >= 512 * 1024, 'forgetting leaves the server alone');
+    const fresh = upload(null, { endpoint }, fileA());
+    const { url: freshUrl } = await fresh.up.start();
+    assert.notEqual(freshUrl, a.up.url, 'a forgotten upload is not continued');
+    assert.ok(!fresh.seen.events.some((e) => e.type === 'resumed'));
+
+    const [prevB] = await new chunkup.Upload(fileB(), { endpoint }).findPreviousUploads();
+    const chosen = upload(null, { endpoint, resume: false }, fileB());
+    chosen.up.resumeFromPreviousUpload(prevB);
+    const { url } = await chosen.up.start();
+    assert.equal(url, b.up.url, 'continued at the remembered URL');
+    assert.ok(chosen.seen.events.find((e) => e.type === 'resumed')?.offset >= 512 * 1024);
+    assert.equal((await stored(url)).sha256, sha256(bytes));
+    await assert.rejects(chunkup.forgetRememberedUpload(42), TypeError);
   });
 
   test('terminate removes the upload from the server and its record', async () => {

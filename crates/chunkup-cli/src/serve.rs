@@ -185,12 +185,13 @@ pub(crate) async fn run(args: ServeArgs) -> u8 {
         }
     };
     eprintln!(
-        "chunkup serve: listening on {} (store {}); endpoints: ranged {}, tus {}, ietf {}",
+        "chunkup serve: listening on {} (store {}); endpoints: ranged {}, tus {}, ietf {}, gcs {}",
         server.base_url(),
         args.dir.display(),
         server.ranged_endpoint(),
         server.tus_endpoint(),
-        server.ietf_endpoint()
+        server.ietf_endpoint(),
+        server.gcs_endpoint()
     );
     eprintln!("chunkup serve: {admin_line}");
     if let Some(warning) = warning {

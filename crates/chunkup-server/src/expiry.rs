@@ -1,17 +1,14 @@
-//! Upload expiration (tus `expiration`, and `Upload-Limit` `expires` /
-//! `max-age` for the IETF draft): unfinished tus/IETF uploads expire
-//! [`crate::ServerConfig::expire_after`] after their last successful
-//! append. An expired upload is deleted the next time a tus or IETF request
-//! names it, and answered `410 Gone` from then on.
+//! Upload expiration (tus `expiration`, `Upload-Limit` `expires` /
+//! `max-age` for the IETF draft, GCS sessions): unfinished tus, IETF and
+//! GCS uploads expire [`crate::ServerConfig::expire_after`] after their
+//! creation or last append. An expired upload is deleted the next time a
+//! tus, IETF or GCS request names it, and answered `410 Gone` from then on.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
 use crate::AppState;
-use crate::store::Upload;
+use crate::store::{Gone, Upload};
 
 /// Milliseconds since the Unix epoch, now.
 pub(crate) fn now_ms() -> u64 {
@@ -44,35 +41,30 @@ pub(crate) enum Lookup {
     Found(Arc<Upload>),
     /// No such upload (or an invalid id).
     Missing,
-    /// The upload expired (deleted now, or earlier by this instance).
-    Gone,
+    /// The upload expired (deleted now, or earlier by this instance), or
+    /// its GCS session was cancelled.
+    Gone(Gone),
     /// The store failed.
-    Failed(Response),
+    Failed(std::io::Error),
 }
 
 /// Looks `id` up, deleting it when it has expired.
 pub(crate) async fn lookup(app: &AppState, id: &str) -> Lookup {
-    if app.store.was_expired(id) {
-        return Lookup::Gone;
+    if let Some(why) = app.store.gone(id) {
+        return Lookup::Gone(why);
     }
     let upload = match app.store.get(id).await {
         Ok(Some(u)) => u,
         Ok(None) => return Lookup::Missing,
-        Err(e) => return Lookup::Failed(internal(&e)),
+        Err(e) => return Lookup::Failed(e),
     };
     if !upload.snapshot().is_expired(now_ms()) {
         return Lookup::Found(upload);
     }
     match app.store.expire(id).await {
-        Ok(()) => Lookup::Gone,
-        Err(e) => Lookup::Failed(internal(&e)),
+        Ok(()) => Lookup::Gone(Gone::Expired),
+        Err(e) => Lookup::Failed(e),
     }
-}
-
-/// 500 for a storage error (logged).
-pub(crate) fn internal(e: &std::io::Error) -> Response {
-    tracing::error!(error = %e, "storage error");
-    (StatusCode::INTERNAL_SERVER_ERROR, "storage error").into_response()
 }
 
 #[cfg(test)]

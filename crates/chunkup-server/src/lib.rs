@@ -2,8 +2,9 @@
 //!
 //! It speaks the "ranged" resumable protocol, tus 1.0.0 (with creation,
 //! creation-with-upload, creation-defer-length, termination, checksum,
-//! concatenation and expiration) and the IETF resumable-upload draft
-//! (interop versions 6 and 8) over one file store (see `docs/SERVER.md`),
+//! concatenation and expiration), the IETF resumable-upload draft
+//! (interop versions 6 and 8) and Google-style resumable sessions (GCS)
+//! over one file store (see `docs/SERVER.md`),
 //! injects faults on demand ([`FaultSpec`]) and can emulate
 //! a failover between two server processes sharing one store
 //! ([`ServerConfig::write_behind`] + [`RunningServer::crash`]).
@@ -52,6 +53,8 @@ mod body;
 mod checksum;
 mod expiry;
 mod faults;
+mod gcs;
+mod headers;
 mod hosts;
 mod ietf;
 mod limits;
@@ -106,9 +109,9 @@ pub struct ServerConfig {
     /// everything through). Flushed on completion and graceful shutdown,
     /// lost on [`RunningServer::crash`].
     pub write_behind: u64,
-    /// tus/IETF uploads not finished this long after their creation or
-    /// last append expire (`Upload-Expires`; later requests get 410).
-    /// `None`: never. Default 24 hours. Ranged uploads never expire.
+    /// tus/IETF uploads and GCS sessions not finished this long after their
+    /// creation or last append expire (`Upload-Expires`; later requests get
+    /// 410). `None`: never. Default 24 hours. Ranged uploads never expire.
     pub expire_after: Option<Duration>,
     /// Largest body of one IETF append (and creation) request, announced
     /// as `max-append-size` in `Upload-Limit`; larger -> 413. Default `None`.
@@ -120,7 +123,7 @@ pub struct ServerConfig {
     /// behind the protocol and admin routes (default `None`).
     pub web_demo: Option<web_demo::WebDemo>,
     /// All-or-nothing appends, as servers that buffer or verify a whole
-    /// chunk behave: a ranged chunk, tus PATCH or IETF append whose body
+    /// chunk behave: a ranged chunk, tus PATCH, IETF append or GCS chunk whose body
     /// breaks off (or meets an injected reset) stores none of its bytes,
     /// and the offset stays where the request found it. Default false: keep
     /// every byte that arrived (as the tus and IETF specs ask).
@@ -231,6 +234,7 @@ fn router(state: AppState, site: Option<web_demo::WebDemo>) -> Router {
         .merge(ranged::routes())
         .merge(tus::routes())
         .merge(ietf::routes())
+        .merge(gcs::routes())
         .with_state(state.clone());
     let with_cors = plain.clone().layer(cors);
     let admin = admin::service(state.clone());
@@ -293,9 +297,11 @@ fn is_discovery_path(path: &str) -> bool {
     ["/tus", "/ietf"].iter().any(|p| under(path, p))
 }
 
-/// `/ranged`, `/tus`, `/ietf` and the paths below them.
+/// `/ranged`, `/tus`, `/ietf`, `/gcs` and the paths below them.
 fn is_protocol_path(path: &str) -> bool {
-    ["/ranged", "/tus", "/ietf"].iter().any(|p| under(path, p))
+    ["/ranged", "/tus", "/ietf", "/gcs"]
+        .iter()
+        .any(|p| under(path, p))
 }
 
 /// True for `prefix` itself and the paths below it.
@@ -409,6 +415,12 @@ impl RunningServer {
     /// The IETF resumable-upload creation endpoint: `base_url() + "/ietf"`.
     pub fn ietf_endpoint(&self) -> String {
         format!("{}/ietf", self.base_url())
+    }
+
+    /// The Google-style resumable-session initiation endpoint:
+    /// `base_url() + "/gcs"`.
+    pub fn gcs_endpoint(&self) -> String {
+        format!("{}/gcs", self.base_url())
     }
 
     /// Replaces the faults: reseeds the RNG and restarts the chunk-request

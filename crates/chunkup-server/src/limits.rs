@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
+use crate::reply::Reply;
 use crate::store::{CreateError, Refusal};
 
 /// `Retry-After` seconds of a `503` for a limit: long enough for uploads
@@ -36,7 +37,7 @@ fn insufficient(msg: String) -> Response {
 /// The reply to a failed creation.
 pub(crate) fn create_failed(e: &CreateError) -> Response {
     let refusal = match e {
-        CreateError::Io(e) => return crate::expiry::internal(e),
+        CreateError::Io(e) => return crate::reply::internal(e),
         CreateError::Refused(r) => *r,
     };
     tracing::warn!(?refusal, "upload creation refused by a limit");
@@ -84,12 +85,13 @@ pub(crate) struct StoreFull {
     limit: u64,
 }
 
-impl IntoResponse for StoreFull {
-    fn into_response(self) -> Response {
-        let StoreFull { headroom, limit } = self;
+impl From<StoreFull> for Reply {
+    fn from(full: StoreFull) -> Self {
+        let StoreFull { headroom, limit } = full;
         insufficient(format!(
             "the store is full: {headroom} of its {limit} bytes are left"
         ))
+        .into()
     }
 }
 
@@ -116,17 +118,17 @@ pub(crate) fn deferred_room(
     Ok(headroom)
 }
 
-/// The `431` for an `Upload-Metadata` longer than the limit, if it is.
-pub(crate) fn check_metadata(app: &AppState, raw: Option<&str>) -> Option<Response> {
+/// The `431` for an `Upload-Metadata` longer than the limit.
+pub(crate) fn check_metadata(app: &AppState, raw: Option<&str>) -> Result<(), Reply> {
     let max = app.limits.max_metadata_size;
     let len = raw.map_or(0, str::len);
-    (len > max).then(|| {
-        (
+    if len > max {
+        return Err(Reply::text(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!("Upload-Metadata is {len} bytes; at most {max} are accepted"),
-        )
-            .into_response()
-    })
+        ));
+    }
+    Ok(())
 }
 
 /// The `431` for a request whose header names and values add up to more

@@ -1,5 +1,7 @@
-//! Small helpers shared by the tus and IETF handlers: plain-text replies,
-//! strict header parsing, absolute `Location`s and upload lookup.
+//! What every protocol's handlers share to answer: [`Reply`], the early
+//! answer that makes a bad header, a missing upload or a storage error a
+//! `?`; plain-text replies; absolute `Location`s; upload lookup and
+//! removal; the status-poll fault.
 
 use std::sync::Arc;
 
@@ -8,69 +10,72 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::expiry::{self, Lookup};
-use crate::store::Upload;
+use crate::headers::header_str;
+use crate::store::{CreateError, Gone, Upload};
 
-/// A plain-text reply.
+/// What a handler returns: the answer to a request that went through, or
+/// the [`Reply`] that stopped it early.
+pub(crate) type Handled = Result<Response, Reply>;
+
+/// A response that ends a handler early (a refusal, an injected fault, a
+/// storage error). It is itself a response, so `Err(reply)` and `?` answer
+/// the request. Boxed: a `Response` is large and this travels in every
+/// handler's `Result`.
+#[derive(Debug)]
+pub(crate) struct Reply(Box<Response>);
+
+impl Reply {
+    /// A plain-text reply.
+    pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Reply {
+        text(status, msg).into()
+    }
+
+    /// 400 with a message.
+    pub(crate) fn bad(msg: impl Into<String>) -> Reply {
+        Reply::text(StatusCode::BAD_REQUEST, msg)
+    }
+
+    /// 404: no such upload.
+    pub(crate) fn not_found() -> Reply {
+        Reply::text(StatusCode::NOT_FOUND, "no such upload")
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+impl From<Response> for Reply {
+    fn from(r: Response) -> Self {
+        Reply(Box::new(r))
+    }
+}
+
+/// A storage error: 500 (logged).
+impl From<std::io::Error> for Reply {
+    fn from(e: std::io::Error) -> Self {
+        internal(&e).into()
+    }
+}
+
+/// A creation refused by a limit, or failed in the store.
+impl From<CreateError> for Reply {
+    fn from(e: CreateError) -> Self {
+        crate::limits::create_failed(&e).into()
+    }
+}
+
+/// A plain-text response.
 pub(crate) fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, msg.into()).into_response()
 }
 
-/// 400 with a message.
-pub(crate) fn bad(msg: impl Into<String>) -> Response {
-    text(StatusCode::BAD_REQUEST, msg)
-}
-
-/// A header as text (`None` when missing or not visible ASCII).
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// A non-negative integer of at most 19 digits (digits only, surrounding
-/// whitespace allowed).
-pub(crate) fn parse_u64(value: &str) -> Option<u64> {
-    let v = value.trim();
-    if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    v.parse().ok()
-}
-
-/// A malformed request header: answered 400 with the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BadHeader(pub(crate) String);
-
-impl IntoResponse for BadHeader {
-    fn into_response(self) -> Response {
-        bad(self.0)
-    }
-}
-
-/// An optional numeric header: `Ok(None)` when missing, `Err` when present
-/// but not a non-negative integer.
-pub(crate) fn opt_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>, BadHeader> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(parse_u64)
-            .map(Some)
-            .ok_or_else(|| BadHeader(format!("{name} must be a non-negative integer"))),
-    }
-}
-
-/// The request's `Content-Length`, when it has one.
-pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
-    header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(parse_u64)
-}
-
-/// True when `Content-Type` is `media` (parameters and case ignored).
-pub(crate) fn content_type_is(headers: &HeaderMap, media: &str) -> bool {
-    header_str(headers, header::CONTENT_TYPE.as_str()).is_some_and(|v| {
-        v.split(';')
-            .next()
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
-    })
+/// 500 for a storage error (logged).
+pub(crate) fn internal(e: &std::io::Error) -> Response {
+    tracing::error!(error = %e, "storage error");
+    text(StatusCode::INTERNAL_SERVER_ERROR, "storage error")
 }
 
 /// An absolute URL for `path` on the host the client asked (`Host`), so a
@@ -90,15 +95,50 @@ pub(crate) fn location(headers: &HeaderMap, path: &str) -> String {
     }
 }
 
-/// The live upload `id`, or the reply for a missing (404) or expired (410)
-/// one.
-pub(crate) async fn found(app: &AppState, id: &str) -> Result<Arc<Upload>, Response> {
+/// The live upload `id`, or the reply for a missing (404) or an expired or
+/// cancelled (410) one (tus, IETF, GCS).
+pub(crate) async fn found(app: &AppState, id: &str) -> Result<Arc<Upload>, Reply> {
     match expiry::lookup(app, id).await {
         Lookup::Found(u) => Ok(u),
-        Lookup::Missing => Err(text(StatusCode::NOT_FOUND, "no such upload")),
-        Lookup::Gone => Err(text(StatusCode::GONE, "the upload expired")),
-        Lookup::Failed(r) => Err(r),
+        Lookup::Missing => Err(Reply::not_found()),
+        Lookup::Gone(Gone::Expired) => Err(Reply::text(StatusCode::GONE, "the upload expired")),
+        Lookup::Gone(Gone::Cancelled) => Err(Reply::text(
+            StatusCode::GONE,
+            "the upload session was cancelled",
+        )),
+        Lookup::Failed(e) => Err(e.into()),
     }
+}
+
+/// The upload `id` whether or not it expired (ranged routes expire
+/// nothing), or 404.
+pub(crate) async fn existing(app: &AppState, id: &str) -> Result<Arc<Upload>, Reply> {
+    app.store.get(id).await?.ok_or_else(Reply::not_found)
+}
+
+/// Removes the upload `id` (404 when there is none; with `expiring`, 410
+/// when it expired, as [`found`]).
+pub(crate) async fn remove(app: &AppState, id: &str, expiring: bool) -> Result<(), Reply> {
+    if expiring {
+        found(app, id).await?;
+    }
+    if app.store.delete(id).await? {
+        Ok(())
+    } else {
+        Err(Reply::not_found())
+    }
+}
+
+/// A status poll (ranged `GET`, tus/IETF `HEAD`, GCS status query): 503
+/// when the fault injector says so.
+pub(crate) fn poll_fault(app: &AppState) -> Result<(), Reply> {
+    if app.faults.decide_status() {
+        return Err(Reply::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "injected status fault",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -107,11 +147,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
-    fn numbers_and_locations() {
-        assert_eq!(parse_u64(" 42 "), Some(42));
-        for bad in ["", "-1", "+1", "1.0", "0x10", "99999999999999999999"] {
-            assert_eq!(parse_u64(bad), None, "{bad}");
-        }
+    fn locations() {
         let mut h = HeaderMap::new();
         assert_eq!(location(&h, "/tus/x"), "/tus/x");
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));

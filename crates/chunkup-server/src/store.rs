@@ -11,7 +11,7 @@
 //! A creation is admitted, and its share reserved, under one lock, so
 //! concurrent creations cannot overshoot a limit together.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +54,17 @@ pub(crate) enum Protocol {
     /// request says `Upload-Complete: ?1`, never just because the length
     /// was reached.
     Ietf,
+    /// A Google-style resumable session (`POST /gcs`).
+    Gcs,
+}
+
+/// Why an upload this instance deleted is answered 410.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gone {
+    /// It expired (tus, IETF, GCS).
+    Expired,
+    /// Its GCS session was cancelled (`DELETE /gcs/{id}`).
+    Cancelled,
 }
 
 /// A tus concatenation role.
@@ -358,6 +369,7 @@ impl Upload {
             file,
             crashed,
             dirty: false,
+            skip_held: false,
         })
     }
 
@@ -440,6 +452,8 @@ pub(crate) struct ChunkWriter<'a> {
     crashed: &'a AtomicBool,
     /// The metadata changed and must be written by `finish`.
     dirty: bool,
+    /// Bytes the upload already holds are never overwritten.
+    skip_held: bool,
 }
 
 impl ChunkWriter<'_> {
@@ -449,9 +463,25 @@ impl ChunkWriter<'_> {
     }
 
     /// Writes `data` at `pos`, which must not be beyond the stored bytes.
-    /// Overlapping bytes are overwritten; stored advances past the end.
+    /// Overlapping bytes are overwritten (dropped after
+    /// [`ChunkWriter::skip_held`]); stored advances past the end.
     pub(crate) async fn write_at(&mut self, pos: u64, data: &[u8]) -> io::Result<()> {
+        if self.skip_held {
+            let held = self.upload.state().stored();
+            let skip = usize::try_from(held.saturating_sub(pos))
+                .unwrap_or(usize::MAX)
+                .min(data.len());
+            return self.write(pos + skip as u64, &data[skip..], true).await;
+        }
         self.write(pos, data, true).await
+    }
+
+    /// From now on, bytes written below what the upload holds are dropped,
+    /// not written over what it holds (GCS: a chunk that overlaps the held
+    /// bytes adds only the new ones). Dropped bytes are not counted in
+    /// `bytes_received`.
+    pub(crate) fn skip_held(&mut self) {
+        self.skip_held = true;
     }
 
     /// Declares a deferred length. The caller checked it is acceptable.
@@ -532,26 +562,32 @@ impl ChunkWriter<'_> {
         if !self.upload.atomic_appends {
             return Ok(false);
         }
+        self.truncate(stored_before).await?;
+        Ok(true)
+    }
+
+    /// Cuts the stored bytes back to `len` (nothing when it holds no more),
+    /// in the write-behind buffer and in the file.
+    pub(crate) async fn truncate(&mut self, len: u64) -> io::Result<()> {
         let cut_file = {
             let mut st = self.upload.state();
-            if stored_before >= st.stored() {
-                return Ok(true);
+            if len >= st.stored() {
+                return Ok(());
             }
-            if stored_before >= st.file_len {
-                let keep =
-                    usize::try_from(stored_before - st.file_len).map_err(io::Error::other)?;
+            if len >= st.file_len {
+                let keep = usize::try_from(len - st.file_len).map_err(io::Error::other)?;
                 st.buffer.truncate(keep);
                 false
             } else {
                 st.buffer.clear();
-                st.file_len = stored_before;
+                st.file_len = len;
                 true
             }
         };
         if cut_file {
-            self.file.set_len(stored_before).await?;
+            self.file.set_len(len).await?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Records completion when every byte is stored (for IETF uploads only
@@ -629,8 +665,9 @@ pub(crate) struct Store {
     /// The books: every upload in `uploads` counted once.
     usage: Arc<Mutex<Usage>>,
     uploads: Mutex<HashMap<String, Arc<Upload>>>,
-    /// Ids of uploads this instance deleted because they expired (-> 410).
-    expired: Mutex<HashSet<String>>,
+    /// Ids of uploads this instance deleted because they expired or their
+    /// GCS session was cancelled (-> 410), and why.
+    gone: Mutex<HashMap<String, Gone>>,
     crashed: AtomicBool,
 }
 
@@ -661,7 +698,7 @@ impl Store {
             atomic_appends: false,
             usage: Arc::new(Mutex::new(Usage::default())),
             uploads: Mutex::new(HashMap::new()),
-            expired: Mutex::new(HashSet::new()),
+            gone: Mutex::new(HashMap::new()),
             crashed: AtomicBool::new(false),
         })
     }
@@ -932,20 +969,31 @@ impl Store {
     /// requests get 410 instead of 404.
     pub(crate) async fn expire(&self, id: &str) -> io::Result<()> {
         self.delete(id).await?;
-        self.expired
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned());
+        lock(&self.gone).insert(id.to_owned(), Gone::Expired);
         tracing::info!(%id, "expired upload deleted");
         Ok(())
     }
 
+    /// Deletes an upload whose GCS session was cancelled and remembers its
+    /// id, so later requests get 410 instead of 404. False when it does not
+    /// exist.
+    pub(crate) async fn cancel(&self, id: &str) -> io::Result<bool> {
+        if !self.delete(id).await? {
+            return Ok(false);
+        }
+        lock(&self.gone).insert(id.to_owned(), Gone::Cancelled);
+        Ok(true)
+    }
+
+    /// Why this instance deleted `id`, when it expired or was cancelled.
+    pub(crate) fn gone(&self, id: &str) -> Option<Gone> {
+        lock(&self.gone).get(id).copied()
+    }
+
     /// True for an id this instance deleted because it expired.
-    pub(crate) fn was_expired(&self, id: &str) -> bool {
-        self.expired
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(id)
+    #[cfg(test)]
+    fn was_expired(&self, id: &str) -> bool {
+        self.gone(id) == Some(Gone::Expired)
     }
 
     /// Ids of every upload in the directory, sorted.

@@ -1,6 +1,20 @@
 // Compiled by the Node test with `tsc --strict --noEmit` against the
 // installed package: the declarations must describe the API as documented.
-import { Upload, UploadError, init, type Progress, type UploadOptions, type UploadEvent } from 'chunkup';
+import {
+  Upload,
+  forgetRememberedUpload,
+  listRememberedUploads,
+  type RememberedUpload,
+  UploadError,
+  init,
+  type HeaderRequest,
+  type Progress,
+  type RetryCause,
+  type SignRequest,
+  type SignedRequest,
+  type UploadOptions,
+  type UploadEvent,
+} from 'chunkup';
 
 export async function example(file: File, blob: Blob): Promise<string | null> {
   await init();
@@ -49,6 +63,7 @@ export async function example(file: File, blob: Blob): Promise<string | null> {
     { type: 'completed', url: null },
     { type: 'stopped' },
     { type: 'terminated' },
+    { type: 'retrying', attempt: 1, delayMs: 200, reason: 'the signed URL expired', reasonKind: 'signatureExpired' },
   ];
   void [url, done, events];
   try {
@@ -63,3 +78,48 @@ export async function example(file: File, blob: Blob): Promise<string | null> {
 new Upload(new Blob([]), {});
 // @ts-expect-error: not a protocol
 new Upload(new Blob([]), { endpoint: 'x', protocol: 'ftp' });
+
+// S3 through a backend that presigns; GCS continuing a session URI.
+export function objectStorage(file: File): [Upload, Upload] {
+  const sign = async (request: SignRequest): Promise<SignedRequest> => {
+    const { method, url, action, uploadId, partNumber } = request;
+    const answer = await fetch('/api/s3/sign', { method: 'POST', body: JSON.stringify({ method, url, action, uploadId, partNumber }) });
+    return (await answer.json()) as SignedRequest;
+  };
+  const s3 = new Upload(file, { endpoint: 'https://b.s3.amazonaws.com/k', protocol: 's3', sign, parallel: 4 });
+  const gcs = new Upload(file, { endpoint: 'x', uploadUrl: 'https://storage.googleapis.com/upload/x?upload_id=1', protocol: 'gcs' });
+  return [s3, gcs];
+}
+
+// @ts-expect-error: a signer answers a URL
+new Upload(new Blob([]), { endpoint: 'x', protocol: 's3', sign: () => ({ headers: {} }) });
+
+// Retry control: explicit delays and an async decision.
+export function retryControl(blob: Blob): Upload {
+  const onShouldRetry = async (cause: RetryCause, attempt: number): Promise<boolean> =>
+    attempt < 3 && cause.kind !== 'credentialsRefused' && (cause.status ?? 500) >= 500;
+  return new Upload(blob, { endpoint: 'x', retryDelays: [0, 1000, 3000], onShouldRetry });
+}
+
+// @ts-expect-error: retryDelays are numbers of milliseconds
+new Upload(new Blob([]), { endpoint: 'x', retryDelays: ['1s'] });
+
+// Credentials from the app, refreshed after a 401/403.
+export function credentials(blob: Blob, token: (fresh: boolean) => Promise<string>): Upload {
+  const getHeaders = async ({ refresh }: HeaderRequest) => ({ Authorization: `Bearer ${await token(refresh)}` });
+  return new Upload(blob, { endpoint: 'x', getHeaders });
+}
+
+// @ts-expect-error: header values are strings
+new Upload(new Blob([]), { endpoint: 'x', getHeaders: () => ({ 'X-N': 1 }) });
+
+// Remembered uploads: the file's own, all of them, and forgetting one.
+export async function remembered(file: File): Promise<number> {
+  const up = new Upload(file, { endpoint: 'x' });
+  const mine: RememberedUpload[] = await up.findPreviousUploads();
+  if (mine[0]) up.resumeFromPreviousUpload(mine[0]);
+  const all = await listRememberedUploads();
+  for (const old of all.filter((r) => r.expiresMs !== null && r.acknowledged < r.size)) await forgetRememberedUpload(old);
+  await forgetRememberedUpload(all[0]?.key ?? '');
+  return all.length;
+}

@@ -4,21 +4,22 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 
 use super::{Interop, UPLOAD_LIMIT, state_headers, upload_complete, upload_limit};
-use crate::ranged::{MAX_META_LEN, disposition_filename};
-use crate::reply::{bad, content_length, header_str, location, opt_u64};
+use crate::headers::{content_length, content_type, filename, opt_u64};
+use crate::reply::{Handled, Reply, location};
 use crate::store::{NewUpload, Protocol};
-use crate::{AppState, body, expiry};
+use crate::{AppState, append, body, expiry};
 
-fn too_large(app: &AppState, version: u8, msg: &str) -> Response {
+fn too_large(app: &AppState, version: u8, msg: &str) -> Reply {
     (
         StatusCode::PAYLOAD_TOO_LARGE,
         [(UPLOAD_LIMIT, upload_limit(app, None, version))],
         msg.to_owned(),
     )
         .into_response()
+        .into()
 }
 
 pub(super) async fn create(
@@ -26,23 +27,21 @@ pub(super) async fn create(
     axum::Extension(Interop(version)): axum::Extension<Interop>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
+) -> Handled {
     if headers.contains_key("upload-offset") {
-        return bad("a creation request must not carry Upload-Offset");
+        return Err(Reply::bad(
+            "a creation request must not carry Upload-Offset",
+        ));
     }
-    let complete = match upload_complete(&headers) {
-        Ok(Some(c)) => c,
-        Ok(None) => return bad("Upload-Complete: ?0 or ?1 required"),
-        Err(e) => return e.into_response(),
-    };
-    let declared = match opt_u64(&headers, "upload-length") {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+    let complete = upload_complete(&headers)?
+        .ok_or_else(|| Reply::bad("Upload-Complete: ?0 or ?1 required"))?;
+    let declared = opt_u64(&headers, "upload-length")?;
     let cl = content_length(&headers);
     let total = match (complete, declared, cl) {
         (true, Some(d), Some(c)) if d != c => {
-            return bad("Upload-Length and the body's length (Upload-Complete: ?1) disagree");
+            return Err(Reply::bad(
+                "Upload-Length and the body's length (Upload-Complete: ?1) disagree",
+            ));
         }
         (true, d, c) => d.or(c),
         (false, d, _) => d,
@@ -50,84 +49,68 @@ pub(super) async fn create(
     if let (Some(t), Some(c)) = (total, cl)
         && c > t
     {
-        return bad("body longer than Upload-Length");
+        return Err(Reply::bad("body longer than Upload-Length"));
     }
     let max = app.store.max_size();
     if total.is_some_and(|t| t > max) || cl.is_some_and(|c| c > max) {
-        return too_large(&app, version, "upload larger than max-size");
+        return Err(too_large(&app, version, "upload larger than max-size"));
     }
     let max_append = app.limits.max_append_size;
     if let (Some(limit), Some(c)) = (max_append, cl)
         && c > limit
     {
-        return too_large(&app, version, "body larger than max-append-size");
+        return Err(too_large(&app, version, "body larger than max-append-size"));
     }
-    let filename =
-        header_str(&headers, header::CONTENT_DISPOSITION.as_str()).and_then(disposition_filename);
-    let content_type = header_str(&headers, header::CONTENT_TYPE.as_str())
-        .map(|v| v.trim().chars().take(MAX_META_LEN).collect::<String>())
-        .filter(|v| !v.is_empty());
     let new = NewUpload {
         total,
-        filename,
-        content_type,
+        filename: filename(&headers),
+        content_type: content_type(&headers, header::CONTENT_TYPE.as_str()),
         protocol: Protocol::Ietf,
         expires_at_ms: expiry::deadline(app.limits.expire_after),
         ..NewUpload::default()
     };
-    let upload = match app.store.create(new).await {
-        Ok(u) => u,
-        Err(e) => return crate::limits::create_failed(&e),
-    };
+    let upload = app.store.create(new).await?;
     let id = upload.id().to_owned();
     tracing::info!(%id, ?total, complete, version, "IETF upload created");
-    let mut writer = match upload.writer(app.store.crashed()).await {
-        Ok(w) => w,
-        Err(e) => return expiry::internal(&e),
-    };
+    let mut writer = append::writer(&app, &upload).await?;
     // A deferred length counts what arrives: at most the store's headroom.
     let room = total
         .unwrap_or_else(|| max.min(app.store.headroom()))
         .min(max_append.unwrap_or(u64::MAX));
     let mut frames = body.into_data_stream();
-    let streamed = match body::stream_into(&mut writer, 0, room, true, true, &mut frames).await {
-        Ok(s) => s,
-        Err(e) => return expiry::internal(&e),
-    };
+    let streamed = body::stream_into(&mut writer, 0, room, true, true, &mut frames).await?;
     if streamed.too_long {
         drop(writer);
         let _ = app.store.delete(&id).await;
-        return if total.is_some() {
-            bad("body longer than the upload's length")
+        return Err(if total.is_some() {
+            Reply::bad("body longer than the upload's length")
         } else {
             too_large(
                 &app,
                 version,
                 "body larger than max-size or max-append-size",
             )
-        };
+        });
     }
-    let finished = if complete && !streamed.broken {
+    let snap = if complete && !streamed.broken {
         match total {
             Some(t) if t != streamed.written => {
                 drop(writer);
                 let _ = app.store.delete(&id).await;
-                return bad("Upload-Complete: ?1 but the body is not Upload-Length bytes");
+                return Err(Reply::bad(
+                    "Upload-Complete: ?1 but the body is not Upload-Length bytes",
+                ));
             }
             Some(_) => {}
             None => writer.set_total(streamed.written),
         }
-        writer.finish_complete().await
+        writer.finish_complete().await?
     } else {
-        writer.finish().await
-    };
-    let snap = match finished {
-        Ok(s) => s,
-        Err(e) => return expiry::internal(&e),
+        writer.finish().await?
     };
     let mut h = state_headers(&app, &snap, version);
     if let Ok(v) = HeaderValue::from_str(&location(&headers, &format!("/ietf/{id}"))) {
         h.insert(header::LOCATION, v);
     }
-    (StatusCode::CREATED, h).into_response()
+    Ok((StatusCode::CREATED, h).into_response())
 }

@@ -14,7 +14,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{head, post};
 
-use crate::reply::{BadHeader, found, text};
+use crate::headers::BadHeader;
+use crate::reply::{Handled, found, poll_fault, remove, text};
 use crate::store::Snapshot;
 use crate::{AppState, expiry};
 
@@ -136,29 +137,16 @@ async fn status(
     State(app): State<AppState>,
     axum::Extension(Interop(version)): axum::Extension<Interop>,
     Path(id): Path<String>,
-) -> Response {
-    let upload = match found(&app, &id).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    if app.faults.decide_status() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "injected status fault");
-    }
+) -> Handled {
+    let upload = found(&app, &id).await?;
+    poll_fault(&app)?;
     let mut h = state_headers(&app, &upload.snapshot(), version);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    (StatusCode::NO_CONTENT, h).into_response()
+    Ok((StatusCode::NO_CONTENT, h).into_response())
 }
 
-async fn delete(State(app): State<AppState>, Path(id): Path<String>) -> Response {
-    if let Err(r) = found(&app, &id).await {
-        return r;
-    }
-    match app.store.delete(&id).await {
-        Ok(true) => {
-            tracing::info!(%id, "IETF upload cancelled");
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Ok(false) => text(StatusCode::NOT_FOUND, "no such upload"),
-        Err(e) => expiry::internal(&e),
-    }
+async fn delete(State(app): State<AppState>, Path(id): Path<String>) -> Handled {
+    remove(&app, &id, true).await?;
+    tracing::info!(%id, "IETF upload cancelled");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -5,13 +5,12 @@
 use std::collections::BTreeMap;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 
 use super::create::{ConcatRequest, created};
 use super::metadata;
 use crate::AppState;
 use crate::expiry::{self, Lookup};
-use crate::reply::{bad, text};
+use crate::reply::{Handled, Reply};
 use crate::store::{Concat, NewUpload, Protocol, is_valid_id};
 
 /// Parses `Upload-Concat` (`partial` or `final;<urls>`).
@@ -52,33 +51,35 @@ pub(super) async fn create_final(
     parts: Vec<String>,
     raw_metadata: Option<String>,
     meta: BTreeMap<String, String>,
-) -> Response {
+) -> Handled {
     let mut uploads = Vec::with_capacity(parts.len());
     let mut total = 0u64;
     for id in &parts {
         let upload = match expiry::lookup(app, id).await {
             Lookup::Found(u) => u,
-            Lookup::Missing | Lookup::Gone => return bad(format!("no partial upload {id}")),
-            Lookup::Failed(r) => return r,
+            Lookup::Missing | Lookup::Gone(_) => {
+                return Err(Reply::bad(format!("no partial upload {id}")));
+            }
+            Lookup::Failed(e) => return Err(e.into()),
         };
         let snap = upload.snapshot();
         if snap.concat != Some(Concat::Partial) {
-            return bad(format!("upload {id} is not a partial upload"));
+            return Err(Reply::bad(format!("upload {id} is not a partial upload")));
         }
         let Some(len) = snap.total.filter(|_| snap.complete) else {
-            return bad(format!("partial upload {id} is not finished"));
+            return Err(Reply::bad(format!("partial upload {id} is not finished")));
         };
         total = total.saturating_add(len);
         uploads.push(upload);
     }
     if total > app.store.max_size() {
-        return text(
+        return Err(Reply::text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "the parts add up to {total} bytes, more than {}",
                 app.store.max_size()
             ),
-        );
+        ));
     }
     let (filename, content_type) = metadata::file_info(&meta);
     let new = NewUpload {
@@ -91,10 +92,7 @@ pub(super) async fn create_final(
         concat: Some(Concat::Final { parts }),
         expires_at_ms: None,
     };
-    let upload = match app.store.create(new).await {
-        Ok(u) => u,
-        Err(e) => return crate::limits::create_failed(&e),
-    };
+    let upload = app.store.create(new).await?;
     let id = upload.id().to_owned();
     let assembled = async {
         let mut writer = upload.writer(app.store.crashed()).await?;
@@ -108,11 +106,11 @@ pub(super) async fn create_final(
     match assembled {
         Ok(snap) => {
             tracing::info!(%id, total, parts = uploads.len(), "tus final upload assembled");
-            created(req, &snap)
+            Ok(created(req, &snap))
         }
         Err(e) => {
             let _ = app.store.delete(&id).await;
-            expiry::internal(&e)
+            Err(e.into())
         }
     }
 }

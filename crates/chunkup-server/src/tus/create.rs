@@ -7,9 +7,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{OCTET_STREAM, UPLOAD_OFFSET, add_expires, concat, metadata};
-use crate::reply::{bad, content_length, content_type_is, header_str, location, opt_u64, text};
+use crate::headers::{content_length, content_type_is, header_str, opt_u64};
+use crate::reply::{Handled, Reply, location};
 use crate::store::{Concat, NewUpload, Protocol, Snapshot};
-use crate::{AppState, body, expiry};
+use crate::{AppState, append, body, expiry, limits};
 
 /// The `Upload-Concat` of a creation request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,64 +20,64 @@ pub(super) enum ConcatRequest {
     Final(Vec<String>),
 }
 
-pub(super) async fn create(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let concat = match header_str(&headers, "upload-concat").map(concat::parse) {
-        None => None,
-        Some(Ok(c)) => Some(c),
-        Some(Err(msg)) => return bad(msg),
-    };
+pub(super) async fn create(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Handled {
+    let concat = header_str(&headers, "upload-concat")
+        .map(concat::parse)
+        .transpose()
+        .map_err(Reply::bad)?;
     let raw_metadata = header_str(&headers, "upload-metadata").map(str::to_owned);
-    if let Some(refused) = crate::limits::check_metadata(&app, raw_metadata.as_deref()) {
-        return refused;
-    }
-    let meta = match raw_metadata.as_deref().map(metadata::parse) {
-        None => Default::default(),
-        Some(Ok(m)) => m,
-        Some(Err(msg)) => return bad(msg),
-    };
+    limits::check_metadata(&app, raw_metadata.as_deref())?;
+    let meta = raw_metadata
+        .as_deref()
+        .map(metadata::parse)
+        .transpose()
+        .map_err(Reply::bad)?
+        .unwrap_or_default();
     let with_body = content_type_is(&headers, OCTET_STREAM);
-    let declared = match opt_u64(&headers, "upload-length") {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
+    let declared = opt_u64(&headers, "upload-length")?;
     let deferred = match header_str(&headers, "upload-defer-length") {
         None => false,
         Some(v) if v.trim() == "1" => true,
-        Some(_) => return bad("Upload-Defer-Length must be 1"),
+        Some(_) => return Err(Reply::bad("Upload-Defer-Length must be 1")),
     };
     if let Some(ConcatRequest::Final(parts)) = concat {
         if declared.is_some() || deferred {
-            return bad("a final upload takes no Upload-Length: it is the sum of its parts");
+            return Err(Reply::bad(
+                "a final upload takes no Upload-Length: it is the sum of its parts",
+            ));
         }
         if with_body && content_length(&headers) != Some(0) {
-            return text(StatusCode::FORBIDDEN, "a final upload cannot take data");
+            return Err(Reply::text(
+                StatusCode::FORBIDDEN,
+                "a final upload cannot take data",
+            ));
         }
         return concat::create_final(&app, &headers, parts, raw_metadata, meta).await;
     }
     let total = match (declared, deferred) {
         (Some(n), false) => Some(n),
         (None, true) => None,
-        _ => return bad("exactly one of Upload-Length and Upload-Defer-Length: 1 is required"),
+        _ => {
+            return Err(Reply::bad(
+                "exactly one of Upload-Length and Upload-Defer-Length: 1 is required",
+            ));
+        }
     };
     let max = app.store.max_size();
     if total.is_some_and(|t| t > max) || (with_body && content_length(&headers) > Some(max)) {
-        return text(
+        return Err(Reply::text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("upload too large: at most {max} bytes"),
-        );
+        ));
     }
     if with_body
         && let (Some(t), Some(cl)) = (total, content_length(&headers))
         && cl > t
     {
-        return text(
+        return Err(Reply::text(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body longer than Upload-Length",
-        );
+        ));
     }
     let (filename, content_type) = metadata::file_info(&meta);
     let new = NewUpload {
@@ -89,38 +90,28 @@ pub(super) async fn create(
         concat: concat.map(|_| Concat::Partial),
         expires_at_ms: expiry::deadline(app.limits.expire_after),
     };
-    let upload = match app.store.create(new).await {
-        Ok(u) => u,
-        Err(e) => return crate::limits::create_failed(&e),
-    };
+    let upload = app.store.create(new).await?;
     let id = upload.id().to_owned();
     tracing::info!(%id, ?total, with_body, "tus upload created");
     let snap = if with_body {
-        let mut writer = match upload.writer(app.store.crashed()).await {
-            Ok(w) => w,
-            Err(e) => return expiry::internal(&e),
-        };
+        let mut writer = append::writer(&app, &upload).await?;
         // A deferred length counts what arrives: at most the store's headroom.
         let room = total.unwrap_or_else(|| max.min(app.store.headroom()));
         let mut frames = body.into_data_stream();
-        let streamed = match body::stream_into(&mut writer, 0, room, true, true, &mut frames).await
-        {
-            Ok(s) => s,
-            Err(e) => return expiry::internal(&e),
-        };
-        let snap = match writer.finish().await {
-            Ok(s) => s,
-            Err(e) => return expiry::internal(&e),
-        };
+        let streamed = body::stream_into(&mut writer, 0, room, true, true, &mut frames).await?;
+        let snap = writer.finish().await?;
         if streamed.too_long {
             let _ = app.store.delete(&id).await;
-            return text(StatusCode::PAYLOAD_TOO_LARGE, "body longer than the upload");
+            return Err(Reply::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body longer than the upload",
+            ));
         }
         snap
     } else {
         upload.snapshot()
     };
-    created(&headers, &snap)
+    Ok(created(&headers, &snap))
 }
 
 /// 201 + absolute `Location` + `Upload-Offset` (+ `Upload-Expires`).

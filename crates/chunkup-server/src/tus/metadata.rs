@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 
-use crate::ranged::{MAX_META_LEN, sanitize_filename};
+use crate::headers::{MAX_META_LEN, sanitize_filename};
 
 /// Decodes `Upload-Metadata` (values as lossy UTF-8). `Err` names the
 /// problem (answered 400).

@@ -17,7 +17,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{head, post};
 
-use crate::reply::{self, found, text};
+use crate::headers::header_str;
+use crate::reply::{Handled, Reply, found, poll_fault, remove};
 use crate::serve::KillSwitch;
 use crate::store::{Concat, Snapshot};
 use crate::{AppState, checksum};
@@ -104,14 +105,9 @@ pub(crate) fn add_expires(headers: &mut HeaderMap, snap: &Snapshot) {
     }
 }
 
-async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Response {
-    let upload = match found(&app, &id).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    if app.faults.decide_status() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "injected status fault");
-    }
+async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Handled {
+    let upload = found(&app, &id).await?;
+    poll_fault(&app)?;
     let snap = upload.snapshot();
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -138,21 +134,13 @@ async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Response
         h.insert("upload-concat", v);
     }
     add_expires(&mut h, &snap);
-    (StatusCode::OK, h).into_response()
+    Ok((StatusCode::OK, h).into_response())
 }
 
-async fn delete(State(app): State<AppState>, Path(id): Path<String>) -> Response {
-    if let Err(r) = found(&app, &id).await {
-        return r;
-    }
-    match app.store.delete(&id).await {
-        Ok(true) => {
-            tracing::info!(%id, "tus upload terminated");
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Ok(false) => text(StatusCode::NOT_FOUND, "no such upload"),
-        Err(e) => crate::expiry::internal(&e),
-    }
+async fn delete(State(app): State<AppState>, Path(id): Path<String>) -> Handled {
+    remove(&app, &id, true).await?;
+    tracing::info!(%id, "tus upload terminated");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /tus/{id}` with `X-HTTP-Method-Override: PATCH | DELETE | HEAD`.
@@ -162,21 +150,21 @@ async fn overridden(
     kill: Option<axum::Extension<KillSwitch>>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let method = reply::header_str(&headers, "x-http-method-override")
+) -> Handled {
+    let method = header_str(&headers, "x-http-method-override")
         .map(|m| m.trim().to_ascii_uppercase())
         .unwrap_or_default();
     match method.as_str() {
         "PATCH" => patch::patch(State(app), Path(id), kill, headers, body).await,
         "DELETE" => delete(State(app), Path(id)).await,
         "HEAD" => {
-            let mut resp = status(State(app), Path(id)).await;
-            *resp.body_mut() = axum::body::Body::empty();
-            resp
+            let mut resp = status(State(app), Path(id)).await.into_response();
+            *resp.body_mut() = Body::empty();
+            Ok(resp)
         }
-        _ => text(
+        _ => Err(Reply::text(
             StatusCode::METHOD_NOT_ALLOWED,
             "POST on an upload needs X-HTTP-Method-Override: PATCH, DELETE or HEAD",
-        ),
+        )),
     }
 }

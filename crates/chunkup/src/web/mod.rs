@@ -12,7 +12,9 @@
 //!
 //! - requests through [`TransportChoice`] (`XMLHttpRequest` by default for
 //!   byte-level progress, `fetch` where there is no XHR), several at once
-//!   for parallel parts;
+//!   for parallel parts; a request the core wants signed (S3) is signed by
+//!   the application's [`WebUploadOptions::signer`] first, every time it is
+//!   sent (so an expired URL retried by the core is signed again);
 //! - bodies as `Blob.slice(start, end)`, handed to the platform unread, so
 //!   memory does not depend on the file's size;
 //! - `Load`, `Persist` and `Forget` against [`BrowserStore`]
@@ -44,7 +46,7 @@ use chunkup_core::session::{
 };
 use chunkup_core::{
     ChunkSizing, Event, IetfVersion, Instant, Protocol, RequestId, RequestSpec, ResumeRecord,
-    RetryPolicy, Session, UploadSettings,
+    RetryPolicy, RetryReason, Session, TransportError, UploadSettings,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -60,9 +62,11 @@ use transport::{InFlight, Stack};
 #[derive(Debug, Clone)]
 pub struct WebUploadOptions {
     /// Where new uploads are created (ranged `POST` endpoint, tus/IETF
-    /// creation URL). Also part of the resume key.
+    /// creation URL, Google-style initiation URL; for S3 the object's
+    /// unsigned URL). Also part of the resume key.
     pub endpoint: Option<String>,
-    /// Continue this upload instead of creating one.
+    /// Continue this upload instead of creating one (for S3
+    /// `<object URL>?uploadId=…`; for Google-style the session URI).
     pub upload_url: Option<String>,
     /// The protocol to speak (`Auto` asks the endpoint).
     pub protocol: Protocol,
@@ -74,6 +78,27 @@ pub struct WebUploadOptions {
     pub retry: RetryPolicy,
     /// Extra headers for every request.
     pub headers: Vec<(String, String)>,
+    /// Signs the requests the core asks to have signed (S3 through
+    /// presigned URLs; the application's backend holds the credentials):
+    /// called with `{method, url, action, uploadId, partNumber}` before
+    /// each such request is sent, it returns (or resolves to) `{url,
+    /// headers?}`. Without one those requests go to their unsigned URL.
+    pub signer: Option<js_sys::Function>,
+    /// Asked before each retry after a failure, as tus-js-client's
+    /// `onShouldRetry`: called with `({kind, message, status}, attempt)`
+    /// (`kind` is the retry reason's stable kind, `status` `null` without
+    /// an HTTP answer; `attempt` counts failures in a row from 1), it
+    /// returns (or resolves to) whether to retry. A falsy answer, a throw
+    /// or a rejection ends the upload with `RetryDeclined`. Without one
+    /// every retry within the budget goes ahead.
+    pub should_retry: Option<js_sys::Function>,
+    /// Gives headers (credentials) for each request, called before every
+    /// one with `{url, method, refresh}`; returns (or resolves to) an
+    /// object of header names and values. A 401/403 is sent again once
+    /// with `refresh: true` (a second refusal in a row is final). A
+    /// provider that throws or rejects fails that attempt like a broken
+    /// connection (retried).
+    pub header_provider: Option<js_sys::Function>,
     /// Metadata for the server (tus `Upload-Metadata`).
     pub metadata: Vec<(String, String)>,
     /// Content type to announce; default: the Blob's `type`, else
@@ -113,6 +138,9 @@ impl WebUploadOptions {
             chunking: ChunkSizing::default(),
             retry: RetryPolicy::default(),
             headers: Vec::new(),
+            signer: None,
+            should_retry: None,
+            header_provider: None,
             metadata: Vec::new(),
             content_type: None,
             file_name: None,
@@ -485,19 +513,32 @@ impl Shared {
                 SessionOutput::Persist(record) => Shared::store(shared, StoreOp::Persist(record)),
                 SessionOutput::Forget(key) => Shared::store(shared, StoreOp::Forget(key)),
                 SessionOutput::Event(event) => shared.queue(WebEvent::Engine(event)),
-                // No retry hook in this driver yet: every retry goes ahead.
-                SessionOutput::AskRetry { question, .. } => {
-                    let mut state = shared.state.borrow_mut();
-                    let now = state.now();
-                    if let Some(session) = state.session.as_mut() {
-                        session.handle_input(
-                            now,
-                            SessionInput::RetryAnswer {
+                SessionOutput::AskRetry {
+                    question,
+                    attempt,
+                    reason,
+                } => {
+                    let hook = shared.state.borrow().options.should_retry.clone();
+                    let Some(hook) = hook else {
+                        // Only asked with a hook; without one, go ahead.
+                        let mut state = shared.state.borrow_mut();
+                        let now = state.now();
+                        if let Some(session) = state.session.as_mut() {
+                            let answer = SessionInput::RetryAnswer {
                                 question,
                                 retry: true,
-                            },
-                        );
-                    }
+                            };
+                            session.handle_input(now, answer);
+                        }
+                        continue;
+                    };
+                    let weak = Rc::downgrade(shared);
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let retry = ask_should_retry(&hook, attempt, &reason).await;
+                        if let Some(shared) = weak.upgrade() {
+                            Shared::input(&shared, SessionInput::RetryAnswer { question, retry });
+                        }
+                    });
                 }
                 SessionOutput::Wait(until) => {
                     let mut state = shared.state.borrow_mut();
@@ -522,29 +563,75 @@ impl Shared {
         shared.drain();
     }
 
-    /// Starts one request; one that cannot start is reported at once.
+    /// Starts one request; one that cannot start is reported at once. With
+    /// a header provider, or to be signed, it waits for the application
+    /// first (while it is in flight for the session, and may be aborted).
     fn send(shared: &Rc<Shared>, spec: RequestSpec) {
+        let id = spec.id;
+        let (provider, signer) = {
+            let options = &shared.state.borrow().options;
+            let signer = spec.signing.as_ref().and(options.signer.clone());
+            (options.header_provider.clone(), signer)
+        };
+        if provider.is_none() && signer.is_none() {
+            if let Err(error) = Shared::start(shared, spec) {
+                // Inside the pump: the session is polled next anyway.
+                let mut state = shared.state.borrow_mut();
+                let now = state.now();
+                if let Some(session) = state.session.as_mut() {
+                    session.handle_input(now, SessionInput::TransportFailed { id, error });
+                }
+            }
+            return;
+        }
+        shared
+            .state
+            .borrow_mut()
+            .requests
+            .push(InFlight::preparing(id));
+        let weak = Rc::downgrade(shared);
+        wasm_bindgen_futures::spawn_local(async move {
+            let prepared = async {
+                let mut spec = spec;
+                if let Some(provider) = &provider {
+                    spec = transport::provide_headers(provider, spec).await?;
+                }
+                if let Some(signer) = &signer {
+                    spec = transport::sign(signer, spec).await?;
+                }
+                Ok::<_, TransportError>(spec)
+            }
+            .await;
+            let Some(shared) = weak.upgrade() else { return };
+            let wanted =
+                (shared.state.borrow().requests.iter()).any(|r| r.id() == id && r.is_preparing());
+            if !wanted {
+                return; // aborted (or the upload ended) meanwhile
+            }
+            if let Err(error) = prepared.and_then(|spec| Shared::start(&shared, spec)) {
+                Shared::input(&shared, SessionInput::TransportFailed { id, error });
+            }
+        });
+    }
+
+    /// Starts `spec` now, in place of its placeholder if it was signed.
+    fn start(shared: &Rc<Shared>, spec: RequestSpec) -> Result<(), TransportError> {
         let weak = Rc::downgrade(shared);
         let deliver: transport::Deliver = Rc::new(move |input| {
             if let Some(shared) = weak.upgrade() {
                 Shared::input(&shared, input);
             }
         });
-        let id = spec.id;
         let mut guard = shared.state.borrow_mut();
         let state = &mut *guard;
-        let Some(stack) = state.stack else { return };
-        match transport::start(stack, &spec, &state.blob, deliver) {
-            Ok(request) => {
-                state.requests.push(request);
-            }
-            Err(error) => {
-                let now = state.now();
-                if let Some(session) = state.session.as_mut() {
-                    session.handle_input(now, SessionInput::TransportFailed { id, error });
-                }
-            }
-        }
+        let placeholder = state.take_request(spec.id);
+        drop(placeholder);
+        let Some(stack) = state.stack else {
+            return Ok(());
+        };
+        let request = transport::start(stack, &spec, &state.blob, deliver)?;
+        state.requests.push(request);
+        Ok(())
     }
 
     /// Queues a store operation; one task carries them out in order and
@@ -696,7 +783,22 @@ fn session_remembers(options: &WebUploadOptions, store: &BrowserStore) -> bool {
 /// The session for `blob`: its identity is a `File`'s name and
 /// `lastModified`, or the application's fingerprint; a plain `Blob` has
 /// none (it is never matched to another upload, nor remembered).
-fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore) -> SessionConfig {
+/// The key under which an upload of `blob` with `options` is remembered
+/// (as the session computes it), or `None` when it is not remembered: the
+/// content has no identity (an anonymous `Blob`), or `options.resume` is
+/// off.
+pub fn resume_key(blob: &Blob, options: &WebUploadOptions) -> Option<String> {
+    if !options.resume {
+        return None;
+    }
+    let target = (options.endpoint.as_deref())
+        .or(options.upload_url.as_deref())
+        .unwrap_or_default();
+    source_info(blob, options).resume_key(target)
+}
+
+/// What the session knows of the content's identity.
+fn source_info(blob: &Blob, options: &WebUploadOptions) -> SourceInfo {
     let size = blob.size() as u64;
     let own_name = string_field(blob, "name");
     let modified = js_sys::Reflect::get(blob, &"lastModified".into())
@@ -712,10 +814,15 @@ fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore)
         },
         _ => SourceInfo::anonymous(Some(size)),
     };
-    let source = SourceInfo {
+    SourceInfo {
         fingerprint: options.fingerprint.clone().filter(|f| !f.is_empty()),
         ..source
-    };
+    }
+}
+
+fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore) -> SessionConfig {
+    let source = source_info(blob, options);
+    let own_name = string_field(blob, "name");
     let file_name = options
         .file_name
         .clone()
@@ -741,6 +848,8 @@ fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore)
             progress_interval: options.progress_interval,
             ietf_version: options.ietf_version,
             seed: (js_sys::Math::random() * (u64::MAX as f64)) as u64,
+            ask_before_retry: options.should_retry.is_some(),
+            refresh_credentials: options.header_provider.is_some(),
             ..UploadSettings::default()
         },
         known: None,
@@ -748,6 +857,27 @@ fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore)
         parallel: options.parallel.max(1),
         wall_clock_ms: js::wall_ms(),
     }
+}
+
+/// The application's answer to "retry after `reason`?" (see
+/// [`WebUploadOptions::should_retry`]): a falsy value, a throw or a
+/// rejection is a no.
+async fn ask_should_retry(hook: &js_sys::Function, attempt: u32, reason: &RetryReason) -> bool {
+    let cause = js_sys::Object::new();
+    let status = reason.status().map_or(JsValue::NULL, JsValue::from);
+    for (key, value) in [
+        ("kind", JsValue::from_str(reason.kind())),
+        ("message", JsValue::from_str(&reason.to_string())),
+        ("status", status),
+    ] {
+        let _ = js_sys::Reflect::set(&cause, &JsValue::from_str(key), &value);
+    }
+    let Ok(answer) = hook.call2(&JsValue::NULL, &cause, &JsValue::from(attempt)) else {
+        return false;
+    };
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&answer))
+        .await
+        .is_ok_and(|value| value.is_truthy())
 }
 
 /// An event listener: its target, the event's name and the handler.

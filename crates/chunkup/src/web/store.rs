@@ -144,6 +144,55 @@ impl BrowserStore {
         Ok(stale.len())
     }
 
+    /// Every remembered upload that may still be continued (not stale),
+    /// from both stores, oldest first; the records of single parts of a
+    /// file sent as parallel parts belong to their file and are left out.
+    pub async fn list(&self) -> Result<Vec<ResumeRecord>, String> {
+        let now = js::wall_ms();
+        let mut records: Vec<ResumeRecord> = self.all().await?;
+        records.retain(|r| r.part_of.is_none() && !r.is_stale(now));
+        records.sort_by(|a, b| (a.created_ms, &a.fingerprint).cmp(&(b.created_ms, &b.fingerprint)));
+        records.dedup_by(|a, b| a.fingerprint == b.fingerprint);
+        Ok(records)
+    }
+
+    /// Forgets the upload remembered under `key` and the records of its
+    /// parts (absent records are fine). The upload itself stays on the
+    /// server.
+    pub async fn forget(&self, key: &str) -> Result<(), String> {
+        let parts = (self.all().await?.into_iter())
+            .filter(|r| r.part_of.as_deref() == Some(key))
+            .map(|r| r.fingerprint);
+        for fingerprint in parts.collect::<Vec<_>>() {
+            self.remove(&fingerprint).await?;
+        }
+        self.remove(key).await
+    }
+
+    /// Every readable record of both stores (`localStorage`'s first).
+    async fn all(&self) -> Result<Vec<ResumeRecord>, String> {
+        let mut records = Vec::new();
+        if let Some(local) = &self.local {
+            let count = local.length().map_err(|e| js::describe(&e))?;
+            for i in 0..count {
+                let Ok(Some(name)) = local.key(i) else {
+                    continue;
+                };
+                let Some(fingerprint) = name.strip_prefix(PREFIX) else {
+                    continue;
+                };
+                let text = local.get_item(&name).ok().flatten().unwrap_or_default();
+                records.extend(parse(&text, fingerprint));
+            }
+        }
+        if self.idb.is_some() {
+            for (fingerprint, text) in self.idb_all().await? {
+                records.extend(parse(&text, &fingerprint));
+            }
+        }
+        Ok(records)
+    }
+
     async fn db(&self) -> Result<IdbDatabase, String> {
         let factory = self.idb.as_ref().ok_or("no IndexedDB here")?;
         let open: IdbOpenDbRequest = factory

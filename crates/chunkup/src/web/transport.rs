@@ -1,7 +1,13 @@
 //! Requests in the browser: `XMLHttpRequest` (byte-level upload progress)
 //! where it exists, the global `fetch` elsewhere (Node 20, workers). Both send
 //! a `Blob.slice` as the body, so the platform streams the bytes from the
-//! file and memory does not grow with the chunk, let alone the file.
+//! file and memory does not grow with the chunk, let alone the file; a
+//! body that is not the file (the XML that completes an S3 upload) goes as
+//! a small `Blob` of its own.
+//!
+//! A request the core wants signed (S3 through presigned URLs) is first
+//! given to the application's signer ([`sign`]) and sent to the URL, with
+//! the headers, it answers.
 //!
 //! A request that fails without any answer is reported as
 //! [`TransportErrorKind::Blocked`] only when that is what it was: a
@@ -16,6 +22,7 @@ use chunkup_core::session::SessionInput;
 use chunkup_core::{
     MAX_RESPONSE_BODY, RequestId, RequestSpec, Response, TransportError, TransportErrorKind,
 };
+use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -80,6 +87,9 @@ pub(crate) struct InFlight {
 }
 
 enum Handle {
+    /// Waiting for the application's header provider or signer; nothing
+    /// sent yet.
+    Preparing,
     Xhr {
         xhr: XmlHttpRequest,
         _on_progress: Closure<dyn FnMut(ProgressEvent)>,
@@ -94,8 +104,21 @@ enum Handle {
 }
 
 impl InFlight {
+    /// A request whose headers or URL the application is still making.
+    pub(crate) fn preparing(id: RequestId) -> InFlight {
+        InFlight {
+            id,
+            abandoned: Rc::new(Cell::new(false)),
+            handle: Handle::Preparing,
+        }
+    }
+
     pub(crate) fn id(&self) -> RequestId {
         self.id
+    }
+
+    pub(crate) fn is_preparing(&self) -> bool {
+        matches!(self.handle, Handle::Preparing)
     }
 }
 
@@ -109,6 +132,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.abandoned.set(true);
         match &self.handle {
+            Handle::Preparing => {}
             Handle::Xhr { xhr, .. } => {
                 // Handlers first: `abort()` dispatches events synchronously.
                 xhr.set_onload(None);
@@ -143,13 +167,15 @@ pub(crate) fn start(
             }
         })
     };
-    let body = match spec.body {
-        Some(range) => Some(
-            blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)
-                .map_err(|e| TransportError::new(TransportErrorKind::Body, js::describe(&e)))?,
-        ),
-        None => None,
-    };
+    let body = match (spec.body, &spec.payload) {
+        (Some(range), _) => Some(blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)),
+        (None, Some(bytes)) => Some(Blob::new_with_u8_array_sequence(&js_sys::Array::of1(
+            &js_sys::Uint8Array::from(bytes.as_slice()),
+        ))),
+        (None, None) => None,
+    }
+    .transpose()
+    .map_err(|e| TransportError::new(TransportErrorKind::Body, js::describe(&e)))?;
     let handle = match stack {
         Stack::Xhr => start_xhr(spec, body.as_ref(), deliver),
         Stack::Fetch => start_fetch(spec, body.as_ref(), deliver),
@@ -160,6 +186,116 @@ pub(crate) fn start(
         abandoned,
         handle,
     })
+}
+
+/// `spec` signed by the application's `signer`: called with `{method, url,
+/// action, uploadId, partNumber}` (the unsigned URL; `uploadId` and
+/// `partNumber` `null` where the action has none), it answers, at once or
+/// through a Promise, `{url, headers?}`: the URL to send to and headers to
+/// send (they replace the request's own of the same name).
+///
+/// A signer that throws, rejects or answers without a `url` fails this
+/// request like a broken connection: the core retries it within its budget
+/// (the application's backend may be down for a moment), and the last
+/// message names the signer.
+pub(crate) async fn sign(
+    signer: &Function,
+    mut spec: RequestSpec,
+) -> Result<RequestSpec, TransportError> {
+    let failed = |message: String| {
+        TransportError::new(
+            TransportErrorKind::Other,
+            format!("the signer failed: {message}"),
+        )
+    };
+    let Some(signing) = &spec.signing else {
+        return Ok(spec);
+    };
+    let request = Object::new();
+    for (key, value) in [
+        ("method", JsValue::from_str(spec.method.as_str())),
+        ("url", JsValue::from_str(&spec.url)),
+        ("action", JsValue::from_str(signing.action.as_str())),
+        (
+            "uploadId",
+            signing
+                .upload_id
+                .as_deref()
+                .map_or(JsValue::NULL, JsValue::from_str),
+        ),
+        (
+            "partNumber",
+            signing.part_number.map_or(JsValue::NULL, JsValue::from),
+        ),
+    ] {
+        let _ = Reflect::set(&request, &JsValue::from_str(key), &value);
+    }
+    let answer = signer
+        .call1(&JsValue::NULL, &request)
+        .map_err(|e| failed(js::describe(&e)))?;
+    let answer = JsFuture::from(js_sys::Promise::resolve(&answer))
+        .await
+        .map_err(|e| failed(js::describe(&e)))?;
+    let field = |key: &str| Reflect::get(&answer, &JsValue::from_str(key)).ok();
+    spec.url = field("url")
+        .and_then(|url| url.as_string())
+        .ok_or_else(|| failed("its answer has no `url` string".into()))?;
+    if let Some(headers) = field("headers").filter(|h| !h.is_undefined() && !h.is_null()) {
+        merge_headers(&mut spec, &headers).map_err(failed)?;
+    }
+    Ok(spec)
+}
+
+/// `spec` with the headers of the application's header `provider`: called
+/// before every request with `{url, method, refresh}` (`refresh`: the
+/// server refused the credentials just sent; get fresh ones), it answers,
+/// at once or through a Promise, an object of header names and values that
+/// replace the request's own of the same name.
+///
+/// A provider that throws, rejects or answers something else fails this
+/// request like a broken connection (retried within the budget).
+pub(crate) async fn provide_headers(
+    provider: &Function,
+    mut spec: RequestSpec,
+) -> Result<RequestSpec, TransportError> {
+    let failed = |message: String| {
+        TransportError::new(
+            TransportErrorKind::Other,
+            format!("the header provider failed: {message}"),
+        )
+    };
+    let request = Object::new();
+    for (key, value) in [
+        ("url", JsValue::from_str(&spec.url)),
+        ("method", JsValue::from_str(spec.method.as_str())),
+        ("refresh", JsValue::from_bool(spec.refresh_credentials)),
+    ] {
+        let _ = Reflect::set(&request, &JsValue::from_str(key), &value);
+    }
+    let answer = provider
+        .call1(&JsValue::NULL, &request)
+        .map_err(|e| failed(js::describe(&e)))?;
+    let answer = JsFuture::from(js_sys::Promise::resolve(&answer))
+        .await
+        .map_err(|e| failed(js::describe(&e)))?;
+    merge_headers(&mut spec, &answer).map_err(failed)?;
+    Ok(spec)
+}
+
+/// Sets the headers of a JS object of strings on `spec`, each replacing
+/// the request's own of the same name.
+fn merge_headers(spec: &mut RequestSpec, headers: &JsValue) -> Result<(), String> {
+    let invalid = || "its headers must be an object of strings".to_string();
+    let headers: &Object = headers.dyn_ref().ok_or_else(invalid)?;
+    for entry in Object::entries(headers).iter() {
+        let pair = js_sys::Array::from(&entry);
+        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
+            return Err(invalid());
+        };
+        spec.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        spec.headers.push((name, value));
+    }
+    Ok(())
 }
 
 /// Reports that request `id` to `url` failed without any answer: blocked by
@@ -344,8 +480,7 @@ fn counted(
         let length = js_sys::Reflect::get(&chunk, &"byteLength".into())?
             .as_f64()
             .unwrap_or(0.0);
-        let enqueue: js_sys::Function =
-            js_sys::Reflect::get(&controller, &"enqueue".into())?.dyn_into()?;
+        let enqueue: Function = js_sys::Reflect::get(&controller, &"enqueue".into())?.dyn_into()?;
         enqueue.call1(&controller, &chunk)?;
         sent += length as u64;
         deliver(SessionInput::BodySent { id, bytes: sent });

@@ -105,13 +105,16 @@ fun uploadOptions(
  *   the same store continues from the server's offset.
  * - [terminate] removes the upload from the server where the protocol
  *   allows (tus termination, ranged `DELETE`) and forgets its record.
+ *
+ * The constructor does no file IO (safe on the main thread): the file is
+ * looked at when [start] runs, so a missing file fails [start].
  */
 class ChunkupUpload(
-    path: String,
-    endpoint: String,
-    options: UploadOptions = uploadOptions(),
-    store: ResumeStore? = null,
-    transport: Transport? = null,
+    private val path: String,
+    private val endpoint: String,
+    private val options: UploadOptions = uploadOptions(),
+    private val store: ResumeStore? = null,
+    private val transport: Transport? = null,
 ) : AutoCloseable {
     private val progressState = MutableStateFlow<Progress?>(null)
     private val eventFlow = MutableSharedFlow<UploadEvent>(
@@ -142,10 +145,38 @@ class ChunkupUpload(
         }
     }
 
-    private val upload: Upload = try {
-        Upload(path, endpoint, options, listener, store, transport)
-    } catch (e: UploadException) {
-        throw ChunkupException(e.kind, e.message ?: e.toString(), e)
+    // The generated Upload resolves the file's path (file IO): it is made
+    // by start(), on Dispatchers.IO, never on the constructor's thread (the
+    // main thread, often). Controls called before that are kept, in order,
+    // and applied to it as it is made.
+    private val lock = Any()
+    private var upload: Upload? = null
+    private val pendingControls = mutableListOf<(Upload) -> Unit>()
+    private var closed = false
+
+    private fun control(action: (Upload) -> Unit) {
+        val made = synchronized(lock) {
+            if (upload == null) pendingControls += action
+            upload
+        }
+        made?.let(action)
+    }
+
+    /** The generated upload, made once (on the calling thread: IO). */
+    private fun made(): Upload {
+        synchronized(lock) { upload }?.let { return it }
+        val fresh = Upload(path, endpoint, options, listener, store, transport)
+        synchronized(lock) {
+            val existing = upload
+            if (existing != null || closed) {
+                fresh.close()
+                return existing ?: throw IllegalStateException("this ChunkupUpload was closed")
+            }
+            upload = fresh
+            pendingControls.forEach { it(fresh) }
+            pendingControls.clear()
+            return fresh
+        }
     }
 
     /**
@@ -157,25 +188,30 @@ class ChunkupUpload(
      * called back afterwards.
      */
     suspend fun start(): UploadReport = try {
-        withContext(Dispatchers.IO) { upload.start() }
+        withContext(Dispatchers.IO) { made().start() }
     } catch (e: UploadException) {
         throw ChunkupException(e.kind, e.message ?: e.toString(), e)
     }
 
-    fun pause() = upload.pause()
-    fun resume() = upload.resume()
+    fun pause() = control { it.pause() }
+    fun resume() = control { it.resume() }
 
     /** Ends the upload, keeping it on the server and in the store (resumable). */
-    fun stop() = upload.stop()
+    fun stop() = control { it.stop() }
 
     /**
      * Ends the upload and removes it from the server and the store. Called
      * before [start], [start] removes the upload of this file that the store
      * remembers (see [discard]).
      */
-    fun terminate() = upload.terminate()
+    fun terminate() = control { it.terminate() }
 
-    override fun close() = upload.close()
+    override fun close() {
+        synchronized(lock) {
+            closed = true
+            upload
+        }?.close()
+    }
 }
 
 /**

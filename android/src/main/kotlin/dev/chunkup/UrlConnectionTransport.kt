@@ -9,6 +9,7 @@ import java.io.IOException
 import java.io.RandomAccessFile
 import java.net.ConnectException
 import java.net.HttpURLConnection
+import java.net.ProtocolException
 import java.net.SocketTimeoutException
 import java.net.URI
 import java.net.UnknownHostException
@@ -19,9 +20,17 @@ import kotlinx.coroutines.withContext
 /**
  * A foreign [Transport] over `HttpURLConnection`: the app sends the chunks,
  * the Rust engine decides what to send. It streams the body range straight
- * from the file (never the whole file in memory). `HttpURLConnection` cannot
- * send `PATCH`, so it suits the ranged protocol; use OkHttp for tus/IETF
- * (same shape: read `request.body` from `path` at `offset`).
+ * from the file (never the whole file in memory).
+ *
+ * **`PATCH` (tus, IETF).** Where `HttpURLConnection` refuses `PATCH` (the
+ * desktop JVM's does), a `PATCH` is sent as `POST` with
+ * `X-HTTP-Method-Override: PATCH`, which tus servers accept (tusd, chunkup
+ * serve, tus-node-server): tus works through this transport. A server that
+ * ignores the override (most IETF-draft servers, S3 and other object
+ * stores) answers such a `POST` with an error — never a wrong upload. For
+ * those, leave the transport out (chunkup's built-in one sends real
+ * `PATCH`es) or use one over OkHttp (same shape: read `request.body` from
+ * `path` at `offset`).
  *
  * The blocking exchange runs on [Dispatchers.IO]. When the upload ends
  * first (stopped, cancelled), the engine cancels the call and ignores its
@@ -41,7 +50,7 @@ class UrlConnectionTransport(
                 connection.instanceFollowRedirects = false
                 connection.connectTimeout = connectTimeoutMs
                 connection.readTimeout = readTimeoutMs
-                connection.requestMethod = request.method
+                setMethod(connection, request.method, request.headers)
                 connection.useCaches = false
                 for (header in request.headers) connection.addRequestProperty(header.key, header.value)
                 val body = request.body
@@ -83,5 +92,27 @@ class UrlConnectionTransport(
         } catch (e: IOException) {
             throw TransportException.Reset(e.toString())
         }
+    }
+
+    /**
+     * Sets [method], or — for a `PATCH` this `HttpURLConnection` refuses —
+     * `POST` with `X-HTTP-Method-Override: PATCH` (unless the request names
+     * an override itself).
+     */
+    private fun setMethod(connection: HttpURLConnection, method: String, headers: List<KeyValue>) {
+        try {
+            connection.requestMethod = method
+        } catch (refused: ProtocolException) {
+            // Not a break to retry: this method can never be sent here.
+            if (method != "PATCH") throw TransportException.Other("HttpURLConnection cannot send $method: $refused")
+            connection.requestMethod = "POST"
+            if (headers.none { it.key.equals(METHOD_OVERRIDE, ignoreCase = true) }) {
+                connection.setRequestProperty(METHOD_OVERRIDE, method)
+            }
+        }
+    }
+
+    private companion object {
+        const val METHOD_OVERRIDE = "X-HTTP-Method-Override"
     }
 }

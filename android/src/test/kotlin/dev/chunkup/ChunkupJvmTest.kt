@@ -288,7 +288,8 @@ class ChunkupJvmTest {
 
     @Test fun errorsHaveAKindAndAReadableMessage() = runBlocking {
         try {
-            ChunkupUpload(File(dir, "missing.bin").path, "$base/ranged")
+            // The constructor does no file IO: start() finds the file missing.
+            ChunkupUpload(File(dir, "missing.bin").path, "$base/ranged").use { it.start() }
             fail("a missing file was accepted")
         } catch (e: ChunkupException) {
             assertEquals(ErrorKind.SOURCE, e.kind)

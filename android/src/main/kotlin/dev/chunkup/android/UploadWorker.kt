@@ -7,6 +7,7 @@ import androidx.core.app.NotificationCompat
 import androidx.work.BackoffPolicy
 import androidx.work.Constraints
 import androidx.work.CoroutineWorker
+import androidx.work.Data
 import androidx.work.ExistingWorkPolicy
 import androidx.work.ForegroundInfo
 import androidx.work.NetworkType
@@ -17,8 +18,8 @@ import androidx.work.workDataOf
 import dev.chunkup.ChunkupException
 import dev.chunkup.ErrorKind
 import dev.chunkup.ChunkupUpload
-import dev.chunkup.uploadOptions
 import dev.chunkup.discard as discardUpload
+import java.io.File
 import java.util.concurrent.TimeUnit
 import kotlinx.coroutines.flow.collectLatest
 import kotlinx.coroutines.launch
@@ -39,29 +40,45 @@ import kotlinx.coroutines.coroutineScope
  * — removed from the server and the store — cancel its work and call
  * [discard].
  *
- * The app creates the notification channel [CHANNEL] at startup.
+ * Its input is an [UploadInput] (file, endpoint, protocol, headers,
+ * metadata): [enqueue] it. Each upload has its own notification, with a
+ * cancel action (a stop: the upload stays resumable).
+ *
+ * The app creates the notification channel [CHANNEL] at startup (and, on
+ * Android 13+, asks for POST_NOTIFICATIONS to see it).
  */
 class UploadWorker(context: Context, params: WorkerParameters) : CoroutineWorker(context, params) {
 
     override suspend fun doWork(): Result = coroutineScope {
-        val path = inputData.getString(KEY_PATH) ?: return@coroutineScope Result.failure()
-        val endpoint = inputData.getString(KEY_ENDPOINT) ?: return@coroutineScope Result.failure()
-        setForeground(foregroundInfo(0))
+        val input = try {
+            UploadInput.fromData(inputData.keyValueMap)
+        } catch (e: IllegalArgumentException) {
+            return@coroutineScope Result.failure(workDataOf(KEY_ERROR to e.message, KEY_ERROR_KIND to "INPUT"))
+        }
+        setForeground(foregroundInfo(input, 0))
         val upload = ChunkupUpload(
-            path, endpoint, uploadOptions(),
+            input.path, input.endpoint, input.options(),
             store = SharedPreferencesResumeStore(applicationContext),
         )
         upload.use {
             val reporter = launch {
+                var shownPercent = 0
                 upload.progress.collectLatest { p ->
                     setProgress(workDataOf(KEY_ACKNOWLEDGED to p.acknowledged, KEY_TOTAL to p.total))
-                    setForeground(foregroundInfo((p.fraction * 100).toInt()))
+                    // The notification changes only with the percentage
+                    // (Android sheds an app's too frequent updates).
+                    val percent = (p.fraction * 100).toInt()
+                    if (percent != shownPercent) {
+                        setForeground(foregroundInfo(input, percent))
+                        shownPercent = percent
+                    }
                 }
             }
             try {
                 // A cancellation of this coroutine (WorkManager stopping the
-                // worker) propagates from here: the upload is stopped and
-                // kept, and the next run continues it.
+                // worker, or the notification's cancel action) propagates
+                // from here: the upload is stopped and kept, and a later run
+                // continues it.
                 val report = upload.start()
                 Result.success(workDataOf(KEY_UPLOAD_URL to report.uploadUrl))
             } catch (e: ChunkupException) {
@@ -79,41 +96,57 @@ class UploadWorker(context: Context, params: WorkerParameters) : CoroutineWorker
         }
     }
 
-    private fun foregroundInfo(percent: Int): ForegroundInfo {
+    /**
+     * The upload's own notification ([UploadInput.notificationId]: several
+     * uploads show several), with a cancel action: WorkManager cancels this
+     * work, which stops the upload and keeps it (enqueue it again to
+     * continue). The service type is dataSync, as the manifest declares.
+     */
+    private fun foregroundInfo(input: UploadInput, percent: Int): ForegroundInfo {
+        val cancel = WorkManager.getInstance(applicationContext).createCancelPendingIntent(id)
         val notification = NotificationCompat.Builder(applicationContext, CHANNEL)
             .setSmallIcon(android.R.drawable.stat_sys_upload)
-            .setContentTitle("Uploading")
+            .setContentTitle(File(input.path).name)
+            .setContentText("Uploading: $percent%")
             .setProgress(100, percent, false)
             .setOngoing(true)
+            .setOnlyAlertOnce(true)
+            .addAction(android.R.drawable.ic_menu_close_clear_cancel, "Cancel", cancel)
             .build()
         return if (Build.VERSION.SDK_INT >= 29) {
-            ForegroundInfo(NOTIFICATION_ID, notification, ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC)
+            ForegroundInfo(input.notificationId, notification, ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC)
         } else {
-            ForegroundInfo(NOTIFICATION_ID, notification)
+            ForegroundInfo(input.notificationId, notification)
         }
     }
 
     companion object {
         const val CHANNEL = "uploads"
-        const val KEY_PATH = "path"
-        const val KEY_ENDPOINT = "endpoint"
         const val KEY_ACKNOWLEDGED = "acknowledged"
         const val KEY_TOTAL = "total"
         const val KEY_UPLOAD_URL = "upload_url"
         const val KEY_ERROR = "error"
         const val KEY_ERROR_KIND = "error_kind"
-        private const val NOTIFICATION_ID = 4711
 
-        /** Enqueues the upload of [path] (one unique work per file). */
-        fun enqueue(context: Context, path: String, endpoint: String) {
+        /**
+         * Enqueues [input] as unique work ([UploadInput.workName]: one per
+         * file and endpoint; while it is pending or running, enqueueing it
+         * again changes nothing). Enqueueing a stopped or cancelled upload
+         * again continues it from the server's offset.
+         */
+        fun enqueue(context: Context, input: UploadInput) {
             val request = OneTimeWorkRequestBuilder<UploadWorker>()
-                .setInputData(workDataOf(KEY_PATH to path, KEY_ENDPOINT to endpoint))
+                .setInputData(Data.Builder().putAll(input.toData()).build())
                 .setConstraints(Constraints.Builder().setRequiredNetworkType(NetworkType.CONNECTED).build())
                 .setBackoffCriteria(BackoffPolicy.EXPONENTIAL, 30, TimeUnit.SECONDS)
                 .build()
             WorkManager.getInstance(context)
-                .enqueueUniqueWork(workName(path), ExistingWorkPolicy.KEEP, request)
+                .enqueueUniqueWork(input.workName, ExistingWorkPolicy.KEEP, request)
         }
+
+        /** Enqueues the upload of [path] to [endpoint] with default options. */
+        fun enqueue(context: Context, path: String, endpoint: String) =
+            enqueue(context, UploadInput(path, endpoint))
 
         /**
          * Gives the upload of [path] up: cancels its work, then removes the
@@ -123,10 +156,8 @@ class UploadWorker(context: Context, params: WorkerParameters) : CoroutineWorker
          * gone and starts a new one.)
          */
         suspend fun discard(context: Context, path: String, endpoint: String) {
-            WorkManager.getInstance(context).cancelUniqueWork(workName(path))
+            WorkManager.getInstance(context).cancelUniqueWork(UploadInput(path, endpoint).workName)
             discardUpload(path, endpoint, SharedPreferencesResumeStore(context))
         }
-
-        private fun workName(path: String) = "chunkup:$path"
     }
 }
