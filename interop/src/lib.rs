@@ -27,7 +27,8 @@ use sha2::{Digest, Sha256};
 
 mod object_storage;
 pub use object_storage::{
-    CorsRule, DEFAULT_BUCKET, FakeGcs, Presign, S3Credentials, SeaweedFs, TusdS3, tusd_pair_over_s3,
+    CorsRule, DEFAULT_BUCKET, Exchange, FakeGcs, HttpProxy, Presign, ProxyAction, ProxyRule,
+    S3Credentials, SeaweedFs, TusdS3, tusd_pair_over_s3,
 };
 
 /// One KiB.

@@ -9,8 +9,12 @@
 //! an application server would; the tests then use the presigned URLs with
 //! a plain HTTP client, the way chunkup will.
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -559,4 +563,436 @@ impl TusdS3 {
 /// the first can be continued on the second (kill the first by dropping it).
 pub fn tusd_pair_over_s3(s3: &SeaweedFs) -> (TusdS3, TusdS3) {
     (TusdS3::start(s3), TusdS3::start(s3))
+}
+
+// --- an HTTP proxy that sees, counts and bends requests ------------------------
+
+/// One request that went through an [`HttpProxy`], and what came back.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The method (`PUT`, `POST`, …).
+    pub method: String,
+    /// The request target: path and query as sent.
+    pub target: String,
+    /// The request's headers, names lowercased.
+    pub request_headers: Vec<(String, String)>,
+    /// The answer's status; `None` while none came (held, cut, or the
+    /// client went away first).
+    pub status: Option<u16>,
+    /// The answer's headers, names lowercased.
+    pub response_headers: Vec<(String, String)>,
+    /// The proxy answered in the server's place ([`ProxyAction::Respond`]).
+    pub answered_by_proxy: bool,
+}
+
+impl Exchange {
+    /// A request header (name in lowercase).
+    pub fn request_header(&self, name: &str) -> Option<&str> {
+        find_header(&self.request_headers, name)
+    }
+
+    /// A response header (name in lowercase).
+    pub fn response_header(&self, name: &str) -> Option<&str> {
+        find_header(&self.response_headers, name)
+    }
+
+    /// The request's query parameter `name` (`Some("")` for a bare `?uploads`).
+    pub fn query(&self, name: &str) -> Option<String> {
+        let query = self.target.split_once('?')?.1;
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+
+    /// The request's `Content-Length` (0 without one).
+    pub fn content_length(&self) -> u64 {
+        self.request_header("content-length")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// S3's UploadPart: `PUT …?partNumber=N&uploadId=U`; its part number.
+    pub fn s3_part_number(&self) -> Option<u32> {
+        if self.method != "PUT" || self.query("uploadId").is_none() {
+            return None;
+        }
+        self.query("partNumber").and_then(|n| n.parse().ok())
+    }
+
+    /// S3's ListParts: `GET …?uploadId=U`.
+    pub fn is_s3_list_parts(&self) -> bool {
+        self.method == "GET" && self.query("uploadId").is_some()
+    }
+
+    /// S3's CreateMultipartUpload: `POST …?uploads`.
+    pub fn is_s3_create(&self) -> bool {
+        self.method == "POST" && self.query("uploads").is_some()
+    }
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// What an [`HttpProxy`] does with one request, decided from its head.
+#[derive(Debug, Clone)]
+pub enum ProxyAction {
+    /// Send it on to the upstream and the answer back.
+    Forward,
+    /// Read the body, send nothing upstream, and answer this instead.
+    Respond {
+        /// The status.
+        status: u16,
+        /// Headers besides `Content-Length` and `Connection`.
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// Keep the connection open and send nothing anywhere until the client
+    /// goes away (a request stuck in flight).
+    Hold,
+    /// Send the head and this many body bytes upstream, then close both
+    /// connections (the link or the server died mid-request).
+    CutAfter(u64),
+    /// Send the head and this many body bytes upstream, then stop reading
+    /// from the client: the request hangs mid-body (a server about to die)
+    /// until the client goes away or [`HttpProxy::close_all`].
+    StallAfter(u64),
+    /// Close the connection at once, sending nothing upstream (a server
+    /// that is down).
+    Close,
+}
+
+/// Decides what happens to each request, seeing it and those before it.
+pub type ProxyRule = Box<dyn FnMut(&Exchange, &[Exchange]) -> ProxyAction + Send>;
+
+#[derive(Default)]
+struct HttpProxyShared {
+    upstream: Mutex<Option<std::net::SocketAddr>>,
+    rule: Mutex<Option<ProxyRule>>,
+    log: Mutex<Vec<Exchange>>,
+    stop: AtomicBool,
+    open: Mutex<Vec<TcpStream>>,
+}
+
+/// An HTTP/1.1 proxy on 127.0.0.1 in front of one upstream that can be
+/// switched (a load balancer failing over). Every request is logged with
+/// the status that came back, so a test can count from the server's side
+/// what a client sent (say, which S3 parts); a [`ProxyRule`] can answer in
+/// the server's place, hold a request, or cut it mid-body. Each connection
+/// carries one request (`Connection: close` is set upstream), which keeps
+/// requests apart without parsing bodies.
+pub struct HttpProxy {
+    addr: std::net::SocketAddr,
+    shared: Arc<HttpProxyShared>,
+}
+
+impl std::fmt::Debug for HttpProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProxy")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl HttpProxy {
+    /// A proxy forwarding everything to `upstream` (`http://host:port` or
+    /// `host:port`).
+    pub fn start(upstream: &str) -> HttpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener.local_addr().expect("the proxy's address");
+        let shared = Arc::new(HttpProxyShared::default());
+        let proxy = HttpProxy { addr, shared };
+        proxy.set_upstream(upstream);
+        let shared = Arc::clone(&proxy.shared);
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || serve_one(client, &shared));
+            }
+        });
+        proxy
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends the next requests to `upstream` (`http://host:port` or
+    /// `host:port`); requests in flight stay where they are.
+    pub fn set_upstream(&self, upstream: &str) {
+        let host = upstream
+            .strip_prefix("http://")
+            .unwrap_or(upstream)
+            .trim_end_matches('/');
+        let host = host.split('/').next().unwrap_or(host);
+        let addr = host
+            .parse()
+            .unwrap_or_else(|e| panic!("upstream {upstream:?}: {e}"));
+        *lock(&self.shared.upstream) = Some(addr);
+    }
+
+    /// Decides from now on what happens to each request.
+    pub fn set_rule(
+        &self,
+        rule: impl FnMut(&Exchange, &[Exchange]) -> ProxyAction + Send + 'static,
+    ) {
+        *lock(&self.shared.rule) = Some(Box::new(rule));
+    }
+
+    /// Forwards everything again.
+    pub fn clear_rule(&self) {
+        *lock(&self.shared.rule) = None;
+    }
+
+    /// Every request so far, in the order they arrived.
+    pub fn log(&self) -> Vec<Exchange> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// Forgets the log.
+    pub fn clear_log(&self) {
+        lock(&self.shared.log).clear();
+    }
+
+    /// Closes every open connection (held ones included).
+    pub fn close_all(&self) {
+        for stream in std::mem::take(&mut *lock(&self.shared.open)) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for HttpProxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.close_all();
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads up to the end of an HTTP head; returns the head and the bytes
+/// read past it.
+fn read_head(stream: &mut TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = data.split_off(end + 4);
+            return Some((data, rest));
+        }
+        if data.len() > 1024 * 1024 {
+            return None;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The first line and the headers (names lowercased) of an HTTP head.
+fn parse_head(head: &[u8]) -> (String, Vec<(String, String)>) {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (first, headers)
+}
+
+/// The head again, with `Connection: close` in place of any `Connection`.
+fn head_with_close(first: &str, headers: &[(String, String)]) -> Vec<u8> {
+    let mut out = format!("{first}\r\n");
+    for (name, value) in headers {
+        if name != "connection" && name != "keep-alive" {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+fn serve_one(mut client: TcpStream, shared: &HttpProxyShared) {
+    let _ = client.set_nodelay(true);
+    if let Ok(clone) = client.try_clone() {
+        let mut open = lock(&shared.open);
+        open.retain(|s| s.peer_addr().is_ok());
+        open.push(clone);
+    }
+    let Some((head, rest)) = read_head(&mut client) else {
+        return;
+    };
+    let (request_line, request_headers) = parse_head(&head);
+    let mut words = request_line.split_whitespace();
+    let exchange = Exchange {
+        method: words.next().unwrap_or_default().to_string(),
+        target: words.next().unwrap_or_default().to_string(),
+        request_headers: request_headers.clone(),
+        status: None,
+        response_headers: Vec::new(),
+        answered_by_proxy: false,
+    };
+    let action = {
+        let mut rule = lock(&shared.rule);
+        let log = lock(&shared.log);
+        match rule.as_mut() {
+            Some(rule) => rule(&exchange, &log),
+            None => ProxyAction::Forward,
+        }
+    };
+    let index = {
+        let mut log = lock(&shared.log);
+        log.push(exchange.clone());
+        log.len() - 1
+    };
+    let record = |status: u16, headers: Vec<(String, String)>, by_proxy: bool| {
+        if let Some(entry) = lock(&shared.log).get_mut(index) {
+            entry.status = Some(status);
+            entry.response_headers = headers;
+            entry.answered_by_proxy = by_proxy;
+        }
+    };
+    match action {
+        ProxyAction::Close => {
+            let _ = client.shutdown(Shutdown::Both);
+        }
+        ProxyAction::Forward | ProxyAction::CutAfter(_) | ProxyAction::StallAfter(_) => {
+            let Some(upstream) = *lock(&shared.upstream) else {
+                return;
+            };
+            let Ok(mut server) = TcpStream::connect(upstream) else {
+                // The upstream is down: the client sees the connection close.
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            };
+            let _ = server.set_nodelay(true);
+            if let Ok(clone) = server.try_clone() {
+                lock(&shared.open).push(clone);
+            }
+            if server
+                .write_all(&head_with_close(&request_line, &request_headers))
+                .is_err()
+            {
+                return;
+            }
+            if let ProxyAction::CutAfter(bytes) | ProxyAction::StallAfter(bytes) = action {
+                let mut left = bytes;
+                let mut body = rest;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = usize::try_from(left.min(body.len() as u64)).unwrap_or(0);
+                    let _ = server.write_all(&body[..n]);
+                    left -= n as u64;
+                    if left == 0 {
+                        break;
+                    }
+                    match client.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => body = buf[..n].to_vec(),
+                    }
+                }
+                if matches!(action, ProxyAction::StallAfter(_)) {
+                    // Hang: read nothing more until the client or the
+                    // test closes the connection.
+                    while !shared.stop.load(Ordering::SeqCst) {
+                        match server.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                }
+                let _ = server.shutdown(Shutdown::Both);
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            }
+            if !rest.is_empty() && server.write_all(&rest).is_err() {
+                return;
+            }
+            let (Ok(from_client), Ok(to_server)) = (client.try_clone(), server.try_clone()) else {
+                return;
+            };
+            thread::spawn(move || copy_until_closed(from_client, to_server));
+            let Some((response_head, response_rest)) = read_head(&mut server) else {
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            };
+            let (status_line, response_headers) = parse_head(&response_head);
+            let status = status_line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            record(status, response_headers, false);
+            if client.write_all(&response_head).is_ok()
+                && client.write_all(&response_rest).is_ok()
+                && let Ok(to_client) = client.try_clone()
+            {
+                copy_until_closed(server, to_client);
+            }
+            let _ = client.shutdown(Shutdown::Both);
+        }
+        ProxyAction::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let length = exchange.content_length();
+            let mut received = rest.len() as u64;
+            let mut buf = vec![0u8; 64 * 1024];
+            while received < length {
+                match client.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => received += n as u64,
+                }
+            }
+            let mut out = format!("HTTP/1.1 {status} Proxy\r\n");
+            for (name, value) in &headers {
+                out.push_str(&format!("{name}: {value}\r\n"));
+            }
+            out.push_str(&format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            ));
+            let mut response = out.into_bytes();
+            response.extend_from_slice(&body);
+            let lowered = headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+                .collect();
+            record(status, lowered, true);
+            let _ = client.write_all(&response);
+            let _ = client.shutdown(Shutdown::Write);
+            // Let the client read the answer before the socket goes.
+            let _ = client.read(&mut buf);
+        }
+        ProxyAction::Hold => {
+            let mut buf = vec![0u8; 64 * 1024];
+            while !shared.stop.load(Ordering::SeqCst) {
+                match client.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+}
+
+fn copy_until_closed(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(Shutdown::Write);
 }
