@@ -751,7 +751,7 @@ async fn s3_absurd_listed_parts_end_in_a_typed_error_never_a_completion() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: an S3 source over 5 TiB is not refused; the session creates the upload and sends 524 MiB parts (session/s3.rs windows)"]
+
 async fn s3_a_source_over_5_tib_is_refused_before_any_request() {
     let s3 = SeaweedFs::start();
     let proxy = HttpProxy::start(&s3.s3_endpoint);
@@ -874,7 +874,7 @@ async fn tusd_failover_over_shared_s3_continues_the_same_upload() {
 /// says how big the object is, and a size other than the file's must end
 /// in a typed error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine bug: a 200 to the GCS status query is taken for complete whatever the object's size (protocol/gcs.rs on_status)"]
+
 async fn gcs_status_query_that_commits_a_short_object_is_never_a_success() {
     let gcs = FakeGcs::start(&[]);
     let source = random_file(3 * MIB + 5, 138);

@@ -303,6 +303,19 @@ fn five_tebibytes_fit_in_ten_thousand_parts() {
     }
 }
 
+/// More than S3's largest object is refused before any request: S3 would
+/// only refuse it at completion, after 5 TiB were sent.
+#[test]
+fn more_than_five_tebibytes_is_refused_before_any_request() {
+    let mut h = SessionHarness::new(config(5 * 1024 * 1024 * MIB + 1, 2, 8 * MIB));
+    assert!(h.requests().is_empty());
+    assert!(
+        matches!(&h.outcome, Some(Outcome::Failed(Error::InvalidConfig(_)))),
+        "{:?}",
+        h.outcome
+    );
+}
+
 /// Every request an S3 session sends says what to sign.
 #[test]
 fn every_request_carries_what_a_signer_needs() {

@@ -95,7 +95,7 @@ impl Gcs {
             308 => held(response),
             // The session is complete: the server holds every byte.
             200 | 201 => match meta.total {
-                Some(total) => Verdict::ServerHas(total),
+                Some(total) => completed(response, total),
                 None => violation("a stream's session completed before its end".into()),
             },
             _ => generic_verdict(response),
@@ -106,9 +106,47 @@ impl Gcs {
         match response.status {
             308 => held(response),
             // Complete: only an answer to the chunk that ended the upload.
-            200 | 201 => Verdict::ServerHas(range.end),
+            200 | 201 => completed(response, range.end),
             _ => generic_verdict(response),
         }
+    }
+}
+
+/// The object a completed session answers with, as GCS describes it
+/// (`"size": "1048576"`, a string) or as others might (a number). Other
+/// servers (YouTube, Mux) answer with other bodies; those are not checked.
+#[derive(serde::Deserialize)]
+struct StoredObject {
+    size: Option<ObjectSize>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ObjectSize {
+    Text(String),
+    Number(u64),
+}
+
+/// A `200`/`201` that completes the session at `expected` bytes. When the
+/// answer describes the stored object, its size must be `expected`: a server
+/// that commits the object with what it holds when asked for its status
+/// (fake-gcs-server does) would otherwise turn a truncated upload into a
+/// success.
+fn completed(response: &Response, expected: u64) -> Verdict {
+    let Ok(object) = serde_json::from_slice::<StoredObject>(&response.body) else {
+        return Verdict::ServerHas(expected);
+    };
+    let stored = match object.size {
+        None => return Verdict::ServerHas(expected),
+        Some(ObjectSize::Number(size)) => Some(size),
+        Some(ObjectSize::Text(text)) => parse_u64(&text),
+    };
+    match stored {
+        Some(size) if size == expected => Verdict::ServerHas(expected),
+        Some(size) => violation(format!(
+            "the session completed with {size} bytes stored, but the upload has {expected}"
+        )),
+        None => violation("the completed object's size is not a number".into()),
     }
 }
 
@@ -208,5 +246,40 @@ mod tests {
             Verdict::Gone(410)
         );
         assert!(says_incomplete(&some) && !says_incomplete(&Response::status(200)));
+    }
+
+    #[test]
+    fn a_completed_object_must_hold_every_byte() {
+        let gcs = Gcs;
+        let object = |size: &str| {
+            Response::status(200).with_body(format!(r#"{{"name":"a","size":{size}}}"#))
+        };
+        assert_eq!(
+            gcs.on_status(&object(r#""10""#), &meta(Some(10))),
+            Verdict::ServerHas(10)
+        );
+        assert_eq!(
+            gcs.on_status(&object("10"), &meta(Some(10))),
+            Verdict::ServerHas(10)
+        );
+        // fake-gcs-server commits what it holds when asked for its status.
+        assert!(matches!(
+            gcs.on_status(&object(r#""4""#), &meta(Some(10))),
+            Verdict::Fatal(Error::ProtocolViolation(_))
+        ));
+        let range = ByteRange { start: 5, end: 10 };
+        assert!(matches!(
+            gcs.on_chunk(&object(r#""7""#), range),
+            Verdict::Fatal(Error::ProtocolViolation(_))
+        ));
+        assert!(matches!(
+            gcs.on_chunk(&object(r#""ten""#), range),
+            Verdict::Fatal(Error::ProtocolViolation(_))
+        ));
+        // Bodies that do not describe an object (YouTube, Mux) are not checked.
+        let other = Response::status(201).with_body(r#"{"kind":"youtube#video"}"#);
+        assert_eq!(gcs.on_chunk(&other, range), Verdict::ServerHas(10));
+        let text = Response::status(200).with_body("done");
+        assert_eq!(gcs.on_chunk(&text, range), Verdict::ServerHas(10));
     }
 }

@@ -1070,10 +1070,16 @@ impl Session {
     /// Starts an S3 upload: its windows when the multipart upload exists
     /// (a record, or the application's URL), else its creation.
     fn run_s3(&mut self, now: Instant, record: Option<ResumeRecord>) {
-        if self.config.source.size.is_none() {
+        let Some(size) = self.config.source.size else {
             return self.fail(Error::InvalidConfig(
                 "an S3 multipart upload needs the source's size".into(),
             ));
+        };
+        if size > s3::MAX_OBJECT {
+            return self.fail(Error::InvalidConfig(format!(
+                "{size} bytes is more than S3's largest object (5 TiB, {} bytes)",
+                s3::MAX_OBJECT
+            )));
         }
         let upload_url = record
             .as_ref()

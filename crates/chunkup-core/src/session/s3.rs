@@ -17,6 +17,9 @@ use crate::{
 
 /// S3 numbers parts 1 to 10,000.
 const MAX_PARTS: u32 = 10_000;
+/// S3's largest object: a multipart upload of more is refused at completion,
+/// after every byte was sent.
+pub(super) const MAX_OBJECT: u64 = 5 * 1024 * 1024 * 1024 * 1024;
 /// Every part but the object's last is at least 5 MiB: so is every window.
 const MIN_PART: u64 = 5 * 1024 * 1024;
 
