@@ -7,9 +7,9 @@
 //! - **Rust** (`chunkup`) uses them as they are;
 //! - **Kotlin, Swift and Python** get them from UniFFI (feature `uniffi`:
 //!   the derives below), defaults included;
-//! - **TypeScript** (the npm package) gets `index.d.ts` types and the JS
-//!   conversions generated from the same declarations
-//!   (`bindings/wasm`, `api-codegen`).
+//! - **TypeScript** (the npm package): `index.d.ts` and the JS conversions
+//!   are still written by hand after these declarations (a generator is
+//!   not built yet); the web driver converts through this crate's types.
 //!
 //! Conversions from the engine's types ([`chunkup_core`]) live here too, so
 //! no binding maps an engine type by hand. Options carry only plain data;
