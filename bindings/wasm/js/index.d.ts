@@ -222,6 +222,8 @@ export type UploadErrorKind =
   | 'Stopped'
   | 'Terminated'
   | 'Environment'
+  /** The source could not be read (a missing or unreadable file path). */
+  | 'Source'
   | 'Other';
 
 export class UploadError extends Error {
@@ -231,8 +233,20 @@ export class UploadError extends Error {
   status?: number;
 }
 
+/**
+ * What an Upload sends: a Blob or File; bytes in memory (an ArrayBuffer or a
+ * typed array such as a Node Buffer: anonymous, so never continued by a
+ * later Upload unless given a `fingerprint`); or, in Node 19.8 and later, a
+ * file path or `file:` URL, read lazily (its absolute path, size and mtime
+ * are its identity, so a later run continues the upload; its base name is
+ * the announced `fileName`). A path in a browser throws an UploadError of
+ * kind 'Environment'; a path that cannot be read fails `start()` with kind
+ * 'Source'.
+ */
+export type UploadSource = Blob | File | ArrayBuffer | ArrayBufferView | string | URL;
+
 export class Upload {
-  constructor(file: Blob | File, options: UploadOptions);
+  constructor(source: UploadSource, options: UploadOptions);
   /**
    * Starts (or continues a remembered upload); resolves on completion, rejects with UploadError.
    * `url` is null only when the server completed the upload in its creation request without naming it.

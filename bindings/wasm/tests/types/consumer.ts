@@ -13,6 +13,7 @@ import {
   type SignRequest,
   type SignedRequest,
   type UploadOptions,
+  type UploadSource,
   type UploadEvent,
 } from 'chunkup';
 
@@ -122,4 +123,15 @@ export async function remembered(file: File): Promise<number> {
   for (const old of all.filter((r) => r.expiresMs !== null && r.acknowledged < r.size)) await forgetRememberedUpload(old);
   await forgetRememberedUpload(all[0]?.key ?? '');
   return all.length;
+}
+
+// Sources: bytes, a path or file: URL (Node).
+export function sources(bytes: Uint8Array, buffer: ArrayBuffer): UploadSource[] {
+  new Upload(bytes, { endpoint: 'x' });
+  new Upload(buffer, { endpoint: 'x' });
+  new Upload('/data/movie.mp4', { endpoint: 'x' });
+  new Upload(new URL('file:///data/movie.mp4'), { endpoint: 'x' });
+  // @ts-expect-error: a number is no source
+  new Upload(42, { endpoint: 'x' });
+  return [bytes, buffer, 'path'];
 }
