@@ -196,7 +196,8 @@ export interface UploadOptions {
   /** A request with no upload progress for this long counts as broken (default 30000). */
   stallTimeoutMs?: number;
   onProgress?: (p: Progress) => void;
-  onChunkComplete?: (chunkBytes: number, bytesAcknowledged: number, bytesTotal: number) => void;
+  /** `bytesTotal` is null for a ReadableStream source (its length is learned at its end). */
+  onChunkComplete?: (chunkBytes: number, bytesAcknowledged: number, bytesTotal: number | null) => void;
   /** Called once when the upload fails (not when it is stopped or terminated). */
   onError?: (e: UploadError) => void;
   onSuccess?: (r: { url: string | null }) => void;
@@ -241,9 +242,20 @@ export class UploadError extends Error {
  * are its identity, so a later run continues the upload; its base name is
  * the announced `fileName`). A path in a browser throws an UploadError of
  * kind 'Environment'; a path that cannot be read fails `start()` with kind
- * 'Source'.
+ * 'Source'. Or a `ReadableStream` of `Uint8Array`s whose length is learned
+ * at its end (deferred length: tus with creation-defer-length, IETF,
+ * Google-style; not ranged or S3): read once, keeping only the bytes the
+ * server has not acknowledged (about one chunk); never remembered, one
+ * connection; a stream that errors fails the upload with kind 'Source'.
  */
-export type UploadSource = Blob | File | ArrayBuffer | ArrayBufferView | string | URL;
+export type UploadSource =
+  | Blob
+  | File
+  | ArrayBuffer
+  | ArrayBufferView
+  | string
+  | URL
+  | ReadableStream<Uint8Array>;
 
 export class Upload {
   constructor(source: UploadSource, options: UploadOptions);

@@ -154,12 +154,17 @@ async function openPath(path) {
 }
 
 /**
- * What `new Upload(source)` takes, as a Blob now or a path to open later.
- * @returns {{blob: Blob} | {path: string | URL}}
+ * What `new Upload(source)` takes: a Blob now, a path to open later, or a
+ * stream of unknown length.
+ * @returns {{blob: Blob} | {path: string | URL} | {stream: ReadableStream}}
  */
 function classifySource(source) {
   if (source && typeof source.slice === 'function' && typeof source.size === 'number') {
     return { blob: source };
+  }
+  if (typeof ReadableStream === 'function' && source instanceof ReadableStream) {
+    if (source.locked) throw new TypeError('chunkup: the ReadableStream is locked (another reader is reading it)');
+    return { stream: source };
   }
   // Bytes in memory (a Node Buffer is a Uint8Array): an anonymous Blob, never
   // matched to another upload unless the application gives a fingerprint.
@@ -181,6 +186,8 @@ export class Upload {
   #file;
   /** A path (string or URL) not opened yet. */
   #path = null;
+  /** A ReadableStream source (read once, length learned at its end). */
+  #stream = null;
   #options;
   #raw = null;
   #started = false;
@@ -204,6 +211,7 @@ export class Upload {
     }
     this.#file = classified.blob ?? null;
     this.#path = classified.path ?? null;
+    this.#stream = classified.stream ?? null;
     this.#options = options;
     /** Settles when the upload is over: `{url}`, or an UploadError. */
     this.done = new Promise((resolve, reject) => {
@@ -227,6 +235,7 @@ export class Upload {
    * @returns {Promise<import('./index.js').RememberedUpload[]>}
    */
   async findPreviousUploads() {
+    if (this.#stream) return []; // a stream is never remembered
     await init();
     await this.#open();
     let key;
@@ -278,7 +287,10 @@ export class Upload {
     }
     let raw;
     try {
-      raw = new RawUpload(this.#file, this.#options, (event) => this.#event(event));
+      const sink = (event) => this.#event(event);
+      raw = this.#stream
+        ? RawUpload.fromStream(this.#stream, this.#options, sink)
+        : new RawUpload(this.#file, this.#options, sink);
     } catch (error) {
       this.#finish({ error });
       return;
@@ -291,7 +303,7 @@ export class Upload {
 
   /** Opens a path source (once); its base name is the announced file name unless `fileName` is given. */
   async #open() {
-    if (this.#file) return;
+    if (this.#file || this.#stream) return;
     const { file, baseName } = await openPath(this.#path);
     if (this.#file) return; // opened by a concurrent call
     this.#file = file;
@@ -379,7 +391,7 @@ export class Upload {
       case 'chunk': {
         const chunkBytes = Math.max(0, event.offset - this.#acknowledged);
         this.#acknowledged = Math.max(this.#acknowledged, event.offset);
-        call(options.onChunkComplete, chunkBytes, event.offset, this.#file.size);
+        call(options.onChunkComplete, chunkBytes, event.offset, this.#file?.size ?? null);
         break;
       }
       default:

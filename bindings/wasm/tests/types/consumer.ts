@@ -36,7 +36,7 @@ export async function example(file: File, blob: Blob): Promise<string | null> {
       const eta: number | null = p.etaSeconds;
       void [p.bytesAcknowledged, p.bytesSent, p.bytesTotal, p.speed, eta];
     },
-    onChunkComplete: (chunkBytes: number, acked: number, total: number) => void [chunkBytes, acked, total],
+    onChunkComplete: (chunkBytes: number, acked: number, total: number | null) => void [chunkBytes, acked, total],
     onError: (e: UploadError) => {
       const kind: string = e.kind;
       const status: number | undefined = e.status;
@@ -125,13 +125,18 @@ export async function remembered(file: File): Promise<number> {
   return all.length;
 }
 
-// Sources: bytes, a path or file: URL (Node).
-export function sources(bytes: Uint8Array, buffer: ArrayBuffer): UploadSource[] {
+// Sources: bytes, a path or file: URL (Node), a stream of unknown length.
+export function sources(bytes: Uint8Array, buffer: ArrayBuffer, stream: ReadableStream<Uint8Array>): UploadSource[] {
   new Upload(bytes, { endpoint: 'x' });
   new Upload(buffer, { endpoint: 'x' });
   new Upload('/data/movie.mp4', { endpoint: 'x' });
   new Upload(new URL('file:///data/movie.mp4'), { endpoint: 'x' });
+  new Upload(stream, {
+    endpoint: 'x',
+    protocol: 'tus',
+    onChunkComplete: (_chunk, _acked, total: number | null) => void total,
+  });
   // @ts-expect-error: a number is no source
   new Upload(42, { endpoint: 'x' });
-  return [bytes, buffer, 'path'];
+  return [bytes, buffer, stream, 'path'];
 }
