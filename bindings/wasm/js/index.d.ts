@@ -196,7 +196,8 @@ export interface UploadOptions {
   /** A request with no upload progress for this long counts as broken (default 30000). */
   stallTimeoutMs?: number;
   onProgress?: (p: Progress) => void;
-  onChunkComplete?: (chunkBytes: number, bytesAcknowledged: number, bytesTotal: number) => void;
+  /** `bytesTotal` is null for a ReadableStream source (its length is learned at its end). */
+  onChunkComplete?: (chunkBytes: number, bytesAcknowledged: number, bytesTotal: number | null) => void;
   /** Called once when the upload fails (not when it is stopped or terminated). */
   onError?: (e: UploadError) => void;
   onSuccess?: (r: { url: string | null }) => void;
@@ -222,6 +223,8 @@ export type UploadErrorKind =
   | 'Stopped'
   | 'Terminated'
   | 'Environment'
+  /** The source could not be read (a missing or unreadable file path). */
+  | 'Source'
   | 'Other';
 
 export class UploadError extends Error {
@@ -231,8 +234,31 @@ export class UploadError extends Error {
   status?: number;
 }
 
+/**
+ * What an Upload sends: a Blob or File; bytes in memory (an ArrayBuffer or a
+ * typed array such as a Node Buffer: anonymous, so never continued by a
+ * later Upload unless given a `fingerprint`); or, in Node 19.8 and later, a
+ * file path or `file:` URL, read lazily (its absolute path, size and mtime
+ * are its identity, so a later run continues the upload; its base name is
+ * the announced `fileName`). A path in a browser throws an UploadError of
+ * kind 'Environment'; a path that cannot be read fails `start()` with kind
+ * 'Source'. Or a `ReadableStream` of `Uint8Array`s whose length is learned
+ * at its end (deferred length: tus with creation-defer-length, IETF,
+ * Google-style; not ranged or S3): read once, keeping only the bytes the
+ * server has not acknowledged (about one chunk); never remembered, one
+ * connection; a stream that errors fails the upload with kind 'Source'.
+ */
+export type UploadSource =
+  | Blob
+  | File
+  | ArrayBuffer
+  | ArrayBufferView
+  | string
+  | URL
+  | ReadableStream<Uint8Array>;
+
 export class Upload {
-  constructor(file: Blob | File, options: UploadOptions);
+  constructor(source: UploadSource, options: UploadOptions);
   /**
    * Starts (or continues a remembered upload); resolves on completion, rejects with UploadError.
    * `url` is null only when the server completed the upload in its creation request without naming it.

@@ -114,9 +114,80 @@ function call(callback, ...args) {
   }
 }
 
-/** One resumable upload of a Blob or File. */
+// Node's built-in modules, hidden from bundlers (the package also runs in browsers).
+function nodeModule(name) {
+  const specifier = `node:${name}`;
+  return import(/* webpackIgnore: true */ /* @vite-ignore */ specifier);
+}
+
+/**
+ * A path (string or `file:` URL) opened as a lazily read Blob (Node >= 19.8,
+ * `fs.openAsBlob`). It is a File named by the absolute path with the file's
+ * mtime as `lastModified`: with its size that is the upload's identity, so a
+ * later run with the same unchanged file continues the upload.
+ * @param {string | URL} path
+ * @returns {Promise<{file: File, baseName: string}>}
+ */
+async function openPath(path) {
+  const [fs, nodePath, nodeUrl] = await Promise.all([nodeModule('fs'), nodeModule('path'), nodeModule('url')]);
+  if (typeof fs.openAsBlob !== 'function') {
+    throw new UploadError('Environment', `reading a file path needs Node 19.8 or later (fs.openAsBlob); this is Node ${process.versions.node}`);
+  }
+  let absolute;
+  try {
+    absolute = nodePath.resolve(typeof path === 'string' ? path : nodeUrl.fileURLToPath(path));
+  } catch (error) {
+    throw new UploadError('InvalidConfig', `not a file path or file: URL: ${String(path)} (${error?.message ?? error})`);
+  }
+  let stat;
+  let blob;
+  try {
+    stat = await fs.promises.stat(absolute);
+    if (!stat.isFile()) throw new Error('not a regular file');
+    blob = await fs.openAsBlob(absolute);
+  } catch (error) {
+    throw new UploadError('Source', `cannot read ${absolute}: ${error?.message ?? error}`);
+  }
+  // Blob parts are kept by reference: the file is still read lazily, slice by slice.
+  const file = new File([blob], absolute, { lastModified: Math.trunc(stat.mtimeMs) });
+  return { file, baseName: nodePath.basename(absolute) };
+}
+
+/**
+ * What `new Upload(source)` takes: a Blob now, a path to open later, or a
+ * stream of unknown length.
+ * @returns {{blob: Blob} | {path: string | URL} | {stream: ReadableStream}}
+ */
+function classifySource(source) {
+  if (source && typeof source.slice === 'function' && typeof source.size === 'number') {
+    return { blob: source };
+  }
+  if (typeof ReadableStream === 'function' && source instanceof ReadableStream) {
+    if (source.locked) throw new TypeError('chunkup: the ReadableStream is locked (another reader is reading it)');
+    return { stream: source };
+  }
+  // Bytes in memory (a Node Buffer is a Uint8Array): an anonymous Blob, never
+  // matched to another upload unless the application gives a fingerprint.
+  if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    return { blob: new Blob([source]) };
+  }
+  if (typeof source === 'string' || source instanceof URL) {
+    if (!isNode) {
+      throw new UploadError('Environment', 'a file path can only be uploaded in Node; in a browser pass a File or Blob');
+    }
+    return { path: source };
+  }
+  throw new TypeError('chunkup: the source must be a Blob, File, ArrayBuffer, typed array (Buffer), or in Node a file path or file: URL');
+}
+
+/** One resumable upload of a Blob, File, bytes or (in Node) a file path. */
 export class Upload {
+  /** The Blob to upload; null until a path is opened. */
   #file;
+  /** A path (string or URL) not opened yet. */
+  #path = null;
+  /** A ReadableStream source (read once, length learned at its end). */
+  #stream = null;
   #options;
   #raw = null;
   #started = false;
@@ -130,17 +201,17 @@ export class Upload {
   #reject;
 
   /**
-   * @param {Blob} file
+   * @param {import('./index.js').UploadSource} source
    * @param {import('./index.js').UploadOptions} options
    */
-  constructor(file, options) {
-    if (!file || typeof file.slice !== 'function' || typeof file.size !== 'number') {
-      throw new TypeError('chunkup: the file must be a Blob or File');
-    }
+  constructor(source, options) {
+    const classified = classifySource(source);
     if (!options || typeof options !== 'object') {
       throw new TypeError('chunkup: options must be an object');
     }
-    this.#file = file;
+    this.#file = classified.blob ?? null;
+    this.#path = classified.path ?? null;
+    this.#stream = classified.stream ?? null;
     this.#options = options;
     /** Settles when the upload is over: `{url}`, or an UploadError. */
     this.done = new Promise((resolve, reject) => {
@@ -164,7 +235,9 @@ export class Upload {
    * @returns {Promise<import('./index.js').RememberedUpload[]>}
    */
   async findPreviousUploads() {
+    if (this.#stream) return []; // a stream is never remembered
     await init();
+    await this.#open();
     let key;
     try {
       key = resumeKey(this.#file, this.#options);
@@ -202,13 +275,22 @@ export class Upload {
       this.#finish({ error: { kind: 'Environment', message: `cannot load the WebAssembly module: ${error?.message ?? error}` } });
       return;
     }
+    try {
+      await this.#open();
+    } catch (error) {
+      this.#finish({ error: toUploadError(error) });
+      return;
+    }
     if (this.#ending === 'stop') {
       this.#finish(STOPPED);
       return;
     }
     let raw;
     try {
-      raw = new RawUpload(this.#file, this.#options, (event) => this.#event(event));
+      const sink = (event) => this.#event(event);
+      raw = this.#stream
+        ? RawUpload.fromStream(this.#stream, this.#options, sink)
+        : new RawUpload(this.#file, this.#options, sink);
     } catch (error) {
       this.#finish({ error });
       return;
@@ -217,6 +299,16 @@ export class Upload {
     if (this.#paused) raw.pause();
     if (this.#ending === 'terminate') raw.terminate();
     raw.start();
+  }
+
+  /** Opens a path source (once); its base name is the announced file name unless `fileName` is given. */
+  async #open() {
+    if (this.#file || this.#stream) return;
+    const { file, baseName } = await openPath(this.#path);
+    if (this.#file) return; // opened by a concurrent call
+    this.#file = file;
+    this.#path = null;
+    if (this.#options.fileName === undefined) this.#options = { ...this.#options, fileName: baseName };
   }
 
   /** Stops sending until resume(); the requests in flight are abandoned. */
@@ -299,7 +391,7 @@ export class Upload {
       case 'chunk': {
         const chunkBytes = Math.max(0, event.offset - this.#acknowledged);
         this.#acknowledged = Math.max(this.#acknowledged, event.offset);
-        call(options.onChunkComplete, chunkBytes, event.offset, this.#file.size);
+        call(options.onChunkComplete, chunkBytes, event.offset, this.#file?.size ?? null);
         break;
       }
       default:

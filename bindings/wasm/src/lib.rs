@@ -27,7 +27,7 @@ use chunkup::core::{ChunkSizing, Event, Protocol, ResumeRecord};
 use chunkup::web::{BrowserStore, TransportChoice, WebEvent, WebUpload, WebUploadOptions};
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
-use web_sys::{AbortSignal, Blob};
+use web_sys::{AbortSignal, Blob, ReadableStream};
 
 /// Reports panics on the console (they should not happen: errors are typed).
 #[wasm_bindgen(start)]
@@ -59,6 +59,26 @@ impl RawUpload {
                 let _ = sink.call1(&JsValue::NULL, &object);
             }
         });
+        Ok(RawUpload { upload })
+    }
+
+    /// An upload of a `ReadableStream` of `Uint8Array`s whose length is
+    /// learned at its end (deferred length; not for ranged or S3). Throws
+    /// `{kind: 'Environment'}` for a stream that is already locked.
+    #[wasm_bindgen(js_name = fromStream)]
+    pub fn from_stream(
+        stream: ReadableStream,
+        options: JsValue,
+        sink: Function,
+    ) -> Result<RawUpload, JsValue> {
+        let options = parse_options(&options)
+            .map_err(|message| error_object("InvalidConfig", &message, None))?;
+        let upload = WebUpload::from_stream(&stream, options, move |event| {
+            if let Some(object) = event_object(&event) {
+                let _ = sink.call1(&JsValue::NULL, &object);
+            }
+        })
+        .map_err(|error| map_error(&error))?;
         Ok(RawUpload { upload })
     }
 
@@ -336,6 +356,7 @@ fn map_error(error: &chunkup::Error) -> JsValue {
         chunkup::Error::Stopped => ("Stopped", None),
         chunkup::Error::Terminated => ("Terminated", None),
         chunkup::Error::Environment(_) => ("Environment", None),
+        chunkup::Error::Source { .. } | chunkup::Error::StreamRewound { .. } => ("Source", None),
         _ => ("Other", None),
     };
     error_object(kind, &error.to_string(), status)

@@ -13,6 +13,7 @@ import {
   type SignRequest,
   type SignedRequest,
   type UploadOptions,
+  type UploadSource,
   type UploadEvent,
 } from 'chunkup';
 
@@ -35,7 +36,7 @@ export async function example(file: File, blob: Blob): Promise<string | null> {
       const eta: number | null = p.etaSeconds;
       void [p.bytesAcknowledged, p.bytesSent, p.bytesTotal, p.speed, eta];
     },
-    onChunkComplete: (chunkBytes: number, acked: number, total: number) => void [chunkBytes, acked, total],
+    onChunkComplete: (chunkBytes: number, acked: number, total: number | null) => void [chunkBytes, acked, total],
     onError: (e: UploadError) => {
       const kind: string = e.kind;
       const status: number | undefined = e.status;
@@ -122,4 +123,20 @@ export async function remembered(file: File): Promise<number> {
   for (const old of all.filter((r) => r.expiresMs !== null && r.acknowledged < r.size)) await forgetRememberedUpload(old);
   await forgetRememberedUpload(all[0]?.key ?? '');
   return all.length;
+}
+
+// Sources: bytes, a path or file: URL (Node), a stream of unknown length.
+export function sources(bytes: Uint8Array, buffer: ArrayBuffer, stream: ReadableStream<Uint8Array>): UploadSource[] {
+  new Upload(bytes, { endpoint: 'x' });
+  new Upload(buffer, { endpoint: 'x' });
+  new Upload('/data/movie.mp4', { endpoint: 'x' });
+  new Upload(new URL('file:///data/movie.mp4'), { endpoint: 'x' });
+  new Upload(stream, {
+    endpoint: 'x',
+    protocol: 'tus',
+    onChunkComplete: (_chunk, _acked, total: number | null) => void total,
+  });
+  // @ts-expect-error: a number is no source
+  new Upload(42, { endpoint: 'x' });
+  return [bytes, buffer, stream, 'path'];
 }

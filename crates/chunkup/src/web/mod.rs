@@ -16,7 +16,10 @@
 //!   the application's [`WebUploadOptions::signer`] first, every time it is
 //!   sent (so an expired URL retried by the core is signed again);
 //! - bodies as `Blob.slice(start, end)`, handed to the platform unread, so
-//!   memory does not depend on the file's size;
+//!   memory does not depend on the file's size; or, for a `ReadableStream`
+//!   of unknown length ([`WebUpload::from_stream`]), read once and kept
+//!   only until the server has acknowledged them (the end, found while a
+//!   body is prepared, is reported as `SessionInput::SourceEnded`);
 //! - `Load`, `Persist` and `Forget` against [`BrowserStore`]
 //!   (`localStorage`, IndexedDB as the fallback), one at a time and in order;
 //! - `now` from `performance.now()`, timers from `setTimeout`.
@@ -31,6 +34,7 @@
 
 mod js;
 mod store;
+mod stream;
 mod transport;
 
 use std::cell::{Cell, RefCell};
@@ -50,12 +54,13 @@ use chunkup_core::{
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use web_sys::{AbortSignal, Blob};
+use web_sys::{AbortSignal, Blob, ReadableStream};
 
 pub use store::BrowserStore;
 pub use transport::TransportChoice;
 
 use crate::Error;
+use stream::StreamWindow;
 use transport::{InFlight, Stack};
 
 /// Options for one browser upload.
@@ -176,6 +181,25 @@ pub enum WebEvent {
 enum Ending {
     Session(Outcome),
     Environment(String),
+    /// A stream source failed to give its bytes.
+    Source(String),
+    /// The server needs bytes of a stream that were let go.
+    StreamRewound {
+        needed: u64,
+        kept_from: u64,
+    },
+}
+
+impl From<Error> for Ending {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::StreamRewound { needed, kept_from } => {
+                Ending::StreamRewound { needed, kept_from }
+            }
+            Error::Source { source, .. } => Ending::Source(source.to_string()),
+            other => Ending::Environment(other.to_string()),
+        }
+    }
 }
 
 impl Ending {
@@ -186,6 +210,13 @@ impl Ending {
             Ending::Session(Outcome::Stopped) => Err(Error::Stopped),
             Ending::Session(Outcome::Terminated) => Err(Error::Terminated),
             Ending::Environment(message) => Err(Error::Environment(message.clone())),
+            Ending::Source(message) => Err(Error::Source {
+                path: "ReadableStream".into(),
+                source: std::io::Error::other(message.clone()),
+            }),
+            &Ending::StreamRewound { needed, kept_from } => {
+                Err(Error::StreamRewound { needed, kept_from })
+            }
         }
     }
 }
@@ -220,8 +251,29 @@ struct Shared {
     store_busy: Cell<bool>,
 }
 
+/// What is uploaded.
+#[derive(Clone)]
+enum Content {
+    /// Sliced as bodies are needed, unread by the driver.
+    Blob(Blob),
+    /// Read once; its length is learned at its end.
+    Stream(Rc<StreamWindow>),
+}
+
+impl Content {
+    /// The bytes of `range` as a request body.
+    fn body(&self, range: chunkup_core::ByteRange) -> Result<Blob, JsValue> {
+        match self {
+            Content::Blob(blob) => {
+                blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)
+            }
+            Content::Stream(window) => window.body(range),
+        }
+    }
+}
+
 struct State {
-    blob: Blob,
+    content: Content,
     options: WebUploadOptions,
     started: bool,
     session: Option<Session>,
@@ -259,6 +311,39 @@ impl WebUpload {
         options: WebUploadOptions,
         on_event: impl Fn(WebEvent) + 'static,
     ) -> Self {
+        WebUpload::with_content(Content::Blob(blob), options, on_event)
+    }
+
+    /// An upload of a `ReadableStream` of bytes (`Uint8Array` chunks) whose
+    /// length is learned at its end: the server must accept a deferred
+    /// length (tus creation-defer-length, IETF, Google-style; ranged and S3
+    /// refuse it before anything is sent). The stream is locked to the
+    /// upload and read once; only the bytes the server has not acknowledged
+    /// are kept (about one chunk), so a server that loses acknowledged bytes
+    /// ends the upload with [`Error::StreamRewound`]. A stream is anonymous:
+    /// never remembered, `fingerprint` and `resume` are ignored, and it goes
+    /// over one connection. A locked stream is an [`Error::Environment`].
+    pub fn from_stream(
+        stream: &ReadableStream,
+        mut options: WebUploadOptions,
+        on_event: impl Fn(WebEvent) + 'static,
+    ) -> Result<Self, Error> {
+        let window = StreamWindow::new(stream)?;
+        options.resume = false;
+        options.fingerprint = None;
+        options.parallel = 1;
+        Ok(WebUpload::with_content(
+            Content::Stream(Rc::new(window)),
+            options,
+            on_event,
+        ))
+    }
+
+    fn with_content(
+        content: Content,
+        options: WebUploadOptions,
+        on_event: impl Fn(WebEvent) + 'static,
+    ) -> Self {
         let store = if options.resume {
             BrowserStore::detect()
         } else {
@@ -267,7 +352,7 @@ impl WebUpload {
         WebUpload {
             shared: Rc::new(Shared {
                 state: RefCell::new(State {
-                    blob,
+                    content,
                     options,
                     started: false,
                     session: None,
@@ -409,9 +494,9 @@ impl Future for Finished {
 impl Shared {
     /// Describes the source to a new session and starts it.
     fn begin(shared: &Rc<Shared>) {
-        let (options, blob) = {
+        let (options, content) = {
             let state = shared.state.borrow();
-            (state.options.clone(), state.blob.clone())
+            (state.options.clone(), state.content.clone())
         };
         let Some(stack) = Stack::pick(options.transport) else {
             let message = "neither XMLHttpRequest nor fetch is available";
@@ -421,7 +506,7 @@ impl Shared {
         if options.signal.as_ref().is_some_and(AbortSignal::aborted) {
             return Shared::ended_early(shared, Outcome::Stopped, Event::Stopped);
         }
-        let session = match Session::new(session_config(&blob, &options, &shared.store)) {
+        let session = match Session::new(session_config(&content, &options, &shared.store)) {
             Ok(session) => session,
             Err(error) => return Shared::ended(shared, Ending::Session(Outcome::Failed(error))),
         };
@@ -568,12 +653,18 @@ impl Shared {
     /// first (while it is in flight for the session, and may be aborted).
     fn send(shared: &Rc<Shared>, spec: RequestSpec) {
         let id = spec.id;
-        let (provider, signer) = {
-            let options = &shared.state.borrow().options;
+        let (provider, signer, stream) = {
+            let state = shared.state.borrow();
+            let options = &state.options;
             let signer = spec.signing.as_ref().and(options.signer.clone());
-            (options.header_provider.clone(), signer)
+            // A stream's body must be read first (where its end is found).
+            let stream = match (&state.content, spec.body) {
+                (Content::Stream(window), Some(range)) => Some((window.clone(), range)),
+                _ => None,
+            };
+            (options.header_provider.clone(), signer, stream)
         };
-        if provider.is_none() && signer.is_none() {
+        if provider.is_none() && signer.is_none() && stream.is_none() {
             if let Err(error) = Shared::start(shared, spec) {
                 // Inside the pump: the session is polled next anyway.
                 let mut state = shared.state.borrow_mut();
@@ -591,6 +682,10 @@ impl Shared {
             .push(InFlight::preparing(id));
         let weak = Rc::downgrade(shared);
         wasm_bindgen_futures::spawn_local(async move {
+            let filled = match &stream {
+                Some((window, range)) => window.fill(*range).await,
+                None => Ok(None),
+            };
             let prepared = async {
                 let mut spec = spec;
                 if let Some(provider) = &provider {
@@ -600,13 +695,28 @@ impl Shared {
                     spec = transport::sign(signer, spec).await?;
                 }
                 Ok::<_, TransportError>(spec)
-            }
-            .await;
+            };
             let Some(shared) = weak.upgrade() else { return };
-            let wanted =
-                (shared.state.borrow().requests.iter()).any(|r| r.id() == id && r.is_preparing());
-            if !wanted {
+            let wanted = |shared: &Rc<Shared>| {
+                (shared.state.borrow().requests.iter()).any(|r| r.id() == id && r.is_preparing())
+            };
+            if !wanted(&shared) {
                 return; // aborted (or the upload ended) meanwhile
+            }
+            match filled {
+                Ok(None) => {}
+                Ok(Some(at)) => {
+                    // The stream ended before this body: the session now
+                    // knows the length and asks again.
+                    let placeholder = shared.state.borrow_mut().take_request(id);
+                    drop(placeholder);
+                    return Shared::input(&shared, SessionInput::SourceEnded { id, at });
+                }
+                Err(error) => return Shared::ended(&shared, error.into()),
+            }
+            let prepared = prepared.await;
+            if !wanted(&shared) {
+                return;
             }
             if let Err(error) = prepared.and_then(|spec| Shared::start(&shared, spec)) {
                 Shared::input(&shared, SessionInput::TransportFailed { id, error });
@@ -629,7 +739,8 @@ impl Shared {
         let Some(stack) = state.stack else {
             return Ok(());
         };
-        let request = transport::start(stack, &spec, &state.blob, deliver)?;
+        let content = &state.content;
+        let request = transport::start(stack, &spec, &|range| content.body(range), deliver)?;
         state.requests.push(request);
         Ok(())
     }
@@ -688,6 +799,9 @@ impl Shared {
             }
             state.outcome = Some(ending);
             state.timer = None;
+            if let Content::Stream(window) = &state.content {
+                window.cancel(); // nobody reads the rest
+            }
             remove_listeners(&mut state.listeners);
             std::mem::take(&mut state.requests)
         };
@@ -820,9 +934,20 @@ fn source_info(blob: &Blob, options: &WebUploadOptions) -> SourceInfo {
     }
 }
 
-fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore) -> SessionConfig {
-    let source = source_info(blob, options);
-    let own_name = string_field(blob, "name");
+fn session_config(
+    content: &Content,
+    options: &WebUploadOptions,
+    store: &BrowserStore,
+) -> SessionConfig {
+    let (source, own_name, own_type) = match content {
+        Content::Blob(blob) => (
+            source_info(blob, options),
+            string_field(blob, "name"),
+            Some(blob.type_()).filter(|t| !t.is_empty()),
+        ),
+        // Of unknown length and no identity.
+        Content::Stream(_) => (SourceInfo::anonymous(None), None, None),
+    };
     let file_name = options
         .file_name
         .clone()
@@ -831,7 +956,7 @@ fn session_config(blob: &Blob, options: &WebUploadOptions, store: &BrowserStore)
     let content_type = options
         .content_type
         .clone()
-        .or_else(|| Some(blob.type_()).filter(|t| !t.is_empty()))
+        .or(own_type)
         .unwrap_or_else(|| "application/octet-stream".into());
     SessionConfig {
         protocol: options.protocol,

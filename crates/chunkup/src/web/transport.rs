@@ -149,13 +149,13 @@ impl Drop for InFlight {
     }
 }
 
-/// Starts `spec` on `stack` with its body sliced from `blob`; its outcome
+/// Starts `spec` on `stack` with its body from `body_of`; its outcome
 /// goes to `deliver` unless the request is dropped first. A request that
 /// cannot even start is reported as the `Err`.
 pub(crate) fn start(
     stack: Stack,
     spec: &RequestSpec,
-    blob: &Blob,
+    body_of: &dyn Fn(chunkup_core::ByteRange) -> Result<Blob, JsValue>,
     deliver: Deliver,
 ) -> Result<InFlight, TransportError> {
     let abandoned = Rc::new(Cell::new(false));
@@ -168,7 +168,7 @@ pub(crate) fn start(
         })
     };
     let body = match (spec.body, &spec.payload) {
-        (Some(range), _) => Some(blob.slice_with_f64_and_f64(range.start as f64, range.end as f64)),
+        (Some(range), _) => Some(body_of(range)),
         (None, Some(bytes)) => Some(Blob::new_with_u8_array_sequence(&js_sys::Array::of1(
             &js_sys::Uint8Array::from(bytes.as_slice()),
         ))),
