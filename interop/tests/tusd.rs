@@ -4,7 +4,8 @@
 //! `scripts/test.sh` with `go install`; without it these tests fail.
 
 use chunkup_interop::{
-    CutProxy, KIB, MIB, Tusd, chunkup_upload, http, random_file, sha256_file, tusd_bin, upload_id,
+    CutProxy, HttpProxy, KIB, MIB, ProxyAction, Tusd, chunkup_upload, http, random_file,
+    sha256_file, tusd_bin, upload_id,
 };
 
 /// Asserts tusd's upload directory holds exactly the source's bytes.
@@ -74,6 +75,79 @@ fn auto_against_tusd_picks_tus() {
         .unwrap_or_else(|| panic!("no discovery event:\n{run}"));
     assert_eq!(discovered["protocol"], "tus", "{discovered}");
     assert_stored(&tusd, &url, &source);
+}
+
+/// Issue #11, fault 3: with `--parts`, discovery used to be skipped and sent
+/// without the user's headers, so an `OPTIONS` refused with 401 became a
+/// ranged guess that tusd cannot take. Now the session discovers with the
+/// user's headers and the parts go out as tus concatenation.
+#[test]
+fn parallel_parts_discover_with_the_users_headers() {
+    let bin = tusd_bin();
+    let tusd = Tusd::start(&bin, false);
+    let proxy = HttpProxy::start(&tusd.endpoint);
+    // A gateway that wants credentials on every request, OPTIONS included.
+    proxy.set_rule(|exchange, _| {
+        if exchange.request_header("authorization") == Some("Bearer parts") {
+            ProxyAction::Forward
+        } else {
+            ProxyAction::Respond {
+                status: 401,
+                headers: vec![("WWW-Authenticate".into(), "Bearer".into())],
+                body: b"no token".to_vec(),
+            }
+        }
+    });
+    let path = tusd.endpoint.splitn(4, '/').nth(3).unwrap_or_default();
+    let endpoint = format!("{}/{path}", proxy.url());
+    // Parts are at least 8 MiB (concat::MIN_PART): three of them.
+    let source = random_file(24 * MIB + 5, 24);
+    let state = tempfile::tempdir().expect("state dir");
+    let run = chunkup_upload(
+        &source.path,
+        &endpoint,
+        state.path(),
+        &[
+            "--protocol",
+            "auto",
+            "--parts",
+            "3",
+            "--chunk-size",
+            "1MiB",
+            "-H",
+            "Authorization: Bearer parts",
+        ],
+    );
+    let url = run.upload_url();
+    let discovered = run
+        .discovered()
+        .unwrap_or_else(|| panic!("no discovery event:\n{run}"));
+    assert_eq!(discovered["protocol"], "tus", "{discovered}");
+    let log = proxy.log();
+    assert!(
+        log.iter().all(|e| e.status != Some(401)),
+        "a request went without the user's headers: {:?}",
+        log.iter()
+            .map(|e| (&e.method, e.status))
+            .collect::<Vec<_>>()
+    );
+    let partials = log
+        .iter()
+        .filter(|e| e.method == "POST" && e.request_header("upload-concat") == Some("partial"))
+        .count();
+    assert_eq!(
+        partials,
+        3,
+        "three partial uploads: {:?}",
+        log.iter()
+            .map(|e| (&e.method, e.request_header("upload-concat"), e.status))
+            .collect::<Vec<_>>()
+    );
+    let stored = url.replace(
+        &proxy.url(),
+        tusd.endpoint.trim_end_matches(&format!("/{path}")),
+    );
+    assert_stored(&tusd, &stored, &source);
 }
 
 #[test]
