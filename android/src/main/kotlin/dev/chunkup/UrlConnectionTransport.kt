@@ -53,7 +53,13 @@ class UrlConnectionTransport(
                 connection.useCaches = false
                 for (header in request.headers) connection.addRequestProperty(header.key, header.value)
                 val body = request.body
-                if (body != null) {
+                val payload = request.payload
+                if (payload != null) {
+                    // A small body of the engine's own (S3's part list).
+                    connection.doOutput = true
+                    connection.setFixedLengthStreamingMode(payload.size)
+                    connection.outputStream.use { it.write(payload) }
+                } else if (body != null) {
                     connection.doOutput = true
                     connection.setFixedLengthStreamingMode(body.length.toLong())
                     RandomAccessFile(body.path, "r").use { file ->

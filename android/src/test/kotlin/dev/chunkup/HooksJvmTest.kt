@@ -234,4 +234,21 @@ class HooksJvmTest {
         val parts = signed.filter { it.operation == S3Operation.UPLOAD_PART }.mapNotNull { it.partNumber?.toInt() }
         assertEquals((1..4).toList(), parts.distinct().sorted())
     }
+
+    /** The completion's part list (a payload, not a file range) goes out through UrlConnectionTransport too. */
+    @Test fun s3OverUrlConnectionTransportSendsTheCompletionBody() = runBlocking {
+        val s3 = pythonServer("fake_s3.py")
+        val size = 2 * 5 * 1024 * 1024 + 11
+        val file = sourceFile("s3-url.bin", size, 9)
+        val report = upload(
+            file.path, "$s3/bucket/s3-url.bin", uploadOptions(protocol = Protocol.S3, chunkSizeBytes = 5L * 1024 * 1024),
+            transport = UrlConnectionTransport(),
+            signer = { request ->
+                val separator = if ('?' in request.url) '&' else '?'
+                SignedRequest("${request.url}${separator}X-Signature=url-connection", emptyList())
+            },
+        )
+        assertEquals(size.toULong(), report.size)
+        assertEquals(sha256(file.readBytes()), field(get("$s3/_object/bucket/s3-url.bin"), "sha256"))
+    }
 }
