@@ -24,6 +24,6 @@ for abi in "${ABIS[@]}"; do args+=(-t "$abi"); done
 
 # Kotlin bindings from the host build (identical for every ABI).
 (cd "$ROOT" && cargo build --release -p chunkup-ffi \
-    && target/release/uniffi-bindgen generate target/release/libchunkup_ffi.so \
+    && cargo run -p chunkup-uniffi-bindgen -- generate target/release/libchunkup_ffi.so \
         -l kotlin --no-format -o bindings/ffi/generated/kotlin)
 ls -l src/main/jniLibs/*/libchunkup_ffi.so

@@ -27,7 +27,7 @@ done
 cargo build --release -p chunkup-ffi
 GEN="$ROOT/bindings/ffi/generated"
 rm -rf "$GEN/swift"
-target/release/uniffi-bindgen generate target/release/libchunkup_ffi.dylib -l swift --no-format -o "$GEN/swift"
+cargo run -p chunkup-uniffi-bindgen -- generate target/release/libchunkup_ffi.dylib -l swift --no-format -o "$GEN/swift"
 
 OUT="$ROOT/target/xcframework"
 rm -rf "$OUT" "$IOS/ChunkupFFI.xcframework"

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The UniFFI bindings, end to end, from one script:
-#   1. build the cdylib (bindings/ffi) and the `chunkup` CLI (for `serve`);
+#   1. build the `chunkup` Python wheel with maturin (bindings/python): the
+#      one release build of the cdylib (bindings/ffi). Kotlin and the
+#      generated layer load the very library the wheel ships;
 #   2. generate the Kotlin, Swift and Python bindings into
-#      bindings/ffi/generated/ (wiped first: the output is reproducible);
+#      bindings/ffi/generated/ (wiped first: the output is reproducible) with
+#      `uniffi-bindgen` (bindings/ffi/bindgen, a debug build maturin made);
 #   3. compile the Kotlin API (android/src/main, JVM-only files) and its JVM
-#      tests with kotlinc, run them with JUnit + JNA;
-#   4. build the `chunkup` Python wheel with maturin (bindings/python), install
-#      it into a fresh venv and run the Python tests against the installed
-#      package, from outside the source tree (bindings/python/tests: the
-#      Pythonic API, hooks against a token-checking proxy and a scripted S3
-#      server, the generated layer, and a matrix of child processes that must
-#      exit normally after completion, timeout, stop and SIGINT;
-#      CHUNKUP_EXIT_RUNS repetitions, default 10);
+#      tests with kotlinc, run them with JUnit + JNA (every
+#      android/src/test/kotlin/**/*JvmTest.kt);
+#   4. install the wheel into a fresh venv and run the Python tests against
+#      the installed package, from outside the source tree
+#      (bindings/python/tests: the Pythonic API, hooks against a
+#      token-checking proxy and a scripted S3 server, the generated layer,
+#      and a matrix of child processes that must exit normally after
+#      completion, timeout, stop and SIGINT; CHUNKUP_EXIT_RUNS repetitions,
+#      default 10);
 # 3 and 4 run against a `chunkup serve` on 127.0.0.1 with faults on, started
 # and stopped here.
 #
@@ -21,7 +25,7 @@
 #   pip install maturin==1.16.0 into bindings/ffi/.tools/venv (gitignored)
 # Swift is generated only: no Swift toolchain exists on these machines.
 # CHUNKUP_BIN=/path/to/chunkup serves the tests with an already built CLI
-# (the CLI is then not built here).
+# (scripts/test.sh passes its debug build; otherwise one is built here).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,27 +75,52 @@ ensure_tools() {
 # unless CHUNKUP_BIN names one already built (another checkout's).
 CHUNKUP_BIN="${CHUNKUP_BIN:-}"
 
-build_native() {
-    if [ -n "$CHUNKUP_BIN" ]; then
-        section "cargo build --release (chunkup-ffi; serving with $CHUNKUP_BIN)"
-        cargo build --release -p chunkup-ffi
-    else
-        section "cargo build --release (chunkup-ffi, chunkup-cli)"
-        cargo build --release -p chunkup-ffi -p chunkup-cli
-        CHUNKUP_BIN="$ROOT/target/release/chunkup"
+build_server() {
+    if [ -z "$CHUNKUP_BIN" ]; then
+        section "cargo build (chunkup-cli, for chunkup serve)"
+        cargo build -p chunkup-cli
+        CHUNKUP_BIN="$ROOT/target/debug/chunkup"
     fi
+}
+
+# The release cdylib, as the wheel ships it.
+NATIVE="$BUILD/native"
+
+python_wheel() {
+    section "Python: build the chunkup wheel (maturin: the release build of chunkup-ffi)"
+    rm -rf "$BUILD/wheels" "$NATIVE"
+    (cd "$ROOT/bindings/python" && "$TOOLS/venv/bin/maturin" build --release --quiet -o "$BUILD/wheels")
+    local wheel
+    wheel="$(find "$BUILD/wheels" -name 'chunkup-*.whl' | head -1)"
+    [ -n "$wheel" ] || die "maturin built no wheel"
+    WHEEL="$wheel"
+    mkdir -p "$NATIVE"
+    python3 - "$wheel" "$NATIVE" <<'PY'
+import sys, zipfile, os
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    libs = [n for n in z.namelist() if os.path.basename(n) == "libchunkup_ffi.so"]
+    if len(libs) != 1:
+        sys.exit(f"expected one libchunkup_ffi.so in {wheel}, found {libs}")
+    with z.open(libs[0]) as src, open(os.path.join(out, "libchunkup_ffi.so"), "wb") as dst:
+        dst.write(src.read())
+PY
+    echo "built $(basename "$wheel")"
 }
 
 generate() {
     section "generate Kotlin, Swift and Python bindings"
+    # Built as maturin's `cargo run --bin uniffi-bindgen` built it (the same
+    # package selection, so the same features): nothing to do after maturin.
+    cargo build --bin uniffi-bindgen
     rm -rf "$GEN"
     local lang
     for lang in kotlin python swift; do
-        "$ROOT/target/release/uniffi-bindgen" generate "$ROOT/target/release/libchunkup_ffi.so" \
+        "$ROOT/target/debug/uniffi-bindgen" generate "$NATIVE/libchunkup_ffi.so" \
             -l "$lang" --no-format -o "$GEN/$lang"
     done
     # Python loads the library from beside its module.
-    cp "$ROOT/target/release/libchunkup_ffi.so" "$GEN/python/"
+    cp "$NATIVE/libchunkup_ffi.so" "$GEN/python/"
     find "$GEN" -type f | sort
 }
 
@@ -100,6 +129,13 @@ generate() {
 kotlin_main_sources() {
     find "$ROOT/android/src/main/kotlin" -name '*.kt' -print0 | sort -z \
         | xargs -0 grep -L -E '^import (android|androidx)\.'
+}
+
+# dev.chunkup.FooJvmTest for each android/src/test/kotlin/**/FooJvmTest.kt
+# (each declares `package dev.chunkup`).
+kotlin_test_classes() {
+    find "$ROOT/android/src/test/kotlin" -name '*JvmTest.kt' -printf 'dev.chunkup.%f\n' \
+        | sed 's/\.kt$//' | sort
 }
 
 kotlin_test() {
@@ -131,22 +167,17 @@ kotlin_test() {
     # peers.
     CHUNKUP_TEST_BASE="$BASE" CHUNKUP_PY_TESTS="$ROOT/bindings/python/tests" \
         CHUNKUP_TUSD="$ROOT/interop/peers/bin/tusd" \
-        java -Djna.library.path="$ROOT/target/release" \
+        java -Djna.library.path="$NATIVE" \
         -cp "$BUILD/chunkup-tests.jar:$BUILD/chunkup.jar:$cp:$libs/kotlin-stdlib.jar" \
-        org.junit.runner.JUnitCore dev.chunkup.ChunkupJvmTest dev.chunkup.HooksJvmTest \
-        dev.chunkup.AndroidItemsJvmTest
+        org.junit.runner.JUnitCore $(kotlin_test_classes)
 }
 
-python_wheel() {
-    section "Python: build the chunkup wheel (maturin), install it into a fresh venv"
-    rm -rf "$BUILD/wheels" "$BUILD/venv"
-    (cd "$ROOT/bindings/python" && "$TOOLS/venv/bin/maturin" build --release --quiet -o "$BUILD/wheels")
-    local wheel
-    wheel="$(find "$BUILD/wheels" -name 'chunkup-*.whl' | head -1)"
-    [ -n "$wheel" ] || die "maturin built no wheel"
+python_install() {
+    section "Python: install the wheel into a fresh venv"
+    rm -rf "$BUILD/venv"
     python3 -m venv "$BUILD/venv"
-    "$BUILD/venv/bin/pip" install --quiet --disable-pip-version-check --no-index "$wheel"
-    echo "installed $(basename "$wheel")"
+    "$BUILD/venv/bin/pip" install --quiet --disable-pip-version-check --no-index "$WHEEL"
+    echo "installed $(basename "$WHEEL")"
 }
 
 python_test() {
@@ -198,9 +229,10 @@ start_server() {
 main() {
     local started=$SECONDS
     ensure_tools
-    build_native
-    generate
+    build_server
     python_wheel
+    generate
+    python_install
     trap stop_server EXIT
     start_server
     kotlin_test

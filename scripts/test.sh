@@ -217,7 +217,8 @@ main() {
     check_clippy
     build_rust
     test_rust
-    bash scripts/ffi.sh
+    # The bindings' tests are served by the CLI test_rust built.
+    CHUNKUP_BIN="$ROOT/target/debug/chunkup" bash scripts/ffi.sh
     test_wasm
     test_browser
     section "all checks passed in $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
