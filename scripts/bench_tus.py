@@ -38,7 +38,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -50,92 +49,25 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PEERS = ROOT / "interop" / "peers"
-BINARY = ROOT / "target" / "release" / "chunkup"
-MIB = 1024 * 1024
-UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1000, "m": MIB, "mib": MIB,
-         "mb": 1000**2, "g": 1 << 30, "gib": 1 << 30, "gb": 1000**3}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (  # noqa: E402
+    BINARY,
+    MIB,
+    PEERS,
+    ROOT,
+    child_env,
+    cpu_seconds,
+    machine,
+    parse_size,
+    request,
+    sample_hwm,
+    version,
+)
+
 CLIENTS = ["chunkup", "chunkup-checksum", "tus-js-client", "tuspy", "curl"]
 SERVERS = ["@tus/server", "chunkup"]
-TICKS = os.sysconf("SC_CLK_TCK")
-
-# Never send loopback traffic through a proxy from the environment.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def parse_size(text):
-    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in UNITS:
-        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 1GiB, 256MiB, 1048576)")
-    return int(match.group(1)) * UNITS[match.group(2).lower()]
-
-
-def child_env(home):
-    """No proxies, a fresh HOME and XDG dirs (no resume state can leak in)."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("CHUNKUP_")}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    home.mkdir(parents=True, exist_ok=True)
-    env["HOME"] = str(home)
-    for var in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
-        env[var] = str(home / var.lower())
-    return env
-
-
-def sample_hwm(pid, peak, done):
-    """Keeps peak[0] at the highest VmHWM (KiB) seen for pid until done."""
-    path = f"/proc/{pid}/status"
-    while not done.is_set():
-        try:
-            with open(path) as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        peak[0] = max(peak[0], int(line.split()[1]))
-                        break
-        except OSError:
-            pass
-        done.wait(0.01)
-
-
-def cpu_seconds(pid):
-    """user + sys CPU seconds of a running process."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def request(method, url, headers=None, timeout=600):
-    req = urllib.request.Request(url, method=method, headers=headers or {})
-    try:
-        with _opener.open(req, timeout=timeout) as reply:
-            return reply.status, dict(reply.headers), reply.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
-
-
-def machine():
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
-    return f"{platform.system()} {platform.release()}, {os.cpu_count()} x {cpu}, {mem:.0f} GiB RAM"
-
-
-def version(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.SubprocessError):
-        return "?"
 
 
 class Server:

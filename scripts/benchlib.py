@@ -83,7 +83,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _sample_hwm(pid, peak, done):
+def sample_hwm(pid, peak, done):
     """Keeps peak[0] at the highest VmHWM (KiB) seen for pid until done."""
     while not done.is_set():
         try:
@@ -110,7 +110,7 @@ def measure(cmd, env, stdout=subprocess.DEVNULL, tmp=None):
         child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, env=env)
         sampled = [0]
         done = threading.Event()
-        sampler = threading.Thread(target=_sample_hwm, args=(child.pid, sampled, done))
+        sampler = threading.Thread(target=sample_hwm, args=(child.pid, sampled, done))
         sampler.start()
         try:
             _, status, usage = os.wait4(child.pid, 0)

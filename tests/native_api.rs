@@ -109,6 +109,36 @@ fn token_hooks(token_url: String, stale_forever: bool) -> (Hooks, Calls) {
     (hooks, calls)
 }
 
+/// Tus in chunks of `chunk` bytes.
+fn tus_options(chunk: u64) -> UploadOptions {
+    UploadOptions {
+        protocol: Some(Protocol::Tus),
+        ..fixed_options(chunk)
+    }
+}
+
+/// Uploads the file at `path` to `endpoint` with `hooks`; the result and
+/// every event seen.
+async fn upload_recording_events(
+    options: UploadOptions,
+    endpoint: String,
+    hooks: Hooks,
+    path: &Path,
+) -> (
+    Result<chunkup::UploadReport, chunkup::Error>,
+    Vec<UploadEvent>,
+) {
+    let events = Mutex::new(Vec::new());
+    let result = client()
+        .upload(options)
+        .to(endpoint)
+        .hooks(hooks)
+        .on_event(|e| events.lock().expect("events").push(e.clone()))
+        .file(path)
+        .await;
+    (result, events.into_inner().expect("events"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_expired_mid_upload_is_refreshed_and_the_provider_is_asked_before_every_request() {
     let dir = tempfile::tempdir().expect("a store directory");
@@ -117,18 +147,14 @@ async fn a_token_expired_mid_upload_is_refreshed_and_the_provider_is_asked_befor
     let proxy = TokenProxy::start(&server.base_url(), 4);
     let (hooks, calls) = token_hooks(format!("{}/token", proxy.url), false);
     let source = random_file(2 * MIB + 5, 21);
-    let events = Mutex::new(Vec::new());
-    let report = client()
-        .upload(UploadOptions {
-            protocol: Some(Protocol::Tus),
-            ..fixed_options(128 * KIB)
-        })
-        .to(format!("{}/tus", proxy.url))
-        .hooks(hooks)
-        .on_event(|e| events.lock().expect("events").push(e.clone()))
-        .file(&source.path)
-        .await
-        .expect("the upload completes across token expiries");
+    let (result, events) = upload_recording_events(
+        tus_options(128 * KIB),
+        format!("{}/tus", proxy.url),
+        hooks,
+        &source.path,
+    )
+    .await;
+    let report = result.expect("the upload completes across token expiries");
     assert_stored_exactly(&server.base_url(), report.url(), &source).await;
 
     let stats = proxy.stats().await;
@@ -144,7 +170,6 @@ async fn a_token_expired_mid_upload_is_refreshed_and_the_provider_is_asked_befor
     assert_eq!(refreshes, refused, "{calls:?} {stats}");
     assert!(stats["issued"].as_u64() >= Some(refused + 1), "{stats}");
     // A 401 the provider answers is not a retry of the upload.
-    let events = events.into_inner().expect("events");
     assert!(
         !events
             .iter()
@@ -162,18 +187,14 @@ async fn a_second_refusal_in_a_row_is_final() {
     // This provider "refreshes" with the token it already has.
     let (hooks, calls) = token_hooks(format!("{}/token", proxy.url), true);
     let source = random_file(2 * MIB, 22);
-    let events = Mutex::new(Vec::new());
-    let error = client()
-        .upload(UploadOptions {
-            protocol: Some(Protocol::Tus),
-            ..fixed_options(128 * KIB)
-        })
-        .to(format!("{}/tus", proxy.url))
-        .hooks(hooks)
-        .on_event(|e| events.lock().expect("events").push(e.clone()))
-        .file(&source.path)
-        .await
-        .expect_err("a stale token cannot finish the upload");
+    let (result, events) = upload_recording_events(
+        tus_options(128 * KIB),
+        format!("{}/tus", proxy.url),
+        hooks,
+        &source.path,
+    )
+    .await;
+    let error = result.expect_err("a stale token cannot finish the upload");
     let typed = error.to_upload_error();
     assert_eq!(typed.kind(), ErrorKind::Rejected, "{error:?}");
     assert_eq!(typed.status(), Some(401), "{typed:?}");
@@ -184,7 +205,6 @@ async fn a_second_refusal_in_a_row_is_final() {
     );
     let calls = calls.lock().expect("calls").clone();
     assert_eq!(calls.iter().filter(|(_, r)| *r).count(), 1, "{calls:?}");
-    let events = events.into_inner().expect("events");
     assert!(
         events.iter().any(|e| matches!(
             e,
@@ -211,18 +231,14 @@ async fn a_declined_retry_ends_the_upload_with_retry_declined() {
         asked.lock().expect("questions").push(question);
         async { false }
     });
-    let events = Mutex::new(Vec::new());
-    let error = client()
-        .upload(UploadOptions {
-            protocol: Some(Protocol::Tus),
-            ..fixed_options(256 * KIB)
-        })
-        .to(server.tus_endpoint())
-        .hooks(hooks)
-        .on_event(|e| events.lock().expect("events").push(e.clone()))
-        .file(&source.path)
-        .await
-        .expect_err("the application said no");
+    let (result, events) = upload_recording_events(
+        tus_options(256 * KIB),
+        server.tus_endpoint(),
+        hooks,
+        &source.path,
+    )
+    .await;
+    let error = result.expect_err("the application said no");
     assert_eq!(error.kind(), ErrorKind::RetryDeclined, "{error:?}");
     let questions = questions.lock().expect("questions").clone();
     assert_eq!(questions.len(), 1, "asked once: {questions:?}");
@@ -231,7 +247,6 @@ async fn a_declined_retry_ends_the_upload_with_retry_declined() {
         matches!(questions[0].status, Some(500 | 502 | 504)),
         "{questions:?}"
     );
-    let events = events.into_inner().expect("events");
     assert!(
         !events
             .iter()
@@ -263,23 +278,20 @@ async fn explicit_retry_delays_are_honoured_and_every_retry_is_asked() {
         asked.lock().expect("questions").push(question.attempt);
         async { true }
     });
-    let events = Mutex::new(Vec::new());
     let started = Instant::now();
-    let report = client()
-        .upload(UploadOptions {
-            protocol: Some(Protocol::Tus),
+    let (result, events) = upload_recording_events(
+        UploadOptions {
             retry_delays_ms: vec![300, 600, 900],
-            ..fixed_options(256 * KIB)
-        })
-        .to(server.tus_endpoint())
-        .hooks(hooks)
-        .on_event(|e| events.lock().expect("events").push(e.clone()))
-        .file(&source.path)
-        .await
-        .expect("the upload completes after three retries");
+            ..tus_options(256 * KIB)
+        },
+        server.tus_endpoint(),
+        hooks,
+        &source.path,
+    )
+    .await;
+    let report = result.expect("the upload completes after three retries");
     let elapsed = started.elapsed();
     assert_stored_exactly(&server.base_url(), report.url(), &source).await;
-    let events = events.into_inner().expect("events");
     let delays: Vec<u64> = events
         .iter()
         .filter_map(|e| match e {

@@ -13,7 +13,6 @@ sigint).
 """
 
 import asyncio
-import hashlib
 import json
 import os
 import signal
@@ -26,38 +25,10 @@ import urllib.error
 import urllib.request
 
 from chunkup import _native as c
+from support import BASE, HERE, server_upload, write_source
 
-BASE = os.environ["CHUNKUP_TEST_BASE"]
-HERE = os.path.dirname(os.path.abspath(__file__))
 EXIT_RUNS = int(os.environ.get("CHUNKUP_EXIT_RUNS", "10"))
 EXIT_ONLY = os.environ.get("CHUNKUP_EXIT_ONLY")
-
-
-def server_upload(upload_url):
-    """What the server holds for an upload (its admin API), or None when it
-    has no such upload. The only use of `/_admin`."""
-    upload_id = upload_url.rstrip("/").rsplit("/", 1)[-1]
-    try:
-        with urllib.request.urlopen(f"{BASE}/_admin/uploads/{upload_id}", timeout=10) as reply:
-            return json.load(reply)
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return None
-        raise
-
-
-def write_source(directory, name, size, seed):
-    path = os.path.join(directory, name)
-    block = hashlib.sha256(str(seed).encode()).digest() * 32768  # 1 MiB
-    digest = hashlib.sha256()
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            piece = block[: min(left, len(block))]
-            f.write(piece)
-            digest.update(piece)
-            left -= len(piece)
-    return path, digest.hexdigest()
 
 
 def options(**changes):

@@ -7,7 +7,6 @@ token-checking proxy process in front of it (token_proxy.py):
 """
 
 import asyncio
-import hashlib
 import json
 import os
 import subprocess
@@ -15,40 +14,12 @@ import sys
 import tempfile
 import threading
 import unittest
-import urllib.error
 import urllib.request
 
 import chunkup
+from support import BASE, HERE, server_upload, write_source
 
-BASE = os.environ["CHUNKUP_TEST_BASE"]
-HERE = os.path.dirname(os.path.abspath(__file__))
 CHUNK = 256 * 1024
-
-
-def server_upload(upload_url):
-    """What `chunkup serve` holds for an upload (its admin API), or None."""
-    upload_id = upload_url.rstrip("/").rsplit("/", 1)[-1]
-    try:
-        with urllib.request.urlopen(f"{BASE}/_admin/uploads/{upload_id}", timeout=10) as reply:
-            return json.load(reply)
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            return None
-        raise
-
-
-def write_source(directory, name, size, seed):
-    path = os.path.join(directory, name)
-    block = hashlib.sha256(str(seed).encode()).digest() * 32768  # 1 MiB
-    digest = hashlib.sha256()
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            piece = block[: min(left, len(block))]
-            f.write(piece)
-            digest.update(piece)
-            left -= len(piece)
-    return path, digest.hexdigest()
 
 
 class Proxy:

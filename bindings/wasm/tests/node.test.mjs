@@ -4,61 +4,23 @@
 // optionally CHUNKUP_PKG (the package folder, default ../pkg).
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { PKG, loadPackage, sha256, startReferenceServer } from './support/reference-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const PKG = resolve(process.env.CHUNKUP_PKG ?? join(here, '..', 'pkg'));
-const BIN = process.env.CHUNKUP_BIN ?? resolve(here, '..', '..', '..', 'target', 'debug', 'chunkup');
 
 let chunkup;
 let server;
 let base;
-let dataDir;
 
-function startServer() {
-  dataDir = mkdtempSync(join(tmpdir(), 'chunkup-wasm-test-'));
-  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--admin', '--dir', dataDir], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return new Promise((resolvePromise, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`chunkup serve did not start: ${seen}`)), 20000);
-    child.on('error', reject);
-    child.on('exit', (code) => reject(new Error(`chunkup serve exited (${code}): ${seen}`)));
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (text) => {
-      seen += text;
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
-      if (match) {
-        clearTimeout(timer);
-        child.stderr.resume();
-        resolvePromise({ child, base: match[1] });
-      }
-    });
-  });
-}
-
-async function setFaults(spec) {
-  const response = await fetch(`${base}/_admin/faults`, { method: 'PUT', body: spec });
-  assert.equal(response.status, 200, `PUT /_admin/faults ${spec}: ${await response.text()}`);
-}
-
-async function stored(url) {
-  const id = new URL(url).pathname.split('/').pop();
-  const response = await fetch(`${base}/_admin/uploads/${id}`);
-  assert.equal(response.status, 200, `admin lookup of ${url}`);
-  return response.json();
-}
-
-function sha256(bytes) {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+const setFaults = (spec) => server.setFaults(spec);
+const stored = (url) => server.stored(url);
 
 /** Uploads `bytes` and records what the callbacks saw. */
 function upload(bytes, options, file) {
@@ -96,14 +58,13 @@ function assertProgressSane(seen, total) {
 }
 
 before(async () => {
-  chunkup = await import(pathToFileURL(join(PKG, 'index.js')).href);
-  ({ child: server, base } = await startServer());
+  chunkup = await loadPackage();
+  server = await startReferenceServer('test');
+  base = server.base;
 });
 
 after(() => {
-  server?.removeAllListeners('exit');
-  server?.kill('SIGTERM');
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  server?.stop();
 });
 
 describe('uploads under injected faults, sha256 checked by the server', () => {

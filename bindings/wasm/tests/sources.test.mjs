@@ -5,61 +5,21 @@
 // Needs CHUNKUP_BIN (the chunkup binary); CHUNKUP_PKG (default ../pkg).
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const PKG = resolve(process.env.CHUNKUP_PKG ?? join(here, '..', 'pkg'));
-const BIN = process.env.CHUNKUP_BIN ?? resolve(here, '..', '..', '..', 'target', 'debug', 'chunkup');
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PKG, loadPackage, sha256, startReferenceServer } from './support/reference-server.mjs';
 
 let chunkup;
 let server;
 let base;
-let dataDir;
 let workDir;
 
-function startServer() {
-  dataDir = mkdtempSync(join(tmpdir(), 'chunkup-wasm-sources-'));
-  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--admin', '--dir', dataDir], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return new Promise((resolvePromise, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`chunkup serve did not start: ${seen}`)), 20000);
-    child.on('error', reject);
-    child.on('exit', (code) => reject(new Error(`chunkup serve exited (${code}): ${seen}`)));
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (text) => {
-      seen += text;
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
-      if (match) {
-        clearTimeout(timer);
-        child.stderr.resume();
-        resolvePromise({ child, base: match[1] });
-      }
-    });
-  });
-}
-
-async function setFaults(spec) {
-  const response = await fetch(`${base}/_admin/faults`, { method: 'PUT', body: spec });
-  assert.equal(response.status, 200, `PUT /_admin/faults ${spec}: ${await response.text()}`);
-}
-
-async function stored(url) {
-  const id = new URL(url).pathname.split('/').pop();
-  const response = await fetch(`${base}/_admin/uploads/${id}`);
-  assert.equal(response.status, 200, `admin lookup of ${url}`);
-  return response.json();
-}
-
-function sha256(bytes) {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+const setFaults = (spec) => server.setFaults(spec);
+const stored = (url) => server.stored(url);
 
 /** A Web Storage in memory: the resume store under Node. */
 function fakeStorage() {
@@ -77,16 +37,16 @@ function fakeStorage() {
 }
 
 before(async () => {
-  chunkup = await import(pathToFileURL(join(PKG, 'index.js')).href);
-  ({ child: server, base } = await startServer());
+  chunkup = await loadPackage();
+  server = await startReferenceServer('sources');
+  base = server.base;
   workDir = mkdtempSync(join(tmpdir(), 'chunkup-wasm-files-'));
 });
 
 after(() => {
   delete globalThis.localStorage;
-  server?.removeAllListeners('exit');
-  server?.kill('SIGTERM');
-  for (const dir of [dataDir, workDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  server?.stop();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
 describe('a file path (Node)', () => {
