@@ -80,7 +80,8 @@ pub trait Signer: Send + Sync {
 
 /// The part of a file to send as a request body: the transport reads
 /// `length` bytes at `offset` of `path` itself (streamed, never whole files
-/// across the FFI).
+/// across the FFI). An upload from an [`crate::UploadSource`] has no path:
+/// its bodies come as the request's `payload`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct BodyRange {
     pub path: String,
@@ -99,8 +100,11 @@ pub struct HttpRequest {
     pub headers: Vec<KeyValue>,
     /// Bytes of the file to send, if any.
     pub body: Option<BodyRange>,
-    /// A small body that is not part of the file (the XML completing an S3
-    /// multipart upload); a request has `body` or `payload`, not both.
+    /// The body's bytes themselves, when there is no file to read them
+    /// from: a chunk of an [`crate::UploadSource`] (up to a chunk's size),
+    /// or a small body of the engine's own (the XML completing an S3
+    /// multipart upload). Send them as they are; a request has `body` or
+    /// `payload`, not both.
     #[uniffi(default)]
     pub payload: Option<Vec<u8>>,
 }
@@ -177,10 +181,11 @@ impl chunkup::ResumeStore for StoreAdapter {
 }
 
 /// [`Transport`] as the client's transport, for uploads of the file at
-/// `path` (the body ranges refer to it).
+/// `path` (the body ranges refer to it), or of an [`crate::UploadSource`]
+/// (`path` is `None`: the body's bytes go as the payload).
 pub(crate) struct TransportAdapter {
     pub(crate) inner: Arc<dyn Transport>,
-    pub(crate) path: String,
+    pub(crate) path: Option<String>,
 }
 
 impl chunkup::Transport for TransportAdapter {
@@ -189,18 +194,28 @@ impl chunkup::Transport for TransportAdapter {
         spec: RequestSpec,
         body: Option<BodyStream>,
     ) -> Result<Response, chunkup::core::TransportError> {
-        // The foreign side reads the range itself; the stream is not polled.
-        drop(body);
+        let (body, payload) = match (&self.path, spec.body, body) {
+            // The foreign side reads the file's range itself; the stream is
+            // not polled.
+            (Some(path), Some(range), _) => (
+                Some(BodyRange {
+                    path: path.clone(),
+                    offset: range.start,
+                    length: range.len(),
+                }),
+                spec.payload,
+            ),
+            // The source's bytes were read before sending (kept in memory):
+            // collecting them reads nothing more from the app.
+            (None, Some(_), Some(stream)) => (None, Some(collect(stream).await?)),
+            _ => (None, spec.payload),
+        };
         let request = HttpRequest {
             method: spec.method.as_str().to_string(),
             url: spec.url,
             headers: key_values(spec.headers),
-            body: spec.body.map(|range| BodyRange {
-                path: self.path.clone(),
-                offset: range.start,
-                length: range.len(),
-            }),
-            payload: spec.payload,
+            body,
+            payload,
         };
         let mut response = self
             .inner
@@ -214,6 +229,18 @@ impl chunkup::Transport for TransportAdapter {
             body: response.body,
         })
     }
+}
+
+/// A body's bytes, in one buffer.
+async fn collect(mut stream: BodyStream) -> Result<Vec<u8>, chunkup::core::TransportError> {
+    use futures_util::TryStreamExt;
+    let mut bytes = Vec::new();
+    while let Some(piece) = stream.try_next().await.map_err(|e| {
+        chunkup::core::TransportError::new(chunkup::core::TransportErrorKind::Body, e.to_string())
+    })? {
+        bytes.extend_from_slice(&piece);
+    }
+    Ok(bytes)
 }
 
 /// The app's hooks as the client's [`chunkup::Hooks`].

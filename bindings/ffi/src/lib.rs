@@ -7,11 +7,12 @@
 //! This crate picks the async runtime in one place ([`runtime`]), runs each
 //! upload on the caller's executor ([`polled`]), hands every event to the
 //! app's [`UploadListener`], and adapts the app's [`ResumeStore`],
-//! [`Transport`] and hooks ([`HeaderProvider`], [`RetryDecision`],
-//! [`Signer`]) to the client's traits.
+//! [`Transport`], [`UploadSource`] and hooks ([`HeaderProvider`],
+//! [`RetryDecision`], [`Signer`]) to the client's traits.
 //!
 //! ```text
 //! val upload = Upload(path, endpoint, UploadOptions(), listener, store)
+//! val upload = Upload.fromSource(source, endpoint, UploadOptions(), listener, store)
 //! val report = upload.start()      // suspend / async / await
 //! upload.pause(); upload.resume(); upload.stop(); upload.terminate()
 //! remembered(store); forget(store, key)
@@ -31,6 +32,7 @@ use chunkup::{Client, UploadControl};
 mod error;
 mod foreign;
 mod polled;
+mod source;
 mod types;
 
 pub use chunkup_api::{
@@ -42,11 +44,13 @@ pub use foreign::{
     BodyRange, HeaderProvider, HttpRequest, HttpResponse, ResumeStore, RetryDecision, Signer,
     Transport, UploadListener,
 };
+pub use source::{SourceDescription, SourceError, UploadSource};
 pub use types::{RequestInfo, RetryProblem, S3Operation, SignRequest, SignedRequest, UploadReport};
 
 use error::{internal, upload_error};
 use foreign::{StoreAdapter, TransportAdapter};
 use polled::OnCallerExecutor;
+use source::ForeignSource;
 
 uniffi::setup_scaffolding!();
 
@@ -109,12 +113,21 @@ fn records_client(store: Arc<dyn ResumeStore>) -> Result<Client, UploadError> {
         .with_resume_store(StoreAdapter(store)))
 }
 
-/// One file to upload. Start it once; pause, resume, stop and terminate from
-/// any thread. A new `Upload` of the same file over the same [`ResumeStore`]
-/// continues where the server stands (after a stop, or an app restart).
+/// What an [`Upload`] sends.
+enum Input {
+    /// The file at this path.
+    Path(String),
+    /// The app's bytes.
+    Source(Arc<dyn UploadSource>),
+}
+
+/// One file (or [`UploadSource`]) to upload. Start it once; pause, resume,
+/// stop and terminate from any thread. A new `Upload` of the same file over
+/// the same [`ResumeStore`] continues where the server stands (after a
+/// stop, or an app restart).
 #[derive(uniffi::Object)]
 pub struct Upload {
-    path: String,
+    input: Input,
     endpoint: String,
     options: UploadOptions,
     listener: Option<Arc<dyn UploadListener>>,
@@ -127,8 +140,12 @@ pub struct Upload {
 
 impl std::fmt::Debug for Upload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let input = match &self.input {
+            Input::Path(path) => path.as_str(),
+            Input::Source(_) => "<upload source>",
+        };
         f.debug_struct("Upload")
-            .field("path", &self.path)
+            .field("input", &input)
             .field("endpoint", &self.endpoint)
             .field("options", &self.options)
             .field("listener", &self.listener.is_some())
@@ -169,17 +186,54 @@ impl Upload {
         retry_decision: Option<Arc<dyn RetryDecision>>,
         signer: Option<Arc<dyn Signer>>,
     ) -> Arc<Self> {
-        Arc::new(Upload {
-            path,
+        Self::with_input(
+            Input::Path(path),
             endpoint,
             options,
             listener,
             store,
             transport,
-            hooks: foreign::hooks(header_provider, retry_decision, signer),
-            control: UploadControl::new(),
-            started: AtomicBool::new(false),
-        })
+            foreign::hooks(header_provider, retry_decision, signer),
+        )
+    }
+
+    /// An upload of the bytes `source` reads (an Android `content://` Uri,
+    /// an `InputStream`), otherwise as [`Upload::new`]. The source is asked
+    /// to describe itself when `start()` runs, not here. With a foreign
+    /// `transport`, each body's bytes reach it as the request's `payload`
+    /// (there is no path to read). A source that cannot seek, or whose
+    /// length is unknown, is read once and never resumed after a restart
+    /// (see [`SourceDescription`]); a failed read ends the upload with
+    /// `ErrorKind::Source` (or `SourceChanged`), never a retry.
+    #[uniffi::constructor(default(
+        listener = None,
+        store = None,
+        transport = None,
+        header_provider = None,
+        retry_decision = None,
+        signer = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_source(
+        source: Arc<dyn UploadSource>,
+        endpoint: String,
+        options: UploadOptions,
+        listener: Option<Arc<dyn UploadListener>>,
+        store: Option<Arc<dyn ResumeStore>>,
+        transport: Option<Arc<dyn Transport>>,
+        header_provider: Option<Arc<dyn HeaderProvider>>,
+        retry_decision: Option<Arc<dyn RetryDecision>>,
+        signer: Option<Arc<dyn Signer>>,
+    ) -> Arc<Self> {
+        Self::with_input(
+            Input::Source(source),
+            endpoint,
+            options,
+            listener,
+            store,
+            transport,
+            foreign::hooks(header_provider, retry_decision, signer),
+        )
     }
 
     /// Runs the upload to its end, on the caller's executor: the listener,
@@ -228,31 +282,84 @@ impl Upload {
     }
 }
 
+/// What an upload sends, once opened.
+enum Opened<'a> {
+    File(&'a Path),
+    Source(&'a ForeignSource),
+}
+
 impl Upload {
+    fn with_input(
+        input: Input,
+        endpoint: String,
+        options: UploadOptions,
+        listener: Option<Arc<dyn UploadListener>>,
+        store: Option<Arc<dyn ResumeStore>>,
+        transport: Option<Arc<dyn Transport>>,
+        hooks: chunkup::Hooks,
+    ) -> Arc<Self> {
+        Arc::new(Upload {
+            input,
+            endpoint,
+            options,
+            listener,
+            store,
+            transport,
+            hooks,
+            control: UploadControl::new(),
+            started: AtomicBool::new(false),
+        })
+    }
+
     async fn run(&self) -> Result<chunkup::UploadReport, chunkup::Error> {
-        // The foreign transport reads body ranges by path: give it the same
-        // canonical path the client fingerprints and reads.
-        let path = std::fs::canonicalize(&self.path).map_err(|source| chunkup::Error::Source {
-            path: self.path.clone().into(),
-            source,
-        })?;
+        match &self.input {
+            Input::Path(path) => {
+                // The foreign transport reads body ranges by path: give it
+                // the same canonical path the client fingerprints and reads.
+                let path =
+                    std::fs::canonicalize(path).map_err(|source| chunkup::Error::Source {
+                        path: path.into(),
+                        source,
+                    })?;
+                let shown = path.to_string_lossy().into_owned();
+                self.send(Opened::File(&path), Some(shown)).await
+            }
+            Input::Source(source) => {
+                let source = ForeignSource::describe(source.clone(), self.options.parallel)?;
+                if self.options.fingerprint.is_some() && !source.resumable() {
+                    return Err(chunkup::Error::Upload(chunkup::core::Error::InvalidConfig(
+                        "a fingerprint names a source to resume, and only a seekable source of known length can be resumed: leave the fingerprint out".into(),
+                    )));
+                }
+                self.send(Opened::Source(&source), None).await
+            }
+        }
+    }
+
+    /// Sends `what` over the app's transport (whose bodies are read from
+    /// `path`, or handed over as bytes) or chunkup's own.
+    async fn send(
+        &self,
+        what: Opened<'_>,
+        path: Option<String>,
+    ) -> Result<chunkup::UploadReport, chunkup::Error> {
         match &self.transport {
             Some(inner) => {
                 let transport = TransportAdapter {
                     inner: inner.clone(),
-                    path: path.to_string_lossy().into_owned(),
+                    path,
                 };
-                self.upload_with(Client::with_transport(transport), &path)
+                self.upload_with(Client::with_transport(transport), what)
                     .await
             }
-            None => self.upload_with(Client::new()?, &path).await,
+            None => self.upload_with(Client::new()?, what).await,
         }
     }
 
     async fn upload_with<T: chunkup::Transport>(
         &self,
         client: Client<T>,
-        path: &Path,
+        what: Opened<'_>,
     ) -> Result<chunkup::UploadReport, chunkup::Error> {
         let client = match &self.store {
             Some(store) => client.with_resume_store(StoreAdapter(store.clone())),
@@ -272,6 +379,13 @@ impl Upload {
         if !self.endpoint.is_empty() {
             request = request.to(self.endpoint.clone());
         }
-        request.file(path).await
+        match what {
+            Opened::File(path) => request.file(path).await,
+            Opened::Source(source) => {
+                request
+                    .source(source, source.info.clone(), &source.file_name)
+                    .await
+            }
+        }
     }
 }

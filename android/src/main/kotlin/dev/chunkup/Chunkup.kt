@@ -195,7 +195,8 @@ private class SignerHook(val sign: SignerFn) : Signer {
 }
 
 /**
- * One file upload. Collect [progress] (a [Flow], conflated, never going
+ * One file upload (a path, or an [UploadSource] such as
+ * [InputStreamSource]). Collect [progress] (a [Flow], conflated, never going
  * backwards) or [events] (every typed [UploadEvent]) and call [start] from a
  * coroutine. The constructor does no IO: a missing file fails [start].
  *
@@ -212,16 +213,44 @@ private class SignerHook(val sign: SignerFn) : Signer {
  * - [terminate] removes the upload from the server where the protocol
  *   allows (tus termination, ranged `DELETE`, S3 abort) and forgets its record.
  */
-class ChunkupUpload(
-    path: String,
+class ChunkupUpload private constructor(
+    input: Any,
     endpoint: String,
-    options: UploadOptions = uploadOptions(),
-    store: ResumeStore? = null,
-    transport: Transport? = null,
-    headerProvider: HeaderProviderFn? = null,
-    shouldRetry: ShouldRetryFn? = null,
-    signer: SignerFn? = null,
+    options: UploadOptions,
+    store: ResumeStore?,
+    transport: Transport?,
+    headerProvider: HeaderProviderFn?,
+    shouldRetry: ShouldRetryFn?,
+    signer: SignerFn?,
 ) : AutoCloseable {
+    /** An upload of the file at [path]. */
+    constructor(
+        path: String,
+        endpoint: String,
+        options: UploadOptions = uploadOptions(),
+        store: ResumeStore? = null,
+        transport: Transport? = null,
+        headerProvider: HeaderProviderFn? = null,
+        shouldRetry: ShouldRetryFn? = null,
+        signer: SignerFn? = null,
+    ) : this(path as Any, endpoint, options, store, transport, headerProvider, shouldRetry, signer)
+
+    /**
+     * An upload of what [source] reads: an [InputStreamSource], an Android
+     * `ContentUriSource`, or the app's own [UploadSource]. With a
+     * [transport], each body reaches it as the request's `payload`.
+     */
+    constructor(
+        source: UploadSource,
+        endpoint: String,
+        options: UploadOptions = uploadOptions(),
+        store: ResumeStore? = null,
+        transport: Transport? = null,
+        headerProvider: HeaderProviderFn? = null,
+        shouldRetry: ShouldRetryFn? = null,
+        signer: SignerFn? = null,
+    ) : this(source as Any, endpoint, options, store, transport, headerProvider, shouldRetry, signer)
+
     private val progressState = MutableStateFlow<Progress?>(null)
     private val eventFlow = MutableSharedFlow<UploadEvent>(
         extraBufferCapacity = 256,
@@ -254,12 +283,20 @@ class ChunkupUpload(
         }
     }
 
-    private val upload: Upload = Upload(
-        path, endpoint, options, listener, store, transport,
-        headerProvider?.let(::HeaderProviderHook),
-        shouldRetry?.let(::RetryDecisionHook),
-        signer?.let(::SignerHook),
-    )
+    private val upload: Upload = when (input) {
+        is UploadSource -> Upload.fromSource(
+            input, endpoint, options, listener, store, transport,
+            headerProvider?.let(::HeaderProviderHook),
+            shouldRetry?.let(::RetryDecisionHook),
+            signer?.let(::SignerHook),
+        )
+        else -> Upload(
+            input as String, endpoint, options, listener, store, transport,
+            headerProvider?.let(::HeaderProviderHook),
+            shouldRetry?.let(::RetryDecisionHook),
+            signer?.let(::SignerHook),
+        )
+    }
 
     /**
      * Runs the upload to its end; throws [ChunkupException] when it fails,
@@ -330,13 +367,36 @@ suspend fun upload(
     shouldRetry: ShouldRetryFn? = null,
     signer: SignerFn? = null,
     onProgress: suspend (Progress) -> Unit = {},
-): UploadReport = coroutineScope {
-    ChunkupUpload(path, endpoint, options, store, transport, headerProvider, shouldRetry, signer).use { upload ->
-        val collector = launch { upload.progress.collect(onProgress) }
-        try {
-            upload.start()
-        } finally {
-            collector.cancel()
+): UploadReport = runToEnd(
+    ChunkupUpload(path, endpoint, options, store, transport, headerProvider, shouldRetry, signer), onProgress,
+)
+
+/**
+ * Uploads what [source] reads (an [InputStreamSource], an Android
+ * `ContentUriSource`) to [endpoint], as [upload] of a path does.
+ */
+suspend fun upload(
+    source: UploadSource,
+    endpoint: String,
+    options: UploadOptions = uploadOptions(),
+    store: ResumeStore? = null,
+    transport: Transport? = null,
+    headerProvider: HeaderProviderFn? = null,
+    shouldRetry: ShouldRetryFn? = null,
+    signer: SignerFn? = null,
+    onProgress: suspend (Progress) -> Unit = {},
+): UploadReport = runToEnd(
+    ChunkupUpload(source, endpoint, options, store, transport, headerProvider, shouldRetry, signer), onProgress,
+)
+
+private suspend fun runToEnd(upload: ChunkupUpload, onProgress: suspend (Progress) -> Unit): UploadReport =
+    coroutineScope {
+        upload.use {
+            val collector = launch { upload.progress.collect(onProgress) }
+            try {
+                upload.start()
+            } finally {
+                collector.cancel()
+            }
         }
     }
-}

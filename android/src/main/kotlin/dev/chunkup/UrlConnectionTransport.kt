@@ -19,7 +19,9 @@ import kotlinx.coroutines.withContext
 /**
  * A foreign [Transport] over `HttpURLConnection`: the app sends the chunks,
  * the Rust engine decides what to send. It streams the body range straight
- * from the file (never the whole file in memory).
+ * from the file (never the whole file in memory); an upload from an
+ * [UploadSource] has no file, and hands each chunk over as the request's
+ * `payload`, which is sent as it is.
  *
  * **`PATCH` (tus, IETF).** Where `HttpURLConnection` refuses `PATCH` (the
  * desktop JVM's does), a `PATCH` is sent as `POST` with
@@ -55,7 +57,8 @@ class UrlConnectionTransport(
                 val body = request.body
                 val payload = request.payload
                 if (payload != null) {
-                    // A small body of the engine's own (S3's part list).
+                    // The body's bytes: a chunk of an UploadSource, or a
+                    // small body of the engine's own (S3's part list).
                     connection.doOutput = true
                     connection.setFixedLengthStreamingMode(payload.size)
                     connection.outputStream.use { it.write(payload) }
