@@ -7,6 +7,7 @@ token-checking proxy process in front of it (token_proxy.py):
 """
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -147,6 +148,69 @@ class Uploads(Case):
         with self.assertRaises(chunkup.UploadError.Source) as missing:
             await chunkup.upload_async(os.path.join(self.dir, "missing.bin"), f"{BASE}/ranged")
         self.assertIsNone(missing.exception.status)
+
+
+class FileObjects(Case):
+    """Sources that are not paths: an open file, bytes, a pipe-like reader
+    (through the bindings' UploadSource), with faults on."""
+
+    async def test_an_open_file_from_its_position_over_ranged(self):
+        path, _ = write_source(self.dir, "opened.bin", 5 * CHUNK + 7, 20)
+        with open(path, "rb") as whole:
+            expected = hashlib.sha256(whole.read()[100:]).hexdigest()
+        with open(path, "rb") as readable:
+            readable.seek(100)  # the upload starts where the file object is
+            report = await chunkup.upload_async(readable, f"{BASE}/ranged", chunk_size=CHUNK)
+        self.assertEqual(report.size, 5 * CHUNK + 7 - 100)
+        stored = server_upload(report.upload_url)
+        self.assertEqual(stored["sha256"], expected)
+        self.assertTrue(stored["complete"])
+        self.assertEqual(stored["filename"], "opened.bin", "the file object's name is announced")
+
+    async def test_bytes_over_tus(self):
+        data = os.urandom(3 * CHUNK + 11)
+        report = await chunkup.upload_async(data, f"{BASE}/tus", protocol="tus", chunk_size=CHUNK)
+        self.assertEqual(report.size, len(data))
+        self.assertEqual(server_upload(report.upload_url)["sha256"], hashlib.sha256(data).hexdigest())
+
+    async def test_a_reader_that_cannot_seek_announces_its_length_at_the_end(self):
+        data = os.urandom(4 * CHUNK + 3)
+        report = await chunkup.upload_async(
+            OneWayReader(data), f"{BASE}/tus", protocol="tus", chunk_size=CHUNK
+        )
+        self.assertEqual(report.size, len(data))
+        self.assertEqual(server_upload(report.upload_url)["sha256"], hashlib.sha256(data).hexdigest())
+
+    async def test_a_reader_that_fails_ends_the_upload_with_a_source_error(self):
+        reader = OneWayReader(os.urandom(4 * CHUNK), fail_after=2 * CHUNK)
+        with self.assertRaises(chunkup.UploadError.Source) as failed:
+            await chunkup.upload_async(reader, f"{BASE}/tus", protocol="tus", chunk_size=CHUNK)
+        self.assertIn("the disk went away", failed.exception.reason)
+        self.assertFalse(failed.exception.retryable)
+
+    def test_anything_else_is_a_type_error(self):
+        with self.assertRaises(TypeError):
+            chunkup.Upload(42, f"{BASE}/tus")
+
+
+class OneWayReader:
+    """A pipe-like reader: read() only, no seek; optionally fails part-way."""
+
+    def __init__(self, data, fail_after=None):
+        self._data = data
+        self._at = 0
+        self._fail_after = fail_after
+
+    def seekable(self):
+        return False
+
+    def read(self, size=-1):
+        if self._fail_after is not None and self._at >= self._fail_after:
+            raise OSError("the disk went away")
+        end = len(self._data) if size < 0 else min(len(self._data), self._at + size)
+        piece = self._data[self._at:end]
+        self._at = end
+        return piece
 
 
 class Credentials(Case):

@@ -35,6 +35,8 @@ from ._native import (
     S3Operation,
     SignRequest,
     SignedRequest,
+    SourceDescription,
+    SourceError,
     StoreError,
     Transport,
     TransportError,
@@ -42,6 +44,7 @@ from ._native import (
     UploadEvent,
     UploadOptions,
     UploadReport,
+    UploadSource,
     chunkup_version,
 )
 from ._api import (

@@ -3,7 +3,9 @@ callables as hooks (sync or async), a synchronous upload()."""
 
 import asyncio
 import inspect
+import io
 import os
+import threading
 
 from . import _native
 from ._stores import FileResumeStore
@@ -130,9 +132,64 @@ def _wrap(hook, adapter, base):
     return adapter(hook)
 
 
+class _FileObjectSource(_native.UploadSource):
+    """A binary file object (or bytes) as the bindings' UploadSource.
+
+    Seekable objects are read at any offset (their length is measured from
+    their position when the upload starts); others are read once, in order,
+    with the length unknown until the end (tus, IETF and Google-style
+    sessions take that; ranged and S3 refuse it). Reads run in a worker
+    thread, so a slow pipe does not block the event loop."""
+
+    def __init__(self, readable, file_name):
+        self._readable = readable
+        self._file_name = file_name
+        self._lock = threading.Lock()
+        self._start = None
+
+    def describe(self):
+        try:
+            seekable = bool(self._readable.seekable())
+            length = None
+            if seekable:
+                self._start = self._readable.tell()
+                length = self._readable.seek(0, io.SEEK_END) - self._start
+        except (OSError, ValueError) as error:
+            raise _native.SourceError.Failed(f"{type(error).__name__}: {error}") from error
+        return _native.SourceDescription(
+            length=length, file_name=self._file_name, fingerprint=None, seekable=seekable
+        )
+
+    def _read_at(self, offset, max_length):
+        with self._lock:
+            if self._start is not None:
+                self._readable.seek(self._start + offset)
+            return bytes(self._readable.read(max_length) or b"")
+
+    async def read(self, offset, max_length):
+        try:
+            return await asyncio.to_thread(self._read_at, offset, max_length)
+        except Exception as error:
+            raise _native.SourceError.Failed(f"{type(error).__name__}: {error}") from error
+
+
+def _source_name(readable):
+    name = getattr(readable, "name", None)
+    return os.path.basename(name) if isinstance(name, str) and name else "upload"
+
+
 class Upload:
-    """One file to upload. ``await start()`` once; ``pause()``,
-    ``resume()``, ``stop()`` and ``terminate()`` from anywhere.
+    """One upload. ``await start()`` once; ``pause()``, ``resume()``,
+    ``stop()`` and ``terminate()`` from anywhere.
+
+    `source` is a path (``str`` or ``os.PathLike``; read by chunkup itself,
+    remembered by path, size and modification time), ``bytes``, or a binary
+    file object (``open(..., "rb")``, ``io.BytesIO``, a pipe: anything with
+    ``read()``). A seekable object is read at any offset and survives a
+    server that lost bytes; pass ``fingerprint=`` (your identity for the
+    content) to resume it after a restart. Anything else is read once, in
+    order, with its length announced at the end (tus, IETF, Google-style;
+    ranged and S3 need the length up front: give them a seekable object).
 
     - `store`: a :class:`ResumeStore` (e.g. :class:`FileResumeStore`); a new
       `Upload` of the same file over the same store continues it.
@@ -158,7 +215,7 @@ class Upload:
 
     def __init__(
         self,
-        path,
+        source,
         endpoint="",
         *,
         store=None,
@@ -171,13 +228,9 @@ class Upload:
     ):
         if store is True:
             store = FileResumeStore()
-        self.path = os.fspath(path)
         self.endpoint = endpoint
         self.options = options(**option_fields)
-        self._native = _native.Upload(
-            self.path,
-            endpoint,
-            self.options,
+        hooks = (
             _wrap(on_event, _Listener, _native.UploadListener),
             store,
             transport,
@@ -185,6 +238,20 @@ class Upload:
             _wrap(should_retry, _RetryDecision, _native.RetryDecision),
             _wrap(signer, _Signer, _native.Signer),
         )
+        if isinstance(source, (str, os.PathLike)):
+            self.path = os.fspath(source)
+            self._native = _native.Upload(self.path, endpoint, self.options, *hooks)
+            return
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            source = io.BytesIO(bytes(source))
+        elif not callable(getattr(source, "read", None)):
+            raise TypeError(
+                f"source: expected a path, bytes or a binary file object, got {type(source).__name__}"
+            )
+        self.path = None
+        self._source = source
+        adapter = _FileObjectSource(source, _source_name(source))
+        self._native = _native.Upload.from_source(adapter, endpoint, self.options, *hooks)
 
     async def start(self):
         """Runs the upload to its end: an :class:`UploadReport`, or an
@@ -207,22 +274,25 @@ class Upload:
         self._native.terminate()
 
     def __repr__(self):
-        return f"Upload({self.path!r}, {self.endpoint!r})"
+        source = self.path if self.path is not None else type(self._source).__name__
+        return f"Upload({source!r}, {self.endpoint!r})"
 
 
-async def upload_async(path, endpoint="", **kwargs):
-    """Uploads the file at `path` (asyncio); the keywords of :class:`Upload`."""
-    return await Upload(path, endpoint, **kwargs).start()
+async def upload_async(source, endpoint="", **kwargs):
+    """Uploads `source` (a path, bytes or a binary file object; see
+    :class:`Upload`) under asyncio; the keywords of :class:`Upload`."""
+    return await Upload(source, endpoint, **kwargs).start()
 
 
-def upload(path, endpoint="", **kwargs):
-    """Uploads the file at `path` and returns its :class:`UploadReport`,
+def upload(source, endpoint="", **kwargs):
+    """Uploads `source` (a path, bytes or a binary file object; see
+    :class:`Upload`) and returns its :class:`UploadReport`,
     blocking (runs its own event loop: use :func:`upload_async` inside one).
     Ctrl-C stops the upload; it stays resumable over the same store."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(upload_async(path, endpoint, **kwargs))
+        return asyncio.run(upload_async(source, endpoint, **kwargs))
     raise RuntimeError("chunkup.upload() blocks: inside an event loop, await chunkup.upload_async()")
 
 
