@@ -188,6 +188,31 @@ class FileObjects(Case):
         self.assertIn("the disk went away", failed.exception.reason)
         self.assertFalse(failed.exception.retryable)
 
+    async def test_a_seekable_object_with_a_fingerprint_is_continued_and_only_by_it(self):
+        store = chunkup.MemoryResumeStore()
+        path, digest = write_source(self.dir, "fingerprinted.bin", 24 * CHUNK, 21)
+
+        with open(path, "rb") as readable:
+            first = chunkup.Upload(
+                readable, f"{BASE}/tus", protocol="tus", chunk_size=CHUNK, store=store,
+                fingerprint="movie-v1",
+                on_event=lambda e: first.stop() if isinstance(e, chunkup.UploadEvent.CHUNK_ACKNOWLEDGED) else None,
+            )
+            with self.assertRaises(chunkup.UploadError.Stopped):
+                await first.start()
+        (kept,) = chunkup.remembered(store)
+        self.assertGreater(kept.acknowledged, 0)
+        # Another fingerprint is other content: a new upload, never this one.
+        other = await chunkup.upload_async(os.urandom(24 * CHUNK), f"{BASE}/tus", protocol="tus",
+                                           chunk_size=CHUNK, store=store, fingerprint="movie-v2")
+        self.assertNotEqual(other.upload_url, kept.upload_url)
+        with open(path, "rb") as readable:
+            report = await chunkup.upload_async(readable, f"{BASE}/tus", protocol="tus", chunk_size=CHUNK,
+                                                store=store, fingerprint="movie-v1")
+        self.assertEqual(report.upload_url, kept.upload_url)
+        self.assertGreaterEqual(report.resumed_from, kept.acknowledged)
+        self.assertEqual(server_upload(report.upload_url)["sha256"], digest)
+
     def test_anything_else_is_a_type_error(self):
         with self.assertRaises(TypeError):
             chunkup.Upload(42, f"{BASE}/tus")
