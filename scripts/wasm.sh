@@ -7,7 +7,9 @@
 #                            and, for object storage, headless Chromium)
 #   scripts/wasm.sh sizes    print the sizes of an existing build and where its
 #                            bytes go (sections, crates, largest functions: twiggy)
-#   scripts/wasm.sh lint     clippy -D warnings on the web driver and the bindings (wasm32)
+#   scripts/wasm.sh lint     clippy -D warnings on the web driver and the bindings (wasm32);
+#                            fails when js/generated/api.d.ts (the TypeScript types
+#                            generated from crates/chunkup-api) is stale
 #   scripts/wasm.sh bundler  build, then bundle an app with webpack 5 and upload from
 #                            it in headless Chromium (Debian chromium, playwright-core)
 #
@@ -132,6 +134,14 @@ if [ "$MODE" = lint ]; then
     "${CARGO_CLIPPY[@]}" -p chunkup --no-default-features --features web --target "$TARGET" -- -D warnings
     "${CARGO_CLIPPY[@]}" --manifest-path "$WASM_DIR/Cargo.toml" --target "$TARGET" -- -D warnings
     log "clippy: clean"
+    # The package's shared TypeScript types are generated from chunkup-api
+    # (ts-rs, its `typescript` feature): the test fails when the file in the
+    # tree is not what the declarations generate. Native, host toolchain.
+    env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
+        cargo clippy -q -p chunkup-api --features typescript --all-targets -- -D warnings
+    env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP -u CARGO_TARGET_DIR \
+        cargo test -q -p chunkup-api --features typescript --test typescript
+    log "generated TypeScript (bindings/wasm/js/generated/api.d.ts): current"
     exit 0
 fi
 
@@ -205,6 +215,8 @@ cp "$GEN/chunkup_wasm_bg.opt.wasm" "$PKG/chunkup_wasm_bg.wasm"
 "$ESBUILD" "$GEN/chunkup_wasm.js" --minify --log-level=warning --outfile="$PKG/chunkup_wasm.js"
 "$ESBUILD" "$WASM_DIR/js/index.js" --minify --log-level=warning --outfile="$PKG/index.js"
 cp "$WASM_DIR/js/index.d.ts" "$PKG/"
+mkdir -p "$PKG/generated" # the types generated from crates/chunkup-api, which index.d.ts imports
+cp "$WASM_DIR/js/generated/api.d.ts" "$PKG/generated/"
 cp "$WASM_DIR/README.md" "$PKG/README.md"
 VERSION="$(awk -F'"' '/^version = / { print $2; exit }' Cargo.toml)"
 sed "s/\"version\": \"0.0.0\"/\"version\": \"$VERSION\"/" "$WASM_DIR/js/package.json" >"$PKG/package.json"

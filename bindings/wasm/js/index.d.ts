@@ -1,12 +1,21 @@
-// Type declarations of the npm package `chunkup` (hand-written; they
-// describe js/index.js, the wrapper around the WebAssembly module).
+// Type declarations of the npm package `chunkup` (js/index.js, the wrapper
+// around the WebAssembly module). The types every surface shares (options,
+// events, errors, progress, remembered uploads) are generated from
+// crates/chunkup-api into generated/api.d.ts (see its header to regenerate);
+// this file re-exports them and declares only what JavaScript alone has: the
+// Upload class, callbacks, sources and the web driver's own events.
 
-/**
- * The upload protocol; 'auto' asks the endpoint (OPTIONS) and picks one of ranged, tus and ietf.
- * 's3' is a multipart upload through presigned URLs (needs `sign`); 'gcs' a Google-style
- * resumable session (GCS, YouTube, Drive).
- */
-export type Protocol = 'auto' | 'ranged' | 'tus' | 'ietf' | 's3' | 'gcs';
+import type {
+  ErrorKind,
+  Progress as DeclaredProgress,
+  Protocol,
+  RememberedUpload,
+  UploadError as UploadErrorFields,
+  UploadEvent as DeclaredEvent,
+  UploadOptions as DeclaredOptions,
+} from './generated/api.js';
+
+export type { ErrorKind, Protocol, RememberedUpload, UploadErrorFields };
 
 /** The S3 operations a signer is asked to sign. */
 export type S3Action =
@@ -37,28 +46,6 @@ export interface SignedRequest {
   headers?: Record<string, string>;
 }
 
-/** An upload kept in the resume store (localStorage, else IndexedDB) that may be continued. */
-export interface RememberedUpload {
-  /** The resume key (from the file's identity and the endpoint). */
-  key: string;
-  /** The upload's URL on the server. */
-  url: string;
-  protocol: 'ranged' | 'tus' | 'ietf' | 'gcs' | 's3';
-  fileName: string | null;
-  /** The upload's size in bytes. */
-  size: number;
-  /** Bytes the server had acknowledged when the record was last written (a hint). */
-  acknowledged: number;
-  /** Where it was created (null when it was continued at a URL the app gave). */
-  endpoint: string | null;
-  /** Unix ms. */
-  createdMs: number;
-  updatedMs: number;
-  /** When the server forgets it (tus Upload-Expires), if it said. */
-  expiresMs: number | null;
-  metadata: Record<string, string>;
-}
-
 /** The remembered uploads that may still be continued, oldest first. */
 export function listRememberedUploads(): Promise<RememberedUpload[]>;
 /** Forgets a remembered upload (a new Upload of the file starts afresh); it stays on the server. */
@@ -82,72 +69,43 @@ export interface RetryCause {
   status: number | null;
 }
 
-/** Where an upload stands. Never goes backwards. */
-export interface Progress {
-  /** Bytes the server has confirmed. */
-  bytesAcknowledged: number;
-  /** Confirmed bytes plus the bytes of the current request already sent (smoother bars). */
-  bytesSent: number;
-  bytesTotal: number;
-  /** Recent speed in bytes per second. */
-  speed: number;
-  /** Estimated seconds to completion, null while unknown. */
-  etaSeconds: number | null;
-}
+/**
+ * Where an upload stands (never goes backwards). `etaSeconds` is `etaMs` in
+ * seconds (the name of earlier versions).
+ */
+export type Progress = DeclaredProgress & { etaSeconds: number | null };
 
 /**
- * Events passed to `onEvent`, in order. Besides these, `onEvent` sees
- * 'progress' (the Progress fields) and 'chunk' ({ offset }).
+ * Events passed to `onEvent`, in order: the shared events (a discriminated
+ * union on `type`), plus the web driver's own: `transport` (the HTTP stack
+ * chosen), `offline` and `online` (the upload waits for the network).
+ * `failed` also carries its error as `error`, as `onError` gets it.
  */
 export type UploadEvent =
+  | Exclude<DeclaredEvent, { type: 'progress' | 'failed' }>
+  | (Extract<DeclaredEvent, { type: 'progress' }> & { etaSeconds: number | null })
+  | (Extract<DeclaredEvent, { type: 'failed' }> & { error: UploadErrorFields })
   | { type: 'transport'; name: 'xhr' | 'fetch' }
-  /** The protocol spoken; `assumed` when no server answer backs it (named by the user, or guessed). */
-  | { type: 'discovered'; protocol: Exclude<Protocol, 'auto'>; assumed: boolean }
-  | { type: 'expires'; at: number }
-  | { type: 'created'; url: string }
-  | { type: 'resumed'; offset: number }
-  | { type: 'chunk'; offset: number }
-  | ({ type: 'progress' } & Progress)
-  | { type: 'rewound'; from: number; to: number }
-  /**
-   * `reason` is for people; `reasonKind` is stable: 'status', 'transport', 'stalled', 'offsetMovedBack',
-   * 'noProgress', 'uploadGone', 'chunkTooLarge', 'offsetMismatch', 'checksumMismatch',
-   * 'credentialsRefused', 'signatureExpired' (an S3 presigned URL expired: it is signed again).
-   */
-  | { type: 'retrying'; attempt: number; delayMs: number; reason: string; reasonKind: string }
-  | { type: 'paused' }
-  /** `url` is null when the server completed the upload in its creation request without naming it. */
-  | { type: 'completed'; url: string | null }
-  | { type: 'failed'; error: { kind: UploadErrorKind; message: string; status?: number } }
-  /** Ended by stop() (or the signal): kept on the server and in the resume store. */
-  | { type: 'stopped' }
-  /** Ended by terminate(): removed from the server (where the protocol can) and the resume store. */
-  | { type: 'terminated' }
-  /** The resume store failed (a full quota): the upload goes on but may not be resumable after a reload. */
-  | { type: 'storeFailed'; message: string }
   | { type: 'offline' }
   | { type: 'online' };
 
-export interface UploadOptions {
+/** The kinds of UploadError (the earlier name of ErrorKind). */
+export type UploadErrorKind = ErrorKind;
+
+/**
+ * Options for one upload: the shared options (generated), plus the endpoint,
+ * callbacks and what only the web has. With `resume` (default true) only
+ * content with an identity is remembered: a File (name, size, lastModified),
+ * a Node file path, or anything given a `fingerprint`; a plain Blob without
+ * one is never matched to another upload.
+ */
+export interface UploadOptions extends DeclaredOptions {
   /**
    * Create endpoint (ranged: POST endpoint; tus/ietf: creation URL; gcs: the resumable initiation
    * URL; s3: the object's unsigned URL, `https://BUCKET.s3.REGION.amazonaws.com/KEY`). Part of the
    * resume key.
    */
   endpoint: string;
-  /**
-   * Resume a known upload URL instead of creating one (gcs: the session URI; s3: the multipart
-   * upload, `<object URL>?uploadId=U`).
-   */
-  uploadUrl?: string;
-  /** Default 'auto'. */
-  protocol?: Protocol;
-  /** Default 'auto' (adaptive); a number fixes the chunk size in bytes. */
-  chunkSize?: 'auto' | number;
-  /** Sent to the server (tus Upload-Metadata). */
-  metadata?: Record<string, string>;
-  /** Extra headers for every request (credentials only go to the upload's own origin). */
-  headers?: Record<string, string>;
   /**
    * Credentials for each request: called before every request (may return a Promise) with the
    * request's `url` and `method`; its headers replace `headers` of the same name. After a 401/403 the
@@ -162,25 +120,8 @@ export interface UploadOptions {
    * that attempt like a broken connection (retried within `retries`).
    */
   sign?: (request: SignRequest) => SignedRequest | Promise<SignedRequest>;
-  /**
-   * Default true: remember the upload (localStorage, else IndexedDB) and continue a remembered one.
-   * Only content with an identity is remembered: a File (name, size, lastModified), or anything
-   * given a `fingerprint`. A plain Blob without one is never matched to another upload.
-   */
-  resume?: boolean;
-  /** Your own identity for the content (a content hash, a database id): with `resume`, it names the upload. */
-  fingerprint?: string;
-  /** Connections for one file (default 1): a big file goes as parallel parts where the server allows it (tus concatenation, S3 multipart). */
-  parallel?: number;
   /** Aborting it stops the upload (as stop(): kept, resumable). */
   signal?: AbortSignal;
-  /** Failed attempts in a row without the server's offset advancing before giving up (default 10). */
-  retries?: number;
-  /**
-   * Waits (ms) before the 1st, 2nd, ... retry in a row (the last repeats), as tus-js-client's
-   * `retryDelays`; default: a jittered exponential ladder. A server's `Retry-After` is still the floor.
-   */
-  retryDelays?: number[];
   /**
    * Asked before each retry after a failure (may return a Promise); `attempt` counts failures in a
    * row from 1. A falsy answer, a throw or a rejection ends the upload with kind 'RetryDeclined'.
@@ -189,12 +130,6 @@ export interface UploadOptions {
   onShouldRetry?: (cause: RetryCause, attempt: number) => boolean | Promise<boolean>;
   /** HTTP stack: default 'auto' (XMLHttpRequest where it exists, for byte-level progress; else fetch). */
   transport?: 'auto' | 'xhr' | 'fetch';
-  /** Content type to announce; default the Blob's type, else application/octet-stream. */
-  contentType?: string;
-  /** File name to announce; default the File's name, else 'blob'. */
-  fileName?: string;
-  /** A request with no upload progress for this long counts as broken (default 30000). */
-  stallTimeoutMs?: number;
   onProgress?: (p: Progress) => void;
   /** `bytesTotal` is null for a ReadableStream source (its length is learned at its end). */
   onChunkComplete?: (chunkBytes: number, bytesAcknowledged: number, bytesTotal: number | null) => void;
@@ -202,36 +137,16 @@ export interface UploadOptions {
   onError?: (e: UploadError) => void;
   onSuccess?: (r: { url: string | null }) => void;
   /** Every event: created, resumed(offset), retrying, paused, ... (see UploadEvent). */
-  onEvent?: (e: { type: string; [k: string]: unknown }) => void;
+  onEvent?: (e: UploadEvent) => void;
 }
 
-/** The kinds of UploadError. */
-export type UploadErrorKind =
-  | 'InvalidUrl'
-  | 'InvalidConfig'
-  | 'Rejected'
-  | 'UploadGone'
-  | 'ProtocolViolation'
-  | 'RetriesExhausted'
-  | 'WrongProtocol'
-  /** `onShouldRetry` answered no (or threw). */
-  | 'RetryDeclined'
-  /** The server's setup withholds something the upload needs (an S3 bucket's CORS rule that does not expose ETag); the message says what to configure. */
-  | 'ServerSetup'
-  | 'DiscoveryFailed'
-  | 'DeadlineExceeded'
-  | 'Stopped'
-  | 'Terminated'
-  | 'Environment'
-  /** The source could not be read (a missing or unreadable file path). */
-  | 'Source'
-  | 'Other';
-
+/** Why an upload did not complete: an Error with the fields of UploadErrorFields. */
 export class UploadError extends Error {
-  /** One of UploadErrorKind. */
-  kind: string;
-  /** The HTTP status, for 'Rejected', 'UploadGone', 'WrongProtocol' and (when there was one) 'DiscoveryFailed'. */
+  kind: ErrorKind;
+  /** The HTTP status it came with, if any. */
   status?: number;
+  /** Whether trying the same upload again later may succeed. */
+  retryable: boolean;
 }
 
 /**

@@ -51,21 +51,23 @@ export class UploadError extends Error {
    * @param {string} kind
    * @param {string} message
    * @param {number} [status]
+   * @param {boolean} [retryable]
    */
-  constructor(kind, message, status) {
+  constructor(kind, message, status, retryable = false) {
     super(message);
     this.name = 'UploadError';
     this.kind = kind;
     if (status !== undefined) this.status = status;
+    this.retryable = retryable;
   }
 }
 
 function toUploadError(value) {
   if (value instanceof UploadError) return value;
   if (value && typeof value === 'object' && typeof value.kind === 'string') {
-    return new UploadError(value.kind, String(value.message ?? value.kind), value.status);
+    return new UploadError(value.kind, String(value.message ?? value.kind), value.status, value.retryable === true);
   }
-  return new UploadError('Other', String(value?.message ?? value));
+  return new UploadError('Internal', String(value?.message ?? value));
 }
 
 /**
@@ -379,6 +381,7 @@ export class Upload {
           bytesSent: event.bytesSent,
           bytesTotal: event.bytesTotal,
           speed: event.speed,
+          etaMs: event.etaMs,
           etaSeconds: event.etaSeconds,
         });
         break;

@@ -7,24 +7,28 @@
 //! `UploadError`) is the thin `js/index.js` wrapper; every protocol, retry
 //! and sizing decision is the core's.
 //!
-//! Event objects (`type` first):
-//! `transport {name}`, `discovered {protocol, assumed}`, `expires {at}`
-//! (unix ms), `created {url}`, `resumed {offset}`, `chunk {offset}`,
-//! `progress {bytesAcknowledged, bytesSent, bytesTotal, speed, etaSeconds}`,
-//! `rewound {from, to}`, `retrying {attempt, delayMs, reason, reasonKind}`,
-//! `paused`,
-//! `completed {url}` (`url` may be `null`), `failed {error}`, `stopped`,
-//! `terminated`, `storeFailed {message}`, `offline`, `online`, and last
-//! `finished {url}` or `finished {error}` where `error` is
-//! `{kind, message, status?}`.
+//! Event objects (`type` first) are [`chunkup::UploadEvent`]'s, with the
+//! names of its generated TypeScript declaration
+//! (`js/generated/api.d.ts`, from `crates/chunkup-api`): `discovered
+//! {protocol, assumed, extensions, maxSize}`, `expires {at}` (unix ms),
+//! `created {url}`, `resumed {offset}`, `chunk {offset}`, `progress
+//! {bytesAcknowledged, bytesSent, bytesTotal, speed, etaMs}` (and
+//! `etaSeconds`, its earlier name), `rewound {from, to}`, `retrying
+//! {attempt, delayMs, reasonKind, status, reason}`, `paused`, `completed
+//! {url}` (`url` may be `null`), `failed {kind, message, status, retryable,
+//! error}`, `stopped`, `terminated`, `storeFailed {message}`; the web
+//! driver's own `transport {name}`, `offline`, `online`; and last `finished
+//! {url}` or `finished {error}`. An error is [`chunkup::UploadError`]'s
+//! `{kind, message, status?, retryable}`.
 
 #![cfg(target_arch = "wasm32")]
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use chunkup::core::{ChunkSizing, Event, Protocol, ResumeRecord};
+use chunkup::core::{ChunkSizing, IetfVersion, Protocol, ResumeRecord};
 use chunkup::web::{BrowserStore, TransportChoice, WebEvent, WebUpload, WebUploadOptions};
+use chunkup::{UploadError, UploadEvent};
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Blob, ReadableStream};
@@ -52,7 +56,7 @@ impl RawUpload {
     #[wasm_bindgen(constructor)]
     pub fn new(file: Blob, options: JsValue, sink: Function) -> Result<RawUpload, JsValue> {
         let options = parse_options(&options)
-            .map_err(|message| error_object("InvalidConfig", &message, None))?;
+            .map_err(|message| error_object("InvalidConfig", &message, None, false))?;
         let upload = WebUpload::new(file, options, move |event| {
             if let Some(object) = event_object(&event) {
                 // A throwing callback is the wrapper's to report.
@@ -72,7 +76,7 @@ impl RawUpload {
         sink: Function,
     ) -> Result<RawUpload, JsValue> {
         let options = parse_options(&options)
-            .map_err(|message| error_object("InvalidConfig", &message, None))?;
+            .map_err(|message| error_object("InvalidConfig", &message, None, false))?;
         let upload = WebUpload::from_stream(&stream, options, move |event| {
             if let Some(object) = event_object(&event) {
                 let _ = sink.call1(&JsValue::NULL, &object);
@@ -122,7 +126,7 @@ impl RawUpload {
 #[wasm_bindgen(js_name = rememberedUploads)]
 pub async fn remembered_uploads(forget: Option<String>) -> Result<JsValue, JsValue> {
     let store = BrowserStore::detect();
-    let environment = |message: String| error_object("Environment", &message, None);
+    let environment = |message: String| error_object("Environment", &message, None, false);
     if let Some(key) = forget {
         store.forget(&key).await.map_err(environment)?;
     }
@@ -138,8 +142,8 @@ pub async fn remembered_uploads(forget: Option<String>) -> Result<JsValue, JsVal
 /// `null` when it is not remembered (no identity, or `resume: false`).
 #[wasm_bindgen(js_name = resumeKey)]
 pub fn resume_key(file: Blob, options: JsValue) -> Result<Option<String>, JsValue> {
-    let options =
-        parse_options(&options).map_err(|message| error_object("InvalidConfig", &message, None))?;
+    let options = parse_options(&options)
+        .map_err(|message| error_object("InvalidConfig", &message, None, false))?;
     Ok(chunkup::web::resume_key(&file, &options))
 }
 
@@ -301,6 +305,18 @@ fn parse_options(js: &JsValue) -> Result<WebUploadOptions, String> {
     if let Some(ms) = get_number(js, "stallTimeoutMs")? {
         options.retry.stall_timeout = Duration::from_secs_f64(ms / 1000.0);
     }
+    if let Some(ms) = get_number(js, "deadlineMs")? {
+        options.retry.deadline = Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    if let Some(ms) = get_number(js, "progressIntervalMs")? {
+        options.progress_interval = Duration::from_secs_f64(ms / 1000.0);
+    }
+    match get_number(js, "ietfVersion")? {
+        None => {}
+        Some(6.0) => options.ietf_version = IetfVersion::Interop6,
+        Some(8.0) => options.ietf_version = IetfVersion::Interop8,
+        Some(_) => return Err("ietfVersion must be 6 or 8".into()),
+    }
     options.content_type = get_string(js, "contentType")?;
     options.file_name = get_string(js, "fileName")?;
     options.fingerprint = get_string(js, "fingerprint")?;
@@ -339,27 +355,29 @@ fn object(kind: &str, fields: &[(&str, JsValue)]) -> JsValue {
     object.into()
 }
 
-fn error_object(kind: &str, message: &str, status: Option<u16>) -> JsValue {
+fn error_object(kind: &str, message: &str, status: Option<u16>, retryable: bool) -> JsValue {
     let object = Object::new();
     let _ = Reflect::set(&object, &"kind".into(), &kind.into());
     let _ = Reflect::set(&object, &"message".into(), &message.into());
     if let Some(status) = status {
         let _ = Reflect::set(&object, &"status".into(), &status.into());
     }
+    let _ = Reflect::set(&object, &"retryable".into(), &retryable.into());
     object.into()
 }
 
-/// The public error as `{kind, message, status?}`.
+/// The public error as `{kind, message, status?, retryable}`.
+fn upload_error_object(error: &UploadError) -> JsValue {
+    error_object(
+        error.kind().as_str(),
+        error.reason(),
+        error.status(),
+        error.retryable(),
+    )
+}
+
 fn map_error(error: &chunkup::Error) -> JsValue {
-    let (kind, status) = match error {
-        chunkup::Error::Upload(core) => (core.kind(), core.status()),
-        chunkup::Error::Stopped => ("Stopped", None),
-        chunkup::Error::Terminated => ("Terminated", None),
-        chunkup::Error::Environment(_) => ("Environment", None),
-        chunkup::Error::Source { .. } | chunkup::Error::StreamRewound { .. } => ("Source", None),
-        _ => ("Other", None),
-    };
-    error_object(kind, &error.to_string(), status)
+    upload_error_object(&error.to_upload_error())
 }
 
 fn num(n: u64) -> JsValue {
@@ -381,64 +399,104 @@ fn event_object(event: &WebEvent) -> Option<JsValue> {
     })
 }
 
-fn engine_event(event: &Event) -> JsValue {
-    match event {
-        Event::Discovered(capabilities) => object(
-            "discovered",
+/// An engine event as the shared [`UploadEvent`], with the field names of
+/// its TypeScript declaration.
+fn engine_event(event: &chunkup::core::Event) -> JsValue {
+    let event = UploadEvent::from(event);
+    let kind = event.type_name();
+    let optional_num = |n: Option<u64>| n.map_or(JsValue::NULL, num);
+    let status = |status: Option<u16>| status.map_or(JsValue::NULL, JsValue::from);
+    match &event {
+        UploadEvent::Discovered {
+            protocol,
+            assumed,
+            extensions,
+            max_size,
+        } => object(
+            kind,
             &[
-                ("protocol", capabilities.protocol.as_str().into()),
-                ("assumed", capabilities.assumed.into()),
+                (
+                    "protocol",
+                    chunkup::core::Protocol::from(*protocol).as_str().into(),
+                ),
+                ("assumed", (*assumed).into()),
+                (
+                    "extensions",
+                    extensions
+                        .iter()
+                        .map(|e| JsValue::from_str(e))
+                        .collect::<js_sys::Array>()
+                        .into(),
+                ),
+                ("maxSize", optional_num(*max_size)),
             ],
         ),
-        Event::Expires { at_unix_ms } => {
-            object("expires", &[("at", JsValue::from_f64(*at_unix_ms as f64))])
+        UploadEvent::Created { upload_url } => object(kind, &[("url", upload_url.as_str().into())]),
+        UploadEvent::Resumed { offset } | UploadEvent::ChunkAcknowledged { offset } => {
+            object(kind, &[("offset", num(*offset))])
         }
-        Event::Created { upload_url } => object("created", &[("url", upload_url.as_str().into())]),
-        Event::ResumedAt { offset } => object("resumed", &[("offset", num(*offset))]),
-        Event::ChunkAcknowledged { offset } => object("chunk", &[("offset", num(*offset))]),
-        Event::Progress(p) => object(
-            "progress",
+        UploadEvent::Progress { progress: p } => object(
+            kind,
             &[
                 ("bytesAcknowledged", num(p.acknowledged)),
                 ("bytesSent", num(p.sent)),
                 ("bytesTotal", num(p.total)),
                 ("speed", JsValue::from_f64(p.bytes_per_second)),
+                ("etaMs", optional_num(p.eta_ms)),
                 (
                     "etaSeconds",
-                    p.eta
-                        .map_or(JsValue::NULL, |d| JsValue::from_f64(d.as_secs_f64())),
+                    p.eta_ms
+                        .map_or(JsValue::NULL, |ms| JsValue::from_f64(ms as f64 / 1000.0)),
                 ),
             ],
         ),
-        Event::ServerRewound { from, to } => {
-            object("rewound", &[("from", num(*from)), ("to", num(*to))])
-        }
-        Event::Retrying {
+        UploadEvent::Retrying {
             attempt,
-            delay,
+            delay_ms,
             reason,
+            status: code,
+            message,
         } => object(
-            "retrying",
+            kind,
             &[
                 ("attempt", (*attempt).into()),
-                ("delayMs", JsValue::from_f64(delay.as_secs_f64() * 1000.0)),
-                ("reason", reason.to_string().into()),
-                ("reasonKind", reason.kind().into()),
+                ("delayMs", num(*delay_ms)),
+                ("reasonKind", reason.as_str().into()),
+                ("status", status(*code)),
+                ("reason", message.as_str().into()),
             ],
         ),
-        Event::Paused => object("paused", &[]),
-        Event::Completed { upload_url } => {
-            object("completed", &[("url", url_value(upload_url.as_deref()))])
+        UploadEvent::ServerRewound { from, to } => {
+            object(kind, &[("from", num(*from)), ("to", num(*to))])
         }
-        Event::Failed(error) => object(
-            "failed",
-            &[("error", map_error(&chunkup::Error::Upload(error.clone())))],
-        ),
-        Event::StoreFailed { message } => {
-            object("storeFailed", &[("message", message.as_str().into())])
+        UploadEvent::Expires { at_unix_ms } => {
+            object(kind, &[("at", JsValue::from_f64(*at_unix_ms as f64))])
         }
-        Event::Stopped => object("stopped", &[]),
-        Event::Terminated => object("terminated", &[]),
+        UploadEvent::StoreFailed { message } => {
+            object(kind, &[("message", message.as_str().into())])
+        }
+        UploadEvent::Completed { upload_url } => {
+            object(kind, &[("url", url_value(upload_url.as_deref()))])
+        }
+        UploadEvent::Failed {
+            kind: error_kind,
+            reason,
+            status: code,
+            retryable,
+        } => {
+            let error = UploadError::new(*error_kind, reason.as_str(), *code, *retryable);
+            object(
+                kind,
+                &[
+                    ("kind", error_kind.as_str().into()),
+                    ("message", reason.as_str().into()),
+                    ("status", status(*code)),
+                    ("retryable", (*retryable).into()),
+                    ("error", upload_error_object(&error)),
+                ],
+            )
+        }
+        UploadEvent::Paused | UploadEvent::Stopped | UploadEvent::Terminated => object(kind, &[]),
     }
 }
 

@@ -12,22 +12,26 @@ macro_rules! error_kinds {
         /// The kind of an [`UploadError`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+        #[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
         pub enum ErrorKind {
             $($(#[$doc])* $kind,)*
         }
 
         /// Why an upload did not complete. Kotlin and Swift see one case
         /// per kind (a sealed exception class, an enum case), TypeScript
-        /// `{kind, reason, status, retryable}`.
+        /// `{kind, message, status?, retryable}` (an `Error`'s `message`).
         #[derive(Debug, Clone, PartialEq, Eq)]
         #[cfg_attr(feature = "uniffi", derive(uniffi::Error))]
+        #[cfg_attr(feature = "typescript", derive(ts_rs::TS), ts(tag = "kind"))]
         pub enum UploadError {
             $(
                 $(#[$doc])*
                 $kind {
                     /// What happened, for people.
+                    #[cfg_attr(feature = "typescript", ts(rename = "message"))]
                     reason: String,
                     /// The HTTP status it came with, if any.
+                    #[cfg_attr(feature = "typescript", ts(optional))]
                     status: Option<u16>,
                     /// Whether trying the same upload again later may
                     /// succeed (the link or the server failed for a while;

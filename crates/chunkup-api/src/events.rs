@@ -2,6 +2,10 @@
 //! statuses are fields, never text to parse. TypeScript sees a
 //! discriminated union on `type`, Kotlin a sealed class, Swift an enum with
 //! payloads, Python a class per event.
+//!
+//! With the `typescript` feature the types also derive ts-rs's `TS`; the
+//! `ts(..)` attributes name fields as the npm package's JavaScript objects
+//! carry them (`bindings/wasm` builds those objects from these types).
 
 use crate::errors::{ErrorKind, UploadError};
 use crate::options::Protocol;
@@ -9,16 +13,25 @@ use crate::options::Protocol;
 /// How far an upload is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "typescript",
+    derive(ts_rs::TS),
+    ts(rename_all = "camelCase")
+)]
 pub struct Progress {
     /// Bytes the server acknowledged (never decreasing).
+    #[cfg_attr(feature = "typescript", ts(rename = "bytesAcknowledged"))]
     pub acknowledged: u64,
     /// Acknowledged bytes plus the bytes of the request in flight already
     /// handed to the network (smoother, for byte-level bars).
+    #[cfg_attr(feature = "typescript", ts(rename = "bytesSent"))]
     pub sent: u64,
     /// The upload's size (while a stream's end is unknown: what is
     /// acknowledged so far).
+    #[cfg_attr(feature = "typescript", ts(rename = "bytesTotal"))]
     pub total: u64,
     /// Recent speed, bytes per second.
+    #[cfg_attr(feature = "typescript", ts(rename = "speed"))]
     pub bytes_per_second: f64,
     /// Estimated milliseconds to completion at that speed, when known.
     pub eta_ms: Option<u64>,
@@ -41,6 +54,15 @@ impl From<&chunkup_core::Progress> for Progress {
 /// Something that happened to an upload.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[cfg_attr(
+    feature = "typescript",
+    derive(ts_rs::TS),
+    ts(
+        tag = "type",
+        rename_all = "camelCase",
+        rename_all_fields = "camelCase"
+    )
+)]
 pub enum UploadEvent {
     /// The protocol is settled: spoken from now on. `assumed` when no
     /// server answer backs it (named by the user, or guessed).
@@ -53,39 +75,57 @@ pub enum UploadEvent {
         max_size: Option<u64>,
     },
     /// The upload exists on the server at this URL.
-    Created { upload_url: String },
+    Created {
+        #[cfg_attr(feature = "typescript", ts(rename = "url"))]
+        upload_url: String,
+    },
     /// An earlier upload was found holding this many bytes.
     Resumed { offset: u64 },
     /// The server acknowledged bytes up to this offset.
+    #[cfg_attr(feature = "typescript", ts(rename = "chunk"))]
     ChunkAcknowledged { offset: u64 },
     /// Progress (throttled).
-    Progress { progress: Progress },
+    Progress {
+        #[cfg_attr(feature = "typescript", ts(flatten))]
+        progress: Progress,
+    },
     /// A problem; the upload tries again after `delay_ms`.
     Retrying {
         attempt: u32,
         delay_ms: u64,
-        /// The reason's kind (`status`, `transport`, `stalled`, …).
+        /// The reason's kind (`status`, `transport`, `stalled`,
+        /// `credentialsRefused`, `signatureExpired`, …).
+        #[cfg_attr(feature = "typescript", ts(rename = "reasonKind"))]
         reason: String,
         /// The HTTP status, when the reason was an answer.
         status: Option<u16>,
         /// The reason, for people.
+        #[cfg_attr(feature = "typescript", ts(rename = "reason"))]
         message: String,
     },
     /// The server holds fewer bytes than it had acknowledged (a failover
     /// lost its newest bytes); they are sent again.
+    #[cfg_attr(feature = "typescript", ts(rename = "rewound"))]
     ServerRewound { from: u64, to: u64 },
     /// The upload is paused.
     Paused,
     /// The server will forget the upload at this time (ms since the epoch).
-    Expires { at_unix_ms: i64 },
+    Expires {
+        #[cfg_attr(feature = "typescript", ts(rename = "at"))]
+        at_unix_ms: i64,
+    },
     /// The resume store failed; the upload goes on but may not resume later.
     StoreFailed { message: String },
     /// The server holds every byte (`upload_url` is null when the server
     /// completed it at creation without naming it).
-    Completed { upload_url: Option<String> },
-    /// The upload cannot complete.
+    Completed {
+        #[cfg_attr(feature = "typescript", ts(rename = "url"))]
+        upload_url: Option<String>,
+    },
+    /// The upload cannot complete (the fields of its [`UploadError`]).
     Failed {
         kind: ErrorKind,
+        #[cfg_attr(feature = "typescript", ts(rename = "message"))]
         reason: String,
         status: Option<u16>,
         retryable: bool,
@@ -113,10 +153,10 @@ impl UploadEvent {
             UploadEvent::Discovered { .. } => "discovered",
             UploadEvent::Created { .. } => "created",
             UploadEvent::Resumed { .. } => "resumed",
-            UploadEvent::ChunkAcknowledged { .. } => "chunkAcknowledged",
+            UploadEvent::ChunkAcknowledged { .. } => "chunk",
             UploadEvent::Progress { .. } => "progress",
             UploadEvent::Retrying { .. } => "retrying",
-            UploadEvent::ServerRewound { .. } => "serverRewound",
+            UploadEvent::ServerRewound { .. } => "rewound",
             UploadEvent::Paused => "paused",
             UploadEvent::Expires { .. } => "expires",
             UploadEvent::StoreFailed { .. } => "storeFailed",

@@ -14,6 +14,11 @@ use chunkup_core::{ChunkSizing, IetfVersion, RetryPolicy, UploadSettings};
 /// The upload protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[cfg_attr(
+    feature = "typescript",
+    derive(ts_rs::TS),
+    ts(rename_all = "lowercase")
+)]
 pub enum Protocol {
     /// Ask the endpoint (`OPTIONS`) and speak tus, the IETF draft or the
     /// ranged protocol, as it answers.
@@ -82,8 +87,17 @@ impl KeyValue {
 }
 
 /// Options for one upload. Defaults are the same on every surface.
+///
+/// In TypeScript every field is optional, headers and metadata are objects
+/// of strings, and two names follow tus-js-client (`retries`,
+/// `retryDelays`).
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "typescript",
+    derive(ts_rs::TS),
+    ts(rename_all = "camelCase", optional_fields)
+)]
 pub struct UploadOptions {
     /// The protocol (default: ask the endpoint).
     #[cfg_attr(feature = "uniffi", uniffi(default))]
@@ -96,13 +110,22 @@ pub struct UploadOptions {
     /// default: adaptive, from the measured throughput, round trip and
     /// break rate.
     #[cfg_attr(feature = "uniffi", uniffi(default))]
+    #[cfg_attr(feature = "typescript", ts(type = "'auto' | number", optional))]
     pub chunk_size: Option<u64>,
     /// Headers sent with every request (credentials only to the origin the
     /// upload started on).
     #[cfg_attr(feature = "uniffi", uniffi(default))]
+    #[cfg_attr(
+        feature = "typescript",
+        ts(as = "Option<std::collections::HashMap<String, String>>")
+    )]
     pub headers: Vec<KeyValue>,
     /// Metadata for the server (tus `Upload-Metadata`).
     #[cfg_attr(feature = "uniffi", uniffi(default))]
+    #[cfg_attr(
+        feature = "typescript",
+        ts(as = "Option<std::collections::HashMap<String, String>>")
+    )]
     pub metadata: Vec<KeyValue>,
     /// The content type announced (default: the file's, else
     /// `application/octet-stream`).
@@ -123,36 +146,44 @@ pub struct UploadOptions {
     /// Remember the upload in the resume store and continue a remembered
     /// one of the same content (default true).
     #[cfg_attr(feature = "uniffi", uniffi(default = true))]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<_>"))]
     pub resume: bool,
     /// Connections one file may use: a big file goes as parallel parts
     /// where the protocol allows (tus concatenation, S3 windows).
     #[cfg_attr(feature = "uniffi", uniffi(default = 1))]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<_>"))]
     pub parallel: u32,
     /// Send chunk checksums where the server supports them (tus checksum).
     #[cfg_attr(feature = "uniffi", uniffi(default = false))]
+    #[cfg_attr(feature = "typescript", ts(skip))]
     pub checksum: bool,
     /// Send a small file's bytes in its creation request where the
     /// protocol allows (default true).
     #[cfg_attr(feature = "uniffi", uniffi(default = true))]
+    #[cfg_attr(feature = "typescript", ts(skip))]
     pub creation_with_upload: bool,
     /// Failed attempts in a row, without the server's offset advancing,
     /// before the upload gives up.
     #[cfg_attr(feature = "uniffi", uniffi(default = 10))]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<_>", rename = "retries"))]
     pub max_attempts: u32,
     /// Explicit waits before the 1st, 2nd, … retry in a row, in
     /// milliseconds (the last repeats); default: a jittered exponential
     /// ladder from 200 ms to 30 s. A server's `Retry-After` always wins.
     #[cfg_attr(feature = "uniffi", uniffi(default))]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<_>", rename = "retryDelays"))]
     pub retry_delays_ms: Vec<u64>,
     /// Milliseconds without progress on a request that count as a broken
     /// connection.
     #[cfg_attr(feature = "uniffi", uniffi(default = 30000))]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<_>"))]
     pub stall_timeout_ms: u64,
     /// Give up when the whole upload takes longer (default: no deadline).
     #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub deadline_ms: Option<u64>,
     /// Minimum milliseconds between two progress events.
     #[cfg_attr(feature = "uniffi", uniffi(default = 100))]
+    #[cfg_attr(feature = "typescript", ts(as = "Option<_>"))]
     pub progress_interval_ms: u64,
 }
 

@@ -10,6 +10,11 @@ use crate::options::{KeyValue, Protocol};
 /// file) or forget (by `key`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[cfg_attr(
+    feature = "typescript",
+    derive(ts_rs::TS),
+    ts(rename_all = "camelCase")
+)]
 pub struct RememberedUpload {
     /// The key the store keeps it under.
     pub key: String,
@@ -20,6 +25,7 @@ pub struct RememberedUpload {
     /// Where uploads were created, when known.
     pub endpoint: Option<String>,
     /// The upload's URL on the server.
+    #[cfg_attr(feature = "typescript", ts(rename = "url"))]
     pub upload_url: String,
     /// The protocol it was made in.
     pub protocol: Protocol,
@@ -33,6 +39,10 @@ pub struct RememberedUpload {
     /// When the server will forget it, if it said.
     pub expires_ms: Option<i64>,
     /// The metadata sent with it.
+    #[cfg_attr(
+        feature = "typescript",
+        ts(as = "std::collections::HashMap<String, String>")
+    )]
     pub metadata: Vec<KeyValue>,
 }
 

@@ -15,6 +15,8 @@ import {
   type UploadOptions,
   type UploadSource,
   type UploadEvent,
+  type ErrorKind,
+  type UploadErrorFields,
 } from 'chunkup';
 
 export async function example(file: File, blob: Blob): Promise<string | null> {
@@ -34,17 +36,49 @@ export async function example(file: File, blob: Blob): Promise<string | null> {
     transport: 'xhr',
     onProgress: (p: Progress) => {
       const eta: number | null = p.etaSeconds;
-      void [p.bytesAcknowledged, p.bytesSent, p.bytesTotal, p.speed, eta];
+      const etaMs: number | null = p.etaMs;
+      void [p.bytesAcknowledged, p.bytesSent, p.bytesTotal, p.speed, eta, etaMs];
     },
     onChunkComplete: (chunkBytes: number, acked: number, total: number | null) => void [chunkBytes, acked, total],
     onError: (e: UploadError) => {
       const kind: string = e.kind;
       const status: number | undefined = e.status;
-      void [kind, status, e.message];
+      const retryable: boolean = e.retryable;
+      void [kind, status, e.message, retryable];
     },
     onSuccess: (r: { url: string | null }) => void r.url,
     onEvent: (e) => {
       const type: string = e.type;
+      // A discriminated union: each type's fields, typed.
+      switch (e.type) {
+        case 'chunk':
+        case 'resumed': {
+          const offset: number = e.offset;
+          void offset;
+          break;
+        }
+        case 'retrying': {
+          const status: number | null = e.status;
+          void [status, e.reasonKind, e.reason, e.delayMs, e.attempt];
+          break;
+        }
+        case 'failed': {
+          const kind: ErrorKind = e.kind;
+          const nested: UploadErrorFields = e.error;
+          void [kind, e.retryable, e.status, e.message, nested.kind];
+          break;
+        }
+        case 'discovered': {
+          const max: number | null = e.maxSize;
+          void [max, e.extensions.join(','), e.protocol];
+          break;
+        }
+        case 'transport':
+          void e.name;
+          break;
+        default:
+          break;
+      }
       void type;
     },
   };
@@ -60,11 +94,17 @@ export async function example(file: File, blob: Blob): Promise<string | null> {
   await other.terminate();
   const events: UploadEvent[] = [
     { type: 'resumed', offset: 5 },
-    { type: 'discovered', protocol: 'tus', assumed: false },
+    { type: 'discovered', protocol: 'tus', assumed: false, extensions: ['creation'], maxSize: null },
     { type: 'completed', url: null },
     { type: 'stopped' },
     { type: 'terminated' },
-    { type: 'retrying', attempt: 1, delayMs: 200, reason: 'the signed URL expired', reasonKind: 'signatureExpired' },
+    { type: 'retrying', attempt: 1, delayMs: 200, reason: 'the signed URL expired', reasonKind: 'signatureExpired', status: 403 },
+    { type: 'rewound', from: 10, to: 5 },
+    { type: 'expires', at: 0 },
+    {
+      type: 'failed', kind: 'Rejected', message: 'no', status: 403, retryable: false,
+      error: { kind: 'Rejected', message: 'no', status: 403, retryable: false },
+    },
   ];
   void [url, done, events];
   try {
@@ -74,6 +114,11 @@ export async function example(file: File, blob: Blob): Promise<string | null> {
     throw e;
   }
 }
+
+// @ts-expect-error: an event's fields are typed by its type
+export const wrongOffset: UploadEvent = { type: 'chunk', offset: '5' };
+// @ts-expect-error: not an error kind
+export const wrongKind: ErrorKind = 'Other';
 
 // @ts-expect-error: endpoint is required
 new Upload(new Blob([]), {});
