@@ -5,16 +5,10 @@
 // Needs CHUNKUP_BIN (the chunkup binary); CHUNKUP_PKG (default ../pkg).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const PKG = resolve(process.env.CHUNKUP_PKG ?? join(here, '..', 'pkg'));
-const BIN = process.env.CHUNKUP_BIN ?? resolve(here, '..', '..', '..', 'target', 'debug', 'chunkup');
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PKG, loadPackage, startReferenceServer } from './support/reference-server.mjs';
 
 // What only JavaScript adds (declared by hand in index.d.ts), per event type.
 const WEB_ONLY_FIELDS = { progress: ['etaSeconds'], failed: ['error'] };
@@ -23,7 +17,6 @@ const WEB_ONLY_EVENTS = new Set(['transport', 'offline', 'online', 'finished']);
 let chunkup;
 let server;
 let base;
-let dataDir;
 
 /** `export type NAME = ...;` of the generated file (its comments left out). */
 function declaration(source, name) {
@@ -71,33 +64,7 @@ function assertDeclaredError(error) {
   assert.equal(typeof error.retryable, 'boolean');
 }
 
-function startServer() {
-  dataDir = mkdtempSync(join(tmpdir(), 'chunkup-wasm-declared-'));
-  const child = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--admin', '--dir', dataDir], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return new Promise((resolvePromise, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`chunkup serve did not start: ${seen}`)), 20000);
-    child.on('error', reject);
-    child.on('exit', (code) => reject(new Error(`chunkup serve exited (${code}): ${seen}`)));
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (text) => {
-      seen += text;
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
-      if (match) {
-        clearTimeout(timer);
-        child.stderr.resume();
-        resolvePromise({ child, base: match[1] });
-      }
-    });
-  });
-}
-
-async function setFaults(spec) {
-  const response = await fetch(`${base}/_admin/faults`, { method: 'PUT', body: spec });
-  assert.equal(response.status, 200, `PUT /_admin/faults ${spec}: ${await response.text()}`);
-}
+const setFaults = (spec) => server.setFaults(spec);
 
 /** An in-memory localStorage, for the resume store under Node. */
 function memoryStorage() {
@@ -114,15 +81,14 @@ function memoryStorage() {
 }
 
 before(async () => {
-  chunkup = await import(pathToFileURL(join(PKG, 'index.js')).href);
-  ({ child: server, base } = await startServer());
+  chunkup = await loadPackage();
+  server = await startReferenceServer('declared');
+  base = server.base;
 });
 
 after(() => {
   delete globalThis.localStorage;
-  server?.removeAllListeners('exit');
-  server?.kill('SIGTERM');
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  server?.stop();
 });
 
 test('the generated declarations parse: every event type and error kind', () => {
