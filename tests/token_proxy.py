@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A token-checking reverse proxy for the auth-refresh tests (tests/native_api.rs).
 
-    token_proxy.py UPSTREAM_URL USES_PER_TOKEN
+    token_proxy.py UPSTREAM_URL USES_PER_TOKEN [ALLOWED_ORIGIN]
 
 Listens on 127.0.0.1 (a free port, printed as `listening on http://127.0.0.1:PORT`).
 `POST /token` issues a new bearer token; it expires after USES_PER_TOKEN
@@ -9,6 +9,10 @@ proxied requests, mid-upload. Every other request must carry
 `Authorization: Bearer <the newest token>`; otherwise it is answered 401
 without reaching the upstream. `GET /_stats` reports what happened:
 {"issued", "forwarded", "refused", "methods"}.
+
+With ALLOWED_ORIGIN (a page's origin, for the headless Chromium tests) it
+answers CORS as a gateway would: preflights itself (they carry no
+credentials), and every answer, refusals included, readable by that origin.
 """
 
 import http.client
@@ -21,6 +25,7 @@ import urllib.parse
 
 UPSTREAM = urllib.parse.urlsplit(sys.argv[1])
 USES_PER_TOKEN = int(sys.argv[2])
+ALLOWED_ORIGIN = sys.argv[3] if len(sys.argv) > 3 else None
 
 lock = threading.Lock()
 state = {"token": None, "uses": 0, "issued": 0, "forwarded": 0, "refused": 0, "methods": []}
@@ -39,6 +44,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
+        if ALLOWED_ORIGIN:
+            self.send_header("Access-Control-Allow-Origin", ALLOWED_ORIGIN)
+            self.send_header("Access-Control-Expose-Headers", "*")
+            self.send_header("Vary", "Origin")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if body and self.command != "HEAD":
@@ -50,6 +59,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         body = self.body()
+        if ALLOWED_ORIGIN and self.command == "OPTIONS" and "Access-Control-Request-Method" in self.headers:
+            return self.reply(204, headers=[
+                ("Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, PUT, DELETE, OPTIONS"),
+                ("Access-Control-Allow-Headers", self.headers.get("Access-Control-Request-Headers", "")),
+                ("Access-Control-Max-Age", "0"),
+            ])
         if self.path == "/token" and self.command == "POST":
             with lock:
                 state["token"] = secrets.token_hex(16)
@@ -88,6 +103,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for name, value in answer.getheaders():
             if name.lower() in HOP_BY_HOP or name.lower() == "content-length":
                 continue
+            if ALLOWED_ORIGIN and name.lower().startswith("access-control-"):
+                continue  # this gateway answers CORS itself
             if name.lower() == "location":
                 value = value.replace(own, mine)
             out.append((name, value))
