@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PKG, loadPackage, startReferenceServer } from './support/reference-server.mjs';
+import { PKG, loadPackage, memoryStorage, startReferenceServer } from './support/reference-server.mjs';
 
 // What only JavaScript adds (declared by hand in index.d.ts), per event type.
 const WEB_ONLY_FIELDS = { progress: ['etaSeconds'], failed: ['error'] };
@@ -65,20 +65,6 @@ function assertDeclaredError(error) {
 }
 
 const setFaults = (spec) => server.setFaults(spec);
-
-/** An in-memory localStorage, for the resume store under Node. */
-function memoryStorage() {
-  const map = new Map();
-  return {
-    get length() {
-      return map.size;
-    },
-    key: (i) => [...map.keys()][i] ?? null,
-    getItem: (k) => (map.has(k) ? map.get(k) : null),
-    setItem: (k, v) => map.set(k, String(v)),
-    removeItem: (k) => map.delete(k),
-  };
-}
 
 before(async () => {
   chunkup = await loadPackage();

@@ -11,7 +11,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { PKG, loadPackage, sha256, startReferenceServer } from './support/reference-server.mjs';
+import { PKG, loadPackage, memoryStorage, sha256, startReferenceServer } from './support/reference-server.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -500,30 +500,13 @@ describe('errors are typed', () => {
 });
 
 describe('resume store (Web Storage API)', () => {
-  function fakeStorage({ full = false } = {}) {
-    const map = new Map();
-    return {
-      map,
-      get length() {
-        return map.size;
-      },
-      key: (i) => [...map.keys()][i] ?? null,
-      getItem: (k) => (map.has(k) ? map.get(k) : null),
-      setItem: (k, v) => {
-        if (full) throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
-        map.set(k, String(v));
-      },
-      removeItem: (k) => map.delete(k),
-    };
-  }
-
   after(() => {
     delete globalThis.localStorage;
   });
 
   test('a full quota degrades to an upload that cannot be resumed later', async () => {
     await setFaults('none');
-    globalThis.localStorage = fakeStorage({ full: true });
+    globalThis.localStorage = memoryStorage({ full: true });
     const bytes = randomBytes(600 * 1024);
     const file = new File([bytes], 'full.bin', { lastModified: 1700000000002 });
     const { up, seen } = upload(bytes, { endpoint: `${base}/ranged`, protocol: 'ranged' }, file);
@@ -535,7 +518,7 @@ describe('resume store (Web Storage API)', () => {
 
   test('a remembered upload of the same file continues after a "reload"', async () => {
     await setFaults('none');
-    const storage = fakeStorage();
+    const storage = memoryStorage();
     globalThis.localStorage = storage;
     const bytes = randomBytes(2 * 1024 * 1024);
     const file = new File([bytes], 'movie.bin', { lastModified: 1700000000000 });
@@ -585,20 +568,6 @@ describe('stop and terminate with a resume store', () => {
   const records = (storage) =>
     [...storage.map.entries()].filter(([k]) => k.startsWith('chunkup:resume:')).map(([, v]) => JSON.parse(v));
 
-  function fakeStorage() {
-    const map = new Map();
-    return {
-      map,
-      get length() {
-        return map.size;
-      },
-      key: (i) => [...map.keys()][i] ?? null,
-      getItem: (k) => (map.has(k) ? map.get(k) : null),
-      setItem: (k, v) => map.set(k, String(v)),
-      removeItem: (k) => map.delete(k),
-    };
-  }
-
   after(() => {
     delete globalThis.localStorage;
   });
@@ -618,7 +587,7 @@ describe('stop and terminate with a resume store', () => {
 
   test('stop keeps the upload and its record (name, size, endpoint, protocol); the next run continues it', async () => {
     await setFaults('none');
-    const storage = fakeStorage();
+    const storage = memoryStorage();
     globalThis.localStorage = storage;
     const bytes = randomBytes(2 * 1024 * 1024);
     const makeFile = () => new File([bytes], 'kept.mov', { lastModified: 1700000000100 });
@@ -648,7 +617,7 @@ describe('stop and terminate with a resume store', () => {
 
   test('remembered uploads: findPreviousUploads, listRememberedUploads, forgetRememberedUpload, resumeFromPreviousUpload', async () => {
     await setFaults('none');
-    const storage = fakeStorage();
+    const storage = memoryStorage();
     globalThis.localStorage = storage;
     const endpoint = `${base}/tus`;
     const bytes = randomBytes(1024 * 1024);
@@ -695,7 +664,7 @@ describe('stop and terminate with a resume store', () => {
 
   test('terminate removes the upload from the server and its record', async () => {
     await setFaults('none');
-    const storage = fakeStorage();
+    const storage = memoryStorage();
     globalThis.localStorage = storage;
     const bytes = randomBytes(2 * 1024 * 1024);
     const file = new File([bytes], 'dropped.mov', { lastModified: 1700000000200 });
@@ -710,7 +679,7 @@ describe('stop and terminate with a resume store', () => {
 
   test('terminate before start removes a stopped upload of the same file', async () => {
     await setFaults('none');
-    const storage = fakeStorage();
+    const storage = memoryStorage();
     globalThis.localStorage = storage;
     const bytes = randomBytes(1024 * 1024);
     const makeFile = () => new File([bytes], 'later.mov', { lastModified: 1700000000300 });
@@ -726,7 +695,7 @@ describe('stop and terminate with a resume store', () => {
 
   test('parallel parts: requests run at once, a stop keeps every part, the next run continues and joins them', async () => {
     await setFaults('none');
-    const storage = fakeStorage();
+    const storage = memoryStorage();
     globalThis.localStorage = storage;
     const bytes = randomBytes(24 * 1024 * 1024); // three parts of 8 MiB
     const makeFile = () => new File([bytes], 'big.bin', { lastModified: 1700000000400 });
@@ -776,7 +745,7 @@ describe('stop and terminate with a resume store', () => {
 
   test('an anonymous Blob is never remembered; one with a fingerprint is', async () => {
     await setFaults('none');
-    const storage = fakeStorage();
+    const storage = memoryStorage();
     globalThis.localStorage = storage;
     const bytes = randomBytes(1024 * 1024);
     const anonymous = await endMidway(new Blob([bytes]), 'ranged', 'stop');

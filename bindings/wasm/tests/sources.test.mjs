@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { PKG, loadPackage, sha256, startReferenceServer } from './support/reference-server.mjs';
+import { PKG, loadPackage, memoryStorage, sha256, startReferenceServer } from './support/reference-server.mjs';
 
 let chunkup;
 let server;
@@ -20,21 +20,6 @@ let workDir;
 
 const setFaults = (spec) => server.setFaults(spec);
 const stored = (url) => server.stored(url);
-
-/** A Web Storage in memory: the resume store under Node. */
-function fakeStorage() {
-  const map = new Map();
-  return {
-    map,
-    get length() {
-      return map.size;
-    },
-    key: (i) => [...map.keys()][i] ?? null,
-    getItem: (k) => (map.has(k) ? map.get(k) : null),
-    setItem: (k, v) => map.set(k, String(v)),
-    removeItem: (k) => map.delete(k),
-  };
-}
 
 before(async () => {
   chunkup = await loadPackage();
@@ -51,7 +36,7 @@ after(() => {
 
 describe('a file path (Node)', () => {
   test('uploads under faults; a later run continues it by path, size and mtime', async () => {
-    globalThis.localStorage = fakeStorage();
+    globalThis.localStorage = memoryStorage();
     const bytes = randomBytes(2 * 1024 * 1024 + 5);
     const path = join(workDir, 'movie.bin');
     writeFileSync(path, bytes);
@@ -95,7 +80,7 @@ describe('a file path (Node)', () => {
   });
 
   test('a changed mtime is another file: not matched to the remembered upload', async () => {
-    globalThis.localStorage = fakeStorage();
+    globalThis.localStorage = memoryStorage();
     await setFaults('none');
     const path = join(workDir, 'changing.bin');
     writeFileSync(path, randomBytes(600 * 1024));
@@ -180,7 +165,7 @@ describe('bytes in memory', () => {
   }
 
   test('a Buffer is anonymous: never remembered, never matched', async () => {
-    const storage = fakeStorage();
+    const storage = memoryStorage();
     globalThis.localStorage = storage;
     await setFaults('none');
     const bytes = randomBytes(300 * 1024);

@@ -85,3 +85,24 @@ class ReferenceServer {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
+
+/**
+ * A Web Storage in memory (`localStorage` under Node), its entries in
+ * `map`; with `full`, every write fails as a full quota does.
+ */
+export function memoryStorage({ full = false } = {}) {
+  const map = new Map();
+  return {
+    map,
+    get length() {
+      return map.size;
+    },
+    key: (i) => [...map.keys()][i] ?? null,
+    getItem: (k) => (map.has(k) ? map.get(k) : null),
+    setItem: (k, v) => {
+      if (full) throw new DOMException('the quota has been exceeded', 'QuotaExceededError');
+      map.set(k, String(v));
+    },
+    removeItem: (k) => map.delete(k),
+  };
+}
