@@ -162,6 +162,8 @@ export class UploadError extends Error {
  * Google-style; not ranged or S3): read once, keeping only the bytes the
  * server has not acknowledged (about one chunk); never remembered, one
  * connection; a stream that errors fails the upload with kind 'Source'.
+ * Or an async iterable of `Uint8Array`s — a Node `stream.Readable` (without
+ * an encoding), an async generator — read the same way.
  */
 export type UploadSource =
   | Blob
@@ -170,7 +172,8 @@ export type UploadSource =
   | ArrayBufferView
   | string
   | URL
-  | ReadableStream<Uint8Array>;
+  | ReadableStream<Uint8Array>
+  | AsyncIterable<Uint8Array>;
 
 export class Upload {
   constructor(source: UploadSource, options: UploadOptions);

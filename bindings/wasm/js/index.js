@@ -179,7 +179,44 @@ function classifySource(source) {
     }
     return { path: source };
   }
-  throw new TypeError('chunkup: the source must be a Blob, File, ArrayBuffer, typed array (Buffer), or in Node a file path or file: URL');
+  // A Node stream.Readable, or any async iterable of bytes (an async
+  // generator): read as a ReadableStream of deferred length.
+  if (source && typeof source[Symbol.asyncIterator] === 'function') {
+    return { stream: streamOfChunks(source) };
+  }
+  throw new TypeError(
+    'chunkup: the source must be a Blob, File, ArrayBuffer, typed array (Buffer), ReadableStream, async iterable of bytes (a Node stream.Readable), or in Node a file path or file: URL',
+  );
+}
+
+/**
+ * A pull-driven ReadableStream over an async iterable of Uint8Arrays (Node
+ * Buffers) or ArrayBuffers: read only as the upload asks; cancelling it
+ * ends the iterator (a Node Readable is destroyed).
+ */
+function streamOfChunks(iterable) {
+  const iterator = iterable[Symbol.asyncIterator]();
+  return new ReadableStream(
+    {
+      async pull(controller) {
+        const { value, done } = await iterator.next();
+        if (done) {
+          controller.close();
+        } else if (value instanceof Uint8Array) {
+          controller.enqueue(value);
+        } else if (value instanceof ArrayBuffer) {
+          controller.enqueue(new Uint8Array(value));
+        } else {
+          const what = typeof value === 'string' ? 'text (a stream with an encoding set?)' : typeof value;
+          throw new TypeError(`chunkup: the source gave ${what}, not bytes`);
+        }
+      },
+      cancel(reason) {
+        return iterator.return?.(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** One resumable upload of a Blob, File, bytes or (in Node) a file path. */

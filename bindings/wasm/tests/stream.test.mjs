@@ -5,6 +5,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { loadPackage, sha256, startReferenceServer } from './support/reference-server.mjs';
 
 let chunkup;
@@ -140,5 +141,59 @@ describe('a ReadableStream of unknown length', () => {
     });
     assert.equal(up.url, null, 'nothing was created');
     assert.ok(seen.pulled <= 64 * 1024, `read ${seen.pulled}`);
+  });
+});
+
+describe('a Node stream.Readable or an async iterable of bytes', () => {
+  test('a Readable over tus under faults: exact bytes, read only as needed', async () => {
+    await setFaults('script=1:reset@5000;2:error@502');
+    const bytes = randomBytes(2 * 1024 * 1024 + 99);
+    let produced = 0;
+    const readable = Readable.from((function* pieces() {
+      for (let at = 0; at < bytes.length; at += 64 * 1024) {
+        produced = Math.min(bytes.length, at + 64 * 1024);
+        yield bytes.subarray(at, produced);
+      }
+    })(), { objectMode: false, highWaterMark: 0 });
+    const up = new chunkup.Upload(readable, {
+      endpoint: `${base}/tus`, protocol: 'tus', chunkSize: 256 * 1024, resume: false,
+    });
+    const { url } = await up.start();
+    const info = await stored(url);
+    assert.equal(info.total, bytes.length);
+    assert.equal(info.sha256, sha256(bytes));
+    assert.equal(produced, bytes.length);
+  });
+
+  test('an async generator over IETF', async () => {
+    await setFaults('none');
+    const bytes = randomBytes(700 * 1024 + 3);
+    async function* pieces() {
+      // ArrayBuffers of their own (a Buffer's .buffer may be a larger pool).
+      for (let at = 0; at < bytes.length; at += 100 * 1024) yield new Uint8Array(bytes.subarray(at, at + 100 * 1024)).buffer;
+    }
+    const { url } = await new chunkup.Upload(pieces(), {
+      endpoint: `${base}/ietf`, protocol: 'ietf', chunkSize: 256 * 1024, resume: false,
+    }).start();
+    assert.equal((await stored(url)).sha256, sha256(bytes));
+  });
+
+  test('a Readable that errors, or gives text, fails the upload with kind Source', async () => {
+    await setFaults('none');
+    const failing = new Readable({
+      read() {
+        this.destroy(new Error('the disk went away'));
+      },
+    });
+    const texts = Readable.from(['not', 'bytes']);
+    for (const [source, message] of [[failing, /the disk went away/], [texts, /text/]]) {
+      const up = new chunkup.Upload(source, { endpoint: `${base}/tus`, protocol: 'tus', resume: false });
+      await assert.rejects(up.start(), (e) => {
+        assert.ok(e instanceof chunkup.UploadError, String(e));
+        assert.equal(e.kind, 'Source');
+        assert.match(e.message, message);
+        return true;
+      });
+    }
   });
 });
