@@ -450,6 +450,34 @@ fn gcs_kill_9_then_rerun_continues_from_the_status_query() {
 
 // --- 2. the S3 gateway goes away mid-part ---------------------------------------------
 
+/// Uploads `path` to `key` of `s3`'s bucket through `proxy`, signed by
+/// `signer`: the report and the reason of every retry. Panics with the
+/// proxy's log when the upload fails.
+async fn s3_upload_through(
+    proxy: &HttpProxy,
+    s3: &SeaweedFs,
+    key: &str,
+    options: UploadOptions,
+    signer: impl Signer + 'static,
+    path: &std::path::Path,
+) -> (chunkup::UploadReport, Vec<String>) {
+    let mut retries = Vec::new();
+    let report = Client::new()
+        .expect("a client")
+        .upload(options)
+        .to(format!("{}/{}/{key}", proxy.url(), s3.bucket))
+        .hooks(Hooks::new().signer(signer))
+        .on_event(|event| {
+            if let UploadEvent::Retrying { reason, .. } = event {
+                retries.push(reason.clone());
+            }
+        })
+        .file(path)
+        .await
+        .unwrap_or_else(|e| panic!("the upload fails: {e}\n{}", describe(&proxy.log())));
+    (report, retries)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_gateway_dies_mid_part_and_the_upload_completes() {
     let s3 = SeaweedFs::start();
@@ -474,20 +502,15 @@ async fn s3_gateway_dies_mid_part_and_the_upload_completes() {
         }
         ProxyAction::Forward
     });
-    let mut retries = Vec::new();
-    let report = Client::new()
-        .expect("a client")
-        .upload(s3_options(5 * MIB, 1))
-        .to(format!("{}/{}/{key}", proxy.url(), s3.bucket))
-        .hooks(Hooks::new().signer(signer_for(&s3)))
-        .on_event(|event| {
-            if let UploadEvent::Retrying { reason, .. } = event {
-                retries.push(reason.clone());
-            }
-        })
-        .file(&source.path)
-        .await
-        .unwrap_or_else(|e| panic!("the upload fails: {e}\n{}", describe(&proxy.log())));
+    let (report, retries) = s3_upload_through(
+        &proxy,
+        &s3,
+        key,
+        s3_options(5 * MIB, 1),
+        signer_for(&s3),
+        &source.path,
+    )
+    .await;
     assert_eq!(report.size, source.size);
     let log = proxy.log();
     let part_2: Vec<Option<u16>> = log
@@ -564,26 +587,14 @@ async fn s3_expired_presigned_urls_are_signed_again() {
         short: signer_for(&s3).with_expiry(Duration::from_secs(60)),
         signed_parts: Mutex::new(BTreeSet::new()),
     };
-    let mut retries = Vec::new();
     // Two failed attempts in a row end an upload; each part meets one
     // expired URL, which must not add up across parts.
     let options = UploadOptions {
         max_attempts: 2,
         ..s3_options(5 * MIB, 1)
     };
-    let report = Client::new()
-        .expect("a client")
-        .upload(options)
-        .to(format!("{}/{}/{key}", proxy.url(), s3.bucket))
-        .hooks(Hooks::new().signer(signer))
-        .on_event(|event| {
-            if let UploadEvent::Retrying { reason, .. } = event {
-                retries.push(reason.clone());
-            }
-        })
-        .file(&source.path)
-        .await
-        .unwrap_or_else(|e| panic!("the upload fails: {e}\n{}", describe(&proxy.log())));
+    let (report, retries) =
+        s3_upload_through(&proxy, &s3, key, options, signer, &source.path).await;
     assert_eq!(report.size, source.size);
     let log = proxy.log();
     for part in 1..=4 {
